@@ -1,6 +1,7 @@
 # ID-LoRA reproduction. Every target creates .venv and installs what it needs on first use.
 #   make test        fast tests (minutes)         make test-slow   end-to-end tests (marked slow)
 #   make table6      Table 6 (parameter counts)   make tables      every table and figure
+#   make fig3        Figure 3 (from make bench)   make fig4        Figure 4 (from Table 7's runs)
 # SCALE=mini (default, offline CPU) | paper (the paper's models and data, GPUs) | tiny (random tiny models)
 
 SHELL := /bin/bash
@@ -16,10 +17,10 @@ STAMP := $(VENV)/.installed
 CLUSTER ?= local
 TABLES := table1 table2 table3 table4 table5 table6 table7 table8
 
-.PHONY: help install test test-slow test-all tables $(TABLES) bench clean-results clean
+.PHONY: help install test test-slow test-all tables $(TABLES) fig3 fig4 bench clean-results clean
 
 help:
-	@sed -n '1,5p' Makefile
+	@sed -n '1,6p' Makefile
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -44,10 +45,20 @@ test-all: $(STAMP)
 $(TABLES): $(STAMP)
 	$(PY) scripts/make_table.py table=$@ scale=$(SCALE) cluster=$(CLUSTER)
 
-tables: $(TABLES)
+tables: $(TABLES) fig3 fig4
+
+BENCH_FILE := results/bench/efficiency.json
+$(BENCH_FILE): | $(STAMP)
+	$(PY) scripts/bench_efficiency.py
+
+fig3: $(STAMP) | $(BENCH_FILE)
+	$(PY) scripts/make_figure.py fig=fig3 bench=$(BENCH_FILE)
+
+fig4: table7
+	$(PY) scripts/make_figure.py fig=fig4 scale=$(SCALE)
 
 table%:
-	@echo "error: no such table '$@'; targets: $(TABLES), tables, bench" >&2; exit 2
+	@echo "error: no such table '$@'; targets: $(TABLES), tables, fig3, fig4, bench" >&2; exit 2
 
 bench: $(STAMP)
 	$(PY) scripts/bench_efficiency.py

@@ -66,3 +66,17 @@ def test_wilcoxon_matches_scipy_and_handles_ties():
     worse = np.r_[np.zeros(25), np.ones(5), np.zeros(10)]
     assert significant(better, worse) and not significant(worse, better)
     assert not significant([1, 0, 1, 0], [0, 1, 0, 1])
+
+
+def test_atomic_writes_get_ordinary_permissions(tmp_path):
+    import os
+
+    from idlora.io import atomic_write_json
+
+    old = os.umask(0o022)
+    try:
+        path = atomic_write_json(tmp_path / "r.json", {"a": 1})
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644  # not mkstemp's 0600: results are shared and committed
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]  # no temporary file left behind
