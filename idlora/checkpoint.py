@@ -26,6 +26,9 @@ import torch
 from .io import atomic_write_json
 
 META = "meta.json"
+# Fault injection for the kill-and-resume tests: ``IDLORA_FAULT_KILL_IN_SAVE=<step>`` makes the process SIGKILL
+# itself while checkpoint <step> is half written (its files are in the temporary directory, no meta.json yet).
+FAULT_ENV = "IDLORA_FAULT_KILL_IN_SAVE"
 
 
 def rng_state() -> dict:
@@ -91,6 +94,10 @@ def save(root: Path, step: int, write_files, rank: int = 0, world_size: int = 1,
         tmp.mkdir()
     barrier()
     write_files(tmp)
+    if os.environ.get(FAULT_ENV) == str(step):
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
     barrier()
     if rank == 0:
         files = {str(p.relative_to(tmp)): p.stat().st_size for p in sorted(tmp.rglob("*")) if p.is_file()}
