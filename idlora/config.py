@@ -50,7 +50,46 @@ def resolve(cfg: DictConfig) -> DictConfig:
         OmegaConf.resolve(cfg)
     except Exception as e:  # interpolation errors name the key; make them user errors
         raise ConfigError(f"config does not resolve: {e}") from None
+    check_values(cfg)
     return cfg
+
+
+# Types and ranges of the values users set on the command line (method values are checked by their PEFT config).
+_CHECKS = {
+    "a positive integer": ("train.batch_size", "train.micro_batch_size", "train.max_length", "train.epochs",
+                         "eval.batch_size", "eval.max_new_tokens"),
+    "a positive integer or null": ("train.max_steps", "eval.limit", "eval.humaneval_problems",
+                                 "eval.humaneval_samples"),
+    "an integer >= 0": ("seed", "train.save_steps", "train.warmup_steps", "train.keep_checkpoints", "train.log_steps"),
+    "a positive number": ("train.lr",),
+    "a number >= 0": ("train.weight_decay", "train.max_grad_norm", "eval.humaneval_temperature"),
+    "true or false": ("train.resume", "train.wandb", "train.gradient_checkpointing", "evaluate_after_training"),
+}
+
+
+def _value_ok(kind: str, v) -> bool:
+    is_int = isinstance(v, int) and not isinstance(v, bool)
+    is_num = (is_int or isinstance(v, float)) and v == v  # not NaN
+    return {"a positive integer": is_int and v > 0,
+            "a positive integer or null": v is None or (is_int and v > 0),
+            "an integer >= 0": is_int and v >= 0,
+            "a positive number": is_num and v > 0,
+            "a number >= 0": is_num and v >= 0,
+            "true or false": isinstance(v, bool)}[kind]
+
+
+def check_values(cfg: DictConfig) -> None:
+    """One clear error for a value of the wrong type or range (e.g. ``train.lr=abc``), before any work."""
+    for kind, keys in _CHECKS.items():
+        for key in keys:
+            missing = object()
+            v = OmegaConf.select(cfg, key, default=missing)
+            if v is missing:
+                continue
+            if not _value_ok(kind, v):
+                raise ConfigError(f"{key}={v!r} is not valid: it must be {kind} (e.g. {key}=" +
+                                  {"a positive number": "1e-4", "a number >= 0": "0.0", "true or false": "true"}.get(
+                                      kind, "8") + ").")
 
 
 def explain_hydra_error(e: Exception) -> str:

@@ -83,16 +83,27 @@ def run_benchmark(name: str, model, tokenizer, eval_cfg: DictConfig, family: str
     return get_benchmark(name).evaluate(model, tokenizer, eval_cfg, family=family, seed=seed)
 
 
+JUDGES = ("keyword", "model")
+
+
+def check_eval_config(eval_cfg, benchmarks: list[str] | None = None) -> list[str]:
+    """The benchmark names to run; unknown names or judge are one clear error (checked before training)."""
+    names = list(benchmarks if benchmarks is not None else eval_cfg.benchmarks)
+    valid = available_benchmarks()
+    unknown = [n for n in names if n not in valid]
+    if unknown:
+        raise ConfigError(f"unknown benchmark(s) {unknown}; valid: {', '.join(valid)} (eval.benchmarks=[...]).")
+    if "hexphi" in names and eval_cfg.get("judge", "keyword") not in JUDGES:
+        raise ConfigError(f"unknown HEx-PHI judge {eval_cfg.judge!r}; valid: {', '.join(JUDGES)} (eval.judge=...).")
+    return names
+
+
 def evaluate_run(cfg: DictConfig, model=None, tokenizer=None, benchmarks: list[str] | None = None,
                  results_path: Path | None = None) -> dict:
     """Run every benchmark of ``cfg.eval`` (or ``benchmarks``); returns {benchmark: metrics or error}."""
     from .results import update_metrics
 
-    names = list(benchmarks if benchmarks is not None else cfg.eval.benchmarks)
-    valid = available_benchmarks()
-    unknown = [n for n in names if n not in valid]
-    if unknown:
-        raise ConfigError(f"unknown benchmark(s) {unknown}; valid: {', '.join(valid)}")
+    names = check_eval_config(cfg.eval, benchmarks)
     results_path = results_path or Path(cfg.results_dir) / f"{cfg.run_id}.json"
     if model is None:
         _, record = find_run(str(results_path))

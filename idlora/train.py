@@ -99,6 +99,10 @@ def run(cfg: DictConfig) -> dict:
     t0 = time.time()
     plain_cfg = OmegaConf.to_container(cfg, resolve=True)
     build_peft_config(cfg.method)  # a bad method value fails before anything else
+    if cfg.get("evaluate_after_training") and cfg.eval.benchmarks:
+        from .evaluate import check_eval_config
+
+        check_eval_config(cfg.eval)  # so does a misspelt benchmark, before hours of training
     tc = cfg.train
     out_dir = Path(cfg.output_root) / cfg.run_id
     results_path = Path(cfg.results_dir) / f"{cfg.run_id}.json"

@@ -30,6 +30,14 @@ def test_local_files_in_hub_schema():
     assert sorted(r["task"] for r in safer) == ["alpaca"] * 3 + ["safety"] * 2
 
 
+def test_a_local_file_is_used_at_mini_scale_too():
+    """data.path given at mini scale replaces the synthetic set (it is never silently ignored)."""
+    rows = load_dataset_for(cfg(name="gsm8k", source="synthetic", path=str(DATA / "gsm8k_hub.jsonl")), "mini", 0)
+    assert rows[0]["instruction"].startswith("Natalia")
+    synth = load_dataset_for(cfg(name="gsm8k", source="synthetic"), "mini", 0)
+    assert not synth[0]["instruction"].startswith("Natalia")
+
+
 def test_multitask_mixture_is_seeded_and_takes_half_of_code():
     a = [{"task": "alpaca", "i": i} for i in range(10)]
     g = [{"task": "gsm8k", "i": i} for i in range(6)]

@@ -123,7 +123,11 @@ def load_dataset_for(data_cfg, scale: str, seed: int) -> list[dict]:
     name = data_cfg.name
     if name not in DATASETS:
         raise ConfigError(f"unknown dataset {name!r}; valid: {', '.join(DATASETS)}")
+    # a local file given on the command line is used at any scale (never silently ignored for synthetic data)
+    files_given = any(data_cfg.get(k) for k in ("path", "safety_path", "alpaca_path", "gsm8k_path", "code_alpaca_path"))
     source = data_cfg.get("source") or ("hub" if scale == "paper" else "synthetic")
+    if source == "synthetic" and files_given:
+        source = "files"
     if source == "synthetic":
         records = _synthetic(name, seed)
     elif name in ("gsm8k", "code_alpaca", "alpaca"):
