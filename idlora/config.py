@@ -54,6 +54,13 @@ def resolve(cfg: DictConfig) -> DictConfig:
     return cfg
 
 
+def effective_lr(cfg: DictConfig) -> float:
+    """The learning rate a run trains with: the experiment's (the paper's Tables 4, 5) times the scale's
+    ``lr_multiplier`` for the method (``default`` for methods not named; 1 when the scale has none)."""
+    mult = cfg.scale.get("lr_multiplier") or {}
+    return float(cfg.train.lr) * float(mult.get(cfg.method.name, mult.get("default", 1.0)))
+
+
 # Types and ranges of the values users set on the command line (method values are checked by their PEFT config).
 _CHECKS = {
     "a positive integer": ("train.batch_size", "train.micro_batch_size", "train.max_length", "train.epochs",

@@ -23,6 +23,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from . import checkpoint as ckpt_io
+from .config import effective_lr
 from .errors import ConfigError
 from .methods import apply_method, build_peft_config, count_parameters
 
@@ -153,7 +154,7 @@ def run(cfg: DictConfig) -> dict:
     total_steps = int(tc.max_steps) if tc.max_steps else steps_per_epoch * int(tc.epochs)
 
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=tc.lr, betas=tuple(tc.betas), weight_decay=tc.weight_decay)
+    optimizer = torch.optim.AdamW(params, lr=effective_lr(cfg), betas=tuple(tc.betas), weight_decay=tc.weight_decay)
     warmup = int(tc.warmup_steps)
 
     def lr_lambda(step: int) -> float:  # linear warm-up, then linear decay to 0 (HF's "linear")
@@ -225,7 +226,7 @@ def run(cfg: DictConfig) -> dict:
         unwrapped.save_pretrained(adapter_dir)
     if rank == 0:
         tokenizer.save_pretrained(adapter_dir)
-    summary = {"steps": total_steps, "examples": len(examples), "loss_curve": losses,
+    summary = {"steps": total_steps, "lr": effective_lr(cfg), "examples": len(examples), "loss_curve": losses,
                "final_loss": losses[-1] if losses else None, "seconds": time.time() - t0,
                "processes": nproc, "grad_accum": accum, "adapter_dir": str(adapter_dir)}
     if rank == 0:

@@ -4,7 +4,7 @@ that scale actually runs (ranks and budgets differ by design, see configs/scale/
 
 from __future__ import annotations
 
-from ..config import compose
+from ..config import compose, effective_lr
 from .render import Table, paper_numbers
 
 ROWS = {
@@ -18,7 +18,7 @@ COLUMNS = ["r", "alpha", "lr", "dropout", "optimizer", "batch_size", "warmup_ste
 
 def config_values(experiment: str, scale: str) -> dict:
     cfg = compose([f"experiment={experiment}", f"scale={scale}", "method=idlora"])
-    return {"r": cfg.method.r, "alpha": cfg.method.alpha, "lr": cfg.train.lr, "dropout": cfg.method.dropout,
+    return {"r": cfg.method.r, "alpha": cfg.method.alpha, "lr": effective_lr(cfg), "dropout": cfg.method.dropout,
             "optimizer": {"adamw": "AdamW"}.get(cfg.train.optimizer, cfg.train.optimizer),
             "batch_size": cfg.train.batch_size, "warmup_steps": cfg.train.warmup_steps,
             "epochs": cfg.train.epochs if not cfg.train.max_steps else f"{cfg.train.max_steps} steps"}
