@@ -28,6 +28,10 @@ from .io import atomic_torch_save
 ALGORITHM_VERSION = 1
 
 
+SELECTIONS = ("pmrc", "serial", "random", "svd", "gaussian")
+ROW_SELECTIONS = ("pmrc", "serial", "random")  # A_i are rows of W; svd and gaussian give bases (k, r, d_in)
+
+
 def cache_root() -> Path:
     return Path(os.environ.get("IDLORA_CACHE", Path.home() / ".cache" / "idlora")) / "pmrc"
 
@@ -58,6 +62,32 @@ def random_rows(d_out: int, k: int, r: int, generator: torch.Generator) -> torch
     return torch.randperm(d_out, generator=generator)[: k * r].reshape(k, r)
 
 
+def svd_bases(weight: torch.Tensor, k: int, r: int) -> torch.Tensor:
+    """Reviewer ablation ``selection=svd``: W split in k contiguous row blocks W_1..W_k (d_out/k rows each, the
+    last takes the remainder); A_i = sqrt(r / n_i) * diag(s_1..s_r) V_r^T from the SVD of block i, the best rank-r
+    basis of its row space in place of r of its rows. The factor sqrt(r / n_i) puts ||A_i||_F^2 <= r x the block's
+    mean squared row norm, i.e. on the scale of r rows of W, so the same lr and alpha apply. Returns (k, r, d_in)."""
+    X = weight.detach().to(torch.promote_types(weight.dtype, torch.float32))  # SVD in fp32 at least
+    d_out, d_in = X.shape
+    if r > d_in:
+        raise ValueError(f"ID-LoRA selection=svd: r={r} exceeds d_in={d_in}, the rank of a block.")
+    bounds = [i * (d_out // k) for i in range(k)] + [d_out]
+    out = []
+    for i in range(k):
+        block = X[bounds[i]:bounds[i + 1]]
+        _, s, vh = torch.linalg.svd(block, full_matrices=False)
+        out.append((s[:r, None] * vh[:r]) * (r / block.shape[0]) ** 0.5)
+    return torch.stack(out).to(weight.dtype)
+
+
+def gaussian_bases(weight: torch.Tensor, k: int, r: int, generator: torch.Generator) -> torch.Tensor:
+    """Reviewer ablation ``selection=gaussian``: frozen random A_i (k, r, d_in), i.i.d. N(0, s^2) with s the
+    standard deviation of W's entries, so a row has the norm of a typical row of W."""
+    std = weight.detach().float().std()
+    A = torch.randn(k, r, weight.shape[1], generator=generator) * std
+    return A.to(weight.dtype)
+
+
 def pmrc_rows(weight: torch.Tensor, k: int, r: int, seed: int, backend: str = "reference") -> torch.Tensor:
     """Cluster the rows of ``weight`` (d_out, d_in) and take the r rows nearest each centroid: (k, r)."""
     from . import pmrc_kmeans
@@ -82,7 +112,8 @@ def select_rows(
     module_name: str = "",
     use_cache: bool = True,
 ) -> torch.Tensor:
-    """The index sets S_1..S_k of one weight matrix, as a long tensor (k, r). See the module docstring."""
+    """The index sets S_1..S_k of one weight matrix, as a long tensor (k, r). See the module docstring.
+    For the reviewer ablations ``svd`` and ``gaussian`` the bases themselves, a float tensor (k, r, d_in)."""
     d_out = weight.shape[0]
     check_shape(d_out, k, r, module_name)
     if selection == "serial":
@@ -91,8 +122,14 @@ def select_rows(
         from .tuners._base import layer_generator
 
         return random_rows(d_out, k, r, layer_generator(seed, module_name))
+    if selection == "svd":
+        return svd_bases(weight, k, r)
+    if selection == "gaussian":
+        from .tuners._base import layer_generator
+
+        return gaussian_bases(weight, k, r, layer_generator(seed, module_name))
     if selection != "pmrc":
-        raise ValueError(f"unknown row selection {selection!r}; valid: pmrc, serial, random")
+        raise ValueError(f"unknown row selection {selection!r}; valid: {', '.join(SELECTIONS)}")
     if not use_cache:
         return pmrc_rows(weight, k, r, seed, backend)
     key = f"{weight_digest(weight)}-k{k}-r{r}-s{seed}-{backend}-v{ALGORITHM_VERSION}"

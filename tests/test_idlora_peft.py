@@ -30,7 +30,7 @@ def counted_clustering(monkeypatch):
     ({"r": 0}, "positive integer"),
     ({"r": -4}, "positive integer"),
     ({"k": 0}, "k .* >= 1"),
-    ({"selection": "kmeans"}, "unknown selection 'kmeans'; valid: pmrc, serial, random"),
+    ({"selection": "kmeans"}, "unknown selection .kmeans.; valid: pmrc, serial, random, svd, gaussian"),
     ({"router": "mlp"}, "unknown router 'mlp'; valid: linear, inner"),
     ({"dropout_position": "output"}, "unknown dropout_position"),
     ({"dropout": 1.5}, "dropout must be in"),

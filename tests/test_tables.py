@@ -58,3 +58,13 @@ def test_unknown_table_is_a_clear_error():
 
     with pytest.raises(ConfigError, match="unknown table 'table9'"):
         build_table("table9")
+
+
+def test_table_beyond_the_paper_has_its_own_title_and_no_paper_numbers(tmp_path):
+    spec = {r.row: r for r in experiment_list("table_init")["runs"]}
+    _write_run(tmp_path, spec["idlora_svd"], "tiny", {"gsm8k": ({"gsm8k": 12.5}, [])})
+    t = build_table("table_init", "tiny", str(tmp_path))
+    assert t.rows == ["idlora_pmrc", "idlora_serial", "idlora_random", "idlora_svd", "idlora_gaussian"]
+    assert t.cell("idlora_svd", "gsm8k")["ours"] == 12.5 and t.cell("idlora_svd", "gsm8k")["paper"] is None
+    assert t.cell("idlora_pmrc", "gsm8k")["ours"] is None
+    assert "frozen bases" in t.to_markdown()

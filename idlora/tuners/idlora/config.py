@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from .._base import AdapterConfigBase
 from .._registry import ExtraPeftType
 
-SELECTIONS = ("pmrc", "serial", "random")
+SELECTIONS = ("pmrc", "serial", "random", "svd", "gaussian")
 ROUTERS = ("linear", "inner")
 DROPOUT_POSITIONS = ("input", "rows")
 PMRC_BACKENDS = ("reference", "torch")
@@ -25,6 +25,8 @@ class IDLoRAConfig(AdapterConfigBase):
         dropout: dropout probability on the adapter path (paper: 0.05).
         selection: how rows are chosen: ``pmrc`` (size-constrained k-means, the r rows nearest each
             centroid), ``serial`` (``S_i = [i*r, (i+1)*r)``, ablation SS) or ``random`` (seeded, ablation RS).
+            Reviewer ablations (not rows of W; the bases are stored as ``idlora_A`` (k, r, d_in)): ``svd``
+            (top-r right singular directions of k row blocks of W) and ``gaussian`` (random, W's entry scale).
         rank_boosting: eq. 4 (``B`` of shape ``(d_out/2, r/2)`` applied to both halves of ``x_i``); without it
             ``B`` is ``(d_out, r)`` (Table 3 "w/o RB").
         router: ``linear``: ``alpha = softmax(R h)``, ``R`` of shape ``(k, d_in)`` — what Table 6's counts imply;
@@ -37,7 +39,7 @@ class IDLoRAConfig(AdapterConfigBase):
     """
 
     k: int = field(default=4, metadata={"help": "Number of clusters (frozen bases A_i)."})
-    selection: str = field(default="pmrc", metadata={"help": "pmrc | serial | random"})
+    selection: str = field(default="pmrc", metadata={"help": "pmrc | serial | random | svd | gaussian"})
     rank_boosting: bool = field(default=True, metadata={"help": "Rank Boosting (eq. 4)."})
     router: str = field(default="linear", metadata={"help": "linear | inner"})
     dropout_position: str = field(default="input", metadata={"help": "input | rows"})

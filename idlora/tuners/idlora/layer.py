@@ -31,7 +31,7 @@ from .._base import kaiming_init_, layer_generator
 
 class IDLoRALayer(BaseTunerLayer):
     adapter_layer_names = ("idlora_B", "idlora_router")
-    other_param_names = ("idlora_index", "idlora_dropout", "r", "k", "scaling", "rank_boosting",
+    other_param_names = ("idlora_index", "idlora_A", "idlora_dropout", "r", "k", "scaling", "rank_boosting",
                          "router_kind", "dropout_position")
 
     def __init__(self, base_layer: nn.Module, **kwargs) -> None:
@@ -41,6 +41,8 @@ class IDLoRALayer(BaseTunerLayer):
         self.idlora_dropout = nn.ModuleDict({})
         # (k, r) long: S_1..S_k, saved with the adapter so loading never clusters again.
         self.idlora_index = BufferDict({}, persistent=True)
+        # (k, r, d_in): explicit frozen bases, only for the reviewer ablations selection=svd|gaussian (not rows of W)
+        self.idlora_A = BufferDict({}, persistent=True)
         self.r, self.k, self.scaling = {}, {}, {}
         self.rank_boosting, self.router_kind, self.dropout_position = {}, {}, {}
         self._disable_adapters = False
@@ -50,15 +52,21 @@ class IDLoRALayer(BaseTunerLayer):
 
     def update_layer(self, adapter_name: str, config, index: torch.Tensor, module_name: str = "") -> None:
         r, k, d_in, d_out = config.r, config.k, self.in_features, self.out_features
-        if tuple(index.shape) != (k, r):
-            raise ValueError(f"ID-LoRA: row index for {module_name!r} has shape {tuple(index.shape)}, expected {(k, r)}.")
+        bases = index.is_floating_point()  # svd / gaussian: the A_i themselves, (k, r, d_in)
+        expected = (k, r, d_in) if bases else (k, r)
+        if tuple(index.shape) != expected:
+            raise ValueError(f"ID-LoRA: {'bases' if bases else 'row index'} for {module_name!r} have shape "
+                             f"{tuple(index.shape)}, expected {expected}.")
         self.r[adapter_name], self.k[adapter_name] = r, k
         self.scaling[adapter_name] = config.alpha / r
         self.rank_boosting[adapter_name] = config.rank_boosting
         self.router_kind[adapter_name] = config.router
         self.dropout_position[adapter_name] = config.dropout_position
         self.idlora_dropout[adapter_name] = nn.Dropout(config.dropout) if config.dropout > 0 else nn.Identity()
-        self.idlora_index[adapter_name] = index.to(torch.long)
+        if bases:
+            self.idlora_A[adapter_name] = index.to(self.get_base_layer().weight.dtype)
+        else:
+            self.idlora_index[adapter_name] = index.to(torch.long)
 
         device = self.get_base_layer().weight.device
         factory = {"device": device} if device.type == "meta" else {}
@@ -80,9 +88,16 @@ class IDLoRALayer(BaseTunerLayer):
     # ---- the three parts of eq. 4 -------------------------------------------------------------------------
     def frozen_projections(self, adapter_name: str, h: torch.Tensor, base_out: torch.Tensor) -> torch.Tensor:
         """x_i = A_i h for all i: (..., d_in) -> (..., k, r), using identity 1."""
+        dropout = self.idlora_dropout[adapter_name]
+        if adapter_name in self.idlora_A:  # svd / gaussian bases are not rows of W: one (k*r, d_in) product
+            A = self.idlora_A[adapter_name]  # (k, r, d_in)
+            k, r = A.shape[:2]
+            position = self.dropout_position[adapter_name] if self.training else None
+            x = F.linear((dropout(h) if position == "input" else h).to(A.dtype), A.reshape(k * r, -1))  # (..., k*r)
+            x = dropout(x) if position == "rows" else x
+            return x.reshape(*x.shape[:-1], k, r)
         index = self.idlora_index[adapter_name]  # (k, r)
         k, r = index.shape
-        dropout = self.idlora_dropout[adapter_name]
         if self.training and self.dropout_position[adapter_name] == "input" and not isinstance(dropout, nn.Identity):
             w_s = self.get_base_layer().weight[index.reshape(-1)]  # (k*r, d_in) = stacked A_i
             x = F.linear(dropout(h).to(w_s.dtype), w_s)  # (..., k*r)

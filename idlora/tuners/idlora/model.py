@@ -13,6 +13,7 @@ from .._base import LinearAdapterTuner
 from .layer import IDLoRALayer, Linear
 
 INDEX_NAME = "idlora_index"
+BASES_NAME = "idlora_A"  # selection=svd|gaussian: the frozen bases themselves
 
 
 def read_checkpoint_indices(checkpoint_dir: str) -> dict[str, torch.Tensor]:
@@ -24,13 +25,14 @@ def read_checkpoint_indices(checkpoint_dir: str) -> dict[str, torch.Tensor]:
 
         with safe_open(st, framework="pt") as f:
             for key in f.keys():
-                if key.endswith("." + INDEX_NAME):
-                    out[key[: -len(INDEX_NAME) - 1]] = f.get_tensor(key)
+                for name in (INDEX_NAME, BASES_NAME):
+                    if key.endswith("." + name):
+                        out[key[: -len(name) - 1]] = f.get_tensor(key)
         return out
     binf = os.path.join(checkpoint_dir, "adapter_model.bin")
     if os.path.exists(binf):
         sd = torch.load(binf, map_location="cpu", weights_only=True)
-        return {k[: -len(INDEX_NAME) - 1]: v for k, v in sd.items() if k.endswith("." + INDEX_NAME)}
+        return {k.rsplit(".", 1)[0]: v for k, v in sd.items() if k.endswith(("." + INDEX_NAME, "." + BASES_NAME))}
     raise ValueError(f"ID-LoRA: {checkpoint_dir} has no adapter_model.safetensors or adapter_model.bin.")
 
 
@@ -81,7 +83,11 @@ class IDLoRAModel(LinearAdapterTuner):
                     )
                 indices[key] = saved[ckpt_key]
         elif any(lin.weight.is_meta for lin in linears.values()):
-            indices = {key: torch.empty(config.k, config.r, dtype=torch.long, device="meta") for key in linears}
+            if config.selection in pmrc.ROW_SELECTIONS:
+                indices = {key: torch.empty(config.k, config.r, dtype=torch.long, device="meta") for key in linears}
+            else:
+                indices = {key: torch.empty(config.k, config.r, lin.in_features, device="meta")
+                           for key, lin in linears.items()}
         else:
             weights = {key: lin.weight for key, lin in linears.items()}
             indices = pmrc.select_rows_for_modules(
@@ -98,8 +104,8 @@ class IDLoRAModel(LinearAdapterTuner):
     @classmethod
     def _remap_adapter_state_dict_for_load(cls, model, config, adapter_name, state_dict):
         remapped = super()._remap_adapter_state_dict_for_load(model, config, adapter_name, state_dict)
-        suffix = f".{INDEX_NAME}.{adapter_name}"
-        missing = [k for k in model.state_dict() if k.endswith(suffix) and k not in remapped]
+        suffixes = (f".{INDEX_NAME}.{adapter_name}", f".{BASES_NAME}.{adapter_name}")
+        missing = [k for k in model.state_dict() if k.endswith(suffixes) and k not in remapped]
         if missing:
             raise ValueError(
                 f"ID-LoRA: the checkpoint has no {INDEX_NAME} for {len(missing)} module(s), e.g. {missing[0]!r}; "
