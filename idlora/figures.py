@@ -15,7 +15,7 @@ from pathlib import Path
 from .errors import ConfigError
 from .io import atomic_write
 
-FIGURES = ("fig3", "fig4")
+FIGURES = ("fig3", "fig4", "fig_rank")
 FIG3_METHODS = ("lora_unmerged", "dora_unmerged", "hydralora", "moelora", "idlora")
 FIG3_LABELS = {"lora_unmerged": "LoRA\n(unmerged)", "dora_unmerged": "DoRA\n(unmerged)", "hydralora": "HydraLoRA",
                "moelora": "MoELoRA", "idlora": "ID-LoRA"}
@@ -155,6 +155,10 @@ def fig4(scale: str = "mini", results_dir: str | Path = "results/runs",
 def make_figure(name: str, scale: str = "mini", results_dir: str = "results/runs",
                 bench: str = "results/bench/efficiency.json", out_dir: str = "results/figures") -> Path:
     if name not in FIGURES:
-        raise ConfigError(f"unknown figure {name!r}; available: {', '.join(FIGURES)} (make fig3, make fig4)")
+        raise ConfigError(f"unknown figure {name!r}; available: {', '.join(FIGURES)} (make fig3, make fig4, make fig_rank)")
     out = Path(out_dir) / f"{name}.png"
+    if name == "fig_rank":
+        from .effective_rank import make_fig_rank
+
+        return make_fig_rank(scale, results_dir, out_dir)[0]
     return fig3(bench, out) if name == "fig3" else fig4(scale, results_dir, out)

@@ -61,3 +61,36 @@ def test_fig4_series_from_table7_runs(tmp_path):
     assert out.read_bytes().startswith(PNG)
     with pytest.raises(ConfigError, match="make table7"):
         make_figure("fig4", scale="tiny", results_dir=str(tmp_path / "none"), out_dir=str(tmp_path))
+
+
+def test_effective_rank_views_against_the_algebra():
+    """LoRA's ΔW has rank r; ID-LoRA's output space is bounded by r (blockdiag(B, B)), its input space reaches
+    k·r (the union of the rows S_i of W); computed on layers with random weights where these bounds are attained."""
+    import torch
+    from peft import LoraConfig
+    from peft.tuners.lora import Linear as LoraLinear
+    from torch import nn
+
+    from idlora import IDLoRAConfig
+    from idlora.effective_rank import numerical_rank, spectra
+    from idlora.tuners.idlora.layer import Linear
+
+    torch.manual_seed(0)
+    base = nn.Linear(40, 32, bias=False)
+    lora = LoraLinear(nn.Linear(40, 32, bias=False), "default", LoraConfig(r=2, lora_alpha=4), r=2, lora_alpha=4)
+    nn.init.normal_(lora.lora_B["default"].weight)
+    index = torch.randperm(32)[:16].reshape(4, 4)
+    idl = Linear(base, "default", IDLoRAConfig(r=4, k=4, alpha=8, target_modules=["x"]), index=index, module_name="x")
+    nn.init.normal_(idl.idlora_B["default"].weight)
+    d = spectra(lora, idl)
+    assert d["lora"]["rank"] == 2
+    assert d["idlora_outputs"]["rank"] == 4 and d["idlora_outputs"]["shape"] == [32, 160]
+    assert d["idlora_inputs"]["rank"] == 16 and d["idlora_inputs"]["shape"] == [128, 40]
+    assert d["idlora_uniform"]["rank"] == 4
+    # the literal ΔW_1 = (alpha/r) [B W[S_1]^1 ; B W[S_1]^2], rank 2·rank(B) = r
+    from idlora.effective_rank import idlora_deltas
+
+    B, A = idl.idlora_B["default"].weight.double(), base.weight.double()[index[0]]
+    lit = 2.0 * torch.cat([B @ A[:2], B @ A[2:]])
+    torch.testing.assert_close(idlora_deltas(idl)[0], lit)
+    assert numerical_rank(torch.linalg.svdvals(lit).tolist()) == 4
