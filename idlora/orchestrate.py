@@ -30,7 +30,7 @@ def table_runs(table: str, scale: str) -> list[Run]:
     return runs
 
 
-def run_locally(run: Run, results_dir: Path) -> bool:
+def run_locally(run: Run, results_dir: Path, output_root: str | None = None) -> bool:
     """Train and evaluate one run in a fresh process unless complete; False if it failed."""
     from filelock import FileLock
 
@@ -41,13 +41,13 @@ def run_locally(run: Run, results_dir: Path) -> bool:
         if is_complete(run, results_dir):  # another target may have finished it while we waited
             return True
         args = [sys.executable, str(REPO / "scripts" / "train.py"), *run.args(), f"results_dir={results_dir}",
-                "train.resume=true"]
+                "train.resume=true"] + ([f"output_root={output_root}"] if output_root else [])
         print(f"\n=== {run_id} ===\n{' '.join(args[1:])}", flush=True)
         return subprocess.run(args, cwd=REPO).returncode == 0
 
 
 def make_table(table: str, scale: str = "mini", cluster: str = "local", results_dir: str = "results/runs",
-               out_dir: str = "results/tables") -> int:
+               out_dir: str = "results/tables", output_root: str | None = None) -> int:
     """Exit status: 0 when every cell has a run, 1 when some runs failed or are still pending."""
     from .tables import RUN_TABLES, TABLES, build_table
 
@@ -57,7 +57,8 @@ def make_table(table: str, scale: str = "mini", cluster: str = "local", results_
         raise ConfigError(f"unknown SCALE={scale!r}; choose one of: {', '.join(SCALES)}")
     if cluster not in CLUSTERS:
         raise ConfigError(f"unknown CLUSTER={cluster!r}; choose one of: {', '.join(CLUSTERS)}")
-    results = Path(results_dir)
+    results = Path(results_dir).resolve()  # the runs' processes work in the repository, wherever this was called
+    output_root = str(Path(output_root).resolve()) if output_root else None
     status = 0
     if table in RUN_TABLES:
         runs = table_runs(table, scale)
@@ -68,7 +69,7 @@ def make_table(table: str, scale: str = "mini", cluster: str = "local", results_
             print(f"submitted {len(missing)} runs; run `make {table} SCALE={scale}` again when they finish.")
             status = 1
         else:
-            failed = [r.config().run_id for r in missing if not run_locally(r, results)]
+            failed = [r.config().run_id for r in missing if not run_locally(r, results, output_root)]
             if failed:
                 print(f"{len(failed)} run(s) failed: {', '.join(failed)} — their cells stay empty; rerun to retry.")
                 status = 1

@@ -30,9 +30,17 @@ PACKAGES = ("torch", "transformers", "peft", "accelerate", "datasets", "lm_eval"
 LOCATION_KEYS = ("output_root", "results_dir", "evaluate_after_training")
 
 
+# Training keys that change how a run is executed or logged, never its numbers (resume is exact, bit for bit):
+# `make tableN` trains with train.resume=true, and the table must still recognise the run.
+EXECUTION_KEYS = ("resume", "wandb", "log_steps", "keep_checkpoints", "save_steps")
+
+
 def run_identity(config: dict) -> dict:
     """The part of a resolved config that defines a run (two runs with equal identities are the same run)."""
-    return {k: v for k, v in config.items() if k not in LOCATION_KEYS}
+    out = {k: v for k, v in config.items() if k not in LOCATION_KEYS}
+    if isinstance(out.get("train"), dict):
+        out["train"] = {k: v for k, v in out["train"].items() if k not in EXECUTION_KEYS}
+    return out
 
 
 def _now() -> str:

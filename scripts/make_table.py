@@ -1,6 +1,7 @@
 """Build one of the paper's tables, running what it needs first: ``python scripts/make_table.py table=table1``.
 
-Options (key=value): scale=mini|paper|tiny (default mini), cluster=local|slurm, results=DIR, out=DIR.
+Options (key=value): scale=mini|paper|tiny (default mini), cluster=local|slurm, results=DIR, out=DIR,
+runs=DIR (where runs keep checkpoints and adapters; default runs/).
 """
 
 import sys
@@ -11,14 +12,15 @@ from idlora.cli import main_guard, parse_overrides
 @main_guard
 def main() -> None:
     args = parse_overrides(sys.argv[1:], allowed={"table": None, "scale": None, "cluster": None, "results": None,
-                                                  "out": None})
+                                                  "out": None, "runs": None})
     from idlora.errors import ConfigError
     from idlora.orchestrate import make_table
 
     if "table" not in args:
         raise ConfigError("name the table: table=table1 … table8")
     raise SystemExit(make_table(args["table"], args.get("scale", "mini"), args.get("cluster", "local"),
-                                args.get("results", "results/runs"), args.get("out", "results/tables")))
+                                args.get("results", "results/runs"), args.get("out", "results/tables"),
+                                args.get("runs")))
 
 
 if __name__ == "__main__":

@@ -80,3 +80,13 @@ def test_atomic_writes_get_ordinary_permissions(tmp_path):
         os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o644  # not mkstemp's 0600: results are shared and committed
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]  # no temporary file left behind
+
+
+def test_run_identity_ignores_how_a_run_was_executed_but_not_what_it_is():
+    from idlora.results import run_identity
+
+    a = {"run_id": "x", "output_root": "runs", "train": {"lr": 1e-4, "resume": False, "wandb": True, "save_steps": 5}}
+    b = {"run_id": "x", "output_root": "/elsewhere", "train": {"lr": 1e-4, "resume": True, "wandb": False,
+                                                               "save_steps": 20}}
+    assert run_identity(a) == run_identity(b)  # make tableN trains with train.resume=true
+    assert run_identity(a) != run_identity({**a, "train": {**a["train"], "lr": 2e-4}})
