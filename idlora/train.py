@@ -80,11 +80,43 @@ def _check_previous_results(path: Path, config: dict) -> None:
 
     previous, config = (run_identity(previous) if previous else None), run_identity(config)
     if previous is not None and previous != config:
-        diff = sorted(k for k in set(previous) | set(config) if previous.get(k) != config.get(k))
+        diff = _config_diff(previous, config)
         raise ConfigError(
             f"{path} already holds run {path.stem!r} with a different config (differs in: {', '.join(diff)}). "
             "Give this run its own id with run_tag=_<name>, or delete that file to replace it."
         )
+
+
+def _config_diff(a: dict, b: dict, prefix: str = "") -> list[str]:
+    """Dotted keys where two nested configs differ."""
+    out = []
+    for k in sorted(set(a) | set(b), key=str):
+        x, y = a.get(k), b.get(k)
+        if isinstance(x, dict) and isinstance(y, dict):
+            out += _config_diff(x, y, f"{prefix}{k}.")
+        elif x != y:
+            out.append(f"{prefix}{k}")
+    return out
+
+
+CHECKPOINT_CONFIG = "config.json"
+
+
+def _check_checkpoint_config(ckpt_root: Path, config: dict) -> None:
+    """Resume only from a checkpoint written by this run's config: its optimizer state carries the old lr and
+    its weights the old method, so a stale one would silently continue another experiment."""
+    from .results import run_identity
+
+    found = ckpt_io.latest(ckpt_root)
+    if found is None:
+        return
+    path = found / CHECKPOINT_CONFIG
+    saved = json.loads(path.read_text()) if path.exists() else None
+    if saved != run_identity(config):
+        why = (f"differs in: {', '.join(_config_diff(saved, run_identity(config))[:6])}" if saved is not None
+               else "it records no config")
+        raise ConfigError(f"checkpoint {found} was written by another config ({why}); resuming would continue that "
+                          f"run. Delete {ckpt_root} to start this run afresh, or give it its own id with run_tag=_<name>.")
 
 
 def run(cfg: DictConfig) -> dict:
@@ -109,6 +141,8 @@ def run(cfg: DictConfig) -> dict:
     results_path = Path(cfg.results_dir) / f"{cfg.run_id}.json"
     if not tc.resume:
         _check_previous_results(results_path, plain_cfg)
+    else:
+        _check_checkpoint_config(out_dir / "checkpoints", plain_cfg)
     _meta_check(cfg)
 
     log_with = _tracker(cfg)
@@ -213,7 +247,7 @@ def run(cfg: DictConfig) -> dict:
         done = step + 1
         if tc.save_steps and done % tc.save_steps == 0 and done < total_steps:
             _save_checkpoint(ckpt_root, done, losses, accelerator, model, optimizer, scheduler, deepspeed,
-                             keep=int(tc.keep_checkpoints))
+                             keep=int(tc.keep_checkpoints), config=plain_cfg)
     bar.close()
 
     unwrapped = accelerator.unwrap_model(model)
@@ -253,10 +287,14 @@ def _rank_world() -> tuple[int, int]:
     return 0, 1
 
 
-def _save_checkpoint(root, step, losses, accelerator, model, optimizer, scheduler, deepspeed, keep):
+def _save_checkpoint(root, step, losses, accelerator, model, optimizer, scheduler, deepspeed, keep, config=None):
     rank, world = _rank_world()
 
     def write(tmp: Path) -> None:
+        if rank == 0 and config is not None:
+            from .results import run_identity
+
+            (tmp / CHECKPOINT_CONFIG).write_text(json.dumps(run_identity(config)))
         torch.save(ckpt_io.rng_state(), tmp / f"rng-{rank}.pt")
         if deepspeed:
             accelerator.save_state(str(tmp / "engine"))

@@ -68,3 +68,32 @@ def test_a_results_file_of_another_config_is_not_overwritten(tmp_path):
     run(_cfg(tmp_path, "train.max_steps=1"))
     with pytest.raises(ConfigError, match="different config .*method"):
         run(_cfg(tmp_path, "train.max_steps=1", "method.r=4"))
+
+
+def test_resume_refuses_a_checkpoint_of_another_config(tmp_path):
+    """A stale checkpoint (another lr, another method) is never resumed: its optimizer state would carry the old lr."""
+    from idlora.errors import ConfigError
+
+    common = ["train.max_steps=4", "train.save_steps=2", "evaluate_after_training=false"]
+    first = tmp_path / "first"
+    with pytest.raises(KeyboardInterrupt):
+        original = torch.optim.AdamW.step
+        calls = {"n": 0}
+
+        def crashing_step(self, *a, **k):
+            calls["n"] += 1
+            if calls["n"] == 3:
+                raise KeyboardInterrupt("simulated kill")
+            return original(self, *a, **k)
+
+        torch.optim.AdamW.step = crashing_step
+        try:
+            run(_cfg(first, *common))
+        finally:
+            torch.optim.AdamW.step = original
+    ckpts = first / "runs" / "gsm8k_llama3.tiny.idlora" / "checkpoints"
+    assert (ckpts / "step-2" / "config.json").exists()
+    with pytest.raises(ConfigError, match=r"written by another config \(differs in: train.lr\).*Delete"):
+        run(_cfg(first, *common, "train.lr=1e-2", "train.resume=true"))
+    assert (ckpts / "step-2").exists()  # nothing deleted
+    run(_cfg(first, *common, "train.resume=true"))  # the same config resumes
