@@ -18,7 +18,7 @@ CLUSTER ?= local
 TABLES := table1 table2 table3 table4 table5 table6 table7 table8
 EXTRA_TABLES := table_init# beyond the paper: the reviewers' question on the choice of A_i
 
-.PHONY: help install test test-slow test-all tables $(TABLES) $(EXTRA_TABLES) fig3 fig4 fig_rank bench clean-results clean
+.PHONY: help install test test-slow test-all tables $(TABLES) $(EXTRA_TABLES) fig3 fig4 fig_rank pmrc_cost bench clean-results clean
 
 help:
 	@sed -n '1,6p' Makefile
@@ -57,6 +57,9 @@ fig3: $(STAMP) | $(BENCH_FILE)
 
 fig4: table7
 	$(PY) scripts/make_figure.py fig=fig4 scale=$(SCALE)
+
+pmrc_cost: $(STAMP)
+	$(PY) scripts/pmrc_cost.py
 
 fig_rank: table7
 	$(PY) scripts/make_figure.py fig=fig_rank scale=$(SCALE)

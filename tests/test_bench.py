@@ -34,3 +34,22 @@ def test_peak_live_bytes_counts_intermediate_tensors():
 
     a = torch.randn(100, 100)
     assert peak_live_bytes(lambda: (a @ a) @ a) == 2 * 100 * 100 * 4  # two live (100, 100) float32 results
+
+
+def test_projection_shapes_from_the_model_configs():
+    from idlora.pmrc_cost import projection_shapes
+
+    s = projection_shapes("llama3_8b")  # hidden 4096, 32 heads, 8 KV heads, FFN 14336, 32 layers
+    assert s == {(4096, 4096): 64, (1024, 4096): 64, (14336, 4096): 64, (4096, 14336): 32}
+    assert sum(s.values()) == 224
+    assert projection_shapes("llama32_3b")[(1024, 3072)] == 2 * 28
+
+
+def test_pmrc_cost_quick_writes_its_files(tmp_path):
+    from idlora.pmrc_cost import run
+
+    doc = run(tmp_path / "cost.json", tmp_path / "tables", models=("llama32_3b",), quick=True)
+    c = doc["models"]["llama32_3b"]
+    assert c["matrices"] == 7 * 28 and c["seconds_reference"] > 0 and c["seconds_torch"] > 0
+    assert c["peak_mib_reference"] >= 0
+    assert (tmp_path / "tables" / "table_pmrc_cost.md").read_text().count("llama32_3b") == 1
