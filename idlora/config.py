@@ -56,9 +56,13 @@ def resolve(cfg: DictConfig) -> DictConfig:
 
 def effective_lr(cfg: DictConfig) -> float:
     """The learning rate a run trains with: the experiment's (the paper's Tables 4, 5) times the scale's
-    ``lr_multiplier`` for the method (``default`` for methods not named; 1 when the scale has none)."""
+    ``lr_multiplier`` for the method (``default`` for methods not named; 1 when the scale has none); LoRI-S
+    (``method=lori``, sparsity > 0) trains at ``method.sparse_lr_multiplier`` times that, its LoRI-D stage at it."""
     mult = cfg.scale.get("lr_multiplier") or {}
-    return float(cfg.train.lr) * float(mult.get(cfg.method.name, mult.get("default", 1.0)))
+    lr = float(cfg.train.lr) * float(mult.get(cfg.method.name, mult.get("default", 1.0)))
+    if cfg.method.name == "lori" and float(cfg.method.get("sparsity") or 0) > 0:  # LoRI-S, after LoRI-D at lr
+        lr *= float(cfg.method.get("sparse_lr_multiplier") or 1.0)
+    return lr
 
 
 # Types and ranges of the values users set on the command line (method values are checked by their PEFT config).

@@ -3,7 +3,8 @@
     apply_method(model, {"name": "idlora", "r": 128, "alpha": 256, "dropout": 0.05, "k": 4, ...})
 
 Methods: ``idlora`` (ours), ``lora`` and ``dora`` (PEFT's own, ``use_dora=True``), ``hydralora`` and
-``moelora`` (own PEFT methods, DESIGN.md §2), ``fft`` (full fine-tuning: every weight trainable).
+``moelora`` (own PEFT methods, DESIGN.md §2), ``fft`` (full fine-tuning: every weight trainable), and ``lori``
+(LoRI, the baseline the paper's reviewers asked for; not in the paper's tables, marked as ours).
 All adapters target the same modules (the paper's q,k,v,o,gate,up,down by default).
 """
 
@@ -15,10 +16,10 @@ from typing import Any
 import torch
 
 from .errors import ConfigError
-from .tuners import HydraLoRAConfig, IDLoRAConfig, MoELoRAConfig
+from .tuners import HydraLoRAConfig, IDLoRAConfig, LoRIConfig, MoELoRAConfig
 from .tuners._base import PAPER_TARGETS
 
-METHODS = ("idlora", "lora", "dora", "hydralora", "moelora", "fft")
+METHODS = ("idlora", "lora", "dora", "hydralora", "moelora", "fft", "lori")
 
 # Keys each method accepts besides the common ones (r, alpha, dropout, target_modules, seed).
 _SPECIFIC = {
@@ -28,7 +29,10 @@ _SPECIFIC = {
     "hydralora": ("n_experts",),
     "moelora": ("n_experts",),
     "fft": (),
+    "lori": ("sparsity",),
 }
+# Keys the training loop reads, not the adapter (LoRI-S trains at sparse_lr_multiplier x the lr, as LoRI's recipe).
+_TRAINING_ONLY = {"lori": ("sparse_lr_multiplier",)}
 _COMMON = ("r", "alpha", "dropout", "target_modules", "seed")
 
 
@@ -53,7 +57,7 @@ def build_peft_config(method_cfg: Mapping):
     if name not in METHODS:
         raise ConfigError(f"unknown method {name!r}; valid: {', '.join(METHODS)} (set method=<name>).")
     known = set(_COMMON) | set(_SPECIFIC[name])
-    unused = {k: v for k, v in cfg.items() if k not in known and v is not None}
+    unused = {k: v for k, v in cfg.items() if k not in known | set(_TRAINING_ONLY.get(name, ())) and v is not None}
     # Hydra method files share some keys (e.g. description); those are documentation, not parameters.
     unused.pop("description", None)
     if unused:
@@ -71,7 +75,7 @@ def build_peft_config(method_cfg: Mapping):
         r = kw.get("r", 8)
         return LoraConfig(r=r, lora_alpha=kw.get("alpha", 2 * r), lora_dropout=kw.get("dropout", 0.0),
                           use_dora=(name == "dora"), **common)
-    cls = {"idlora": IDLoRAConfig, "hydralora": HydraLoRAConfig, "moelora": MoELoRAConfig}[name]
+    cls = {"idlora": IDLoRAConfig, "hydralora": HydraLoRAConfig, "moelora": MoELoRAConfig, "lori": LoRIConfig}[name]
     try:
         return cls(**kw, **common)
     except ValueError as e:

@@ -173,11 +173,17 @@ def run(cfg: DictConfig) -> dict:
     model = apply_method(model, cfg.method, seed=cfg.seed)
     if rank == 0:
         _barrier()
+    lori_info = None
+    if cfg.method.name == "lori" and float(cfg.method.sparsity) > 0:
+        lori_info = _calibrate_lori(cfg, model)
+        set_seed(cfg.seed)  # LoRI-S draws the same dropout whether LoRI-D was just trained here or reused
     if tc.gradient_checkpointing:
         model.gradient_checkpointing_enable()
         if hasattr(model, "enable_input_require_grads"):
             model.enable_input_require_grads()
     trainable, total = count_parameters(model)
+    if lori_info is not None:  # masked entries of B are parameters that never change: count what trains
+        trainable -= lori_info["masked_entries"]
     examples = [tokenize_example(r, tokenizer, cfg.model.family, tc.max_length) for r in records]
     examples = [e for e in examples if e is not None]
     if len(examples) < tc.batch_size:
@@ -263,6 +269,8 @@ def run(cfg: DictConfig) -> dict:
     summary = {"steps": total_steps, "lr": effective_lr(cfg), "examples": len(examples), "loss_curve": losses,
                "final_loss": losses[-1] if losses else None, "seconds": time.time() - t0,
                "processes": nproc, "grad_accum": accum, "adapter_dir": str(adapter_dir)}
+    if lori_info is not None:
+        summary["lori"] = lori_info
     if rank == 0:
         record = new_run_record(run_id=cfg.run_id, experiment=cfg.experiment, scale=cfg.scale.name,
                                 model=cfg.paper_model, method=cfg.method.name, config=plain_cfg,
@@ -274,6 +282,42 @@ def run(cfg: DictConfig) -> dict:
         accelerator.end_training()
     _barrier()
     return {"model": unwrapped, "tokenizer": tokenizer, "results_path": results_path, **summary}
+
+
+def _calibrate_lori(cfg: DictConfig, model) -> dict:
+    """LoRI-S needs masks from a trained LoRI-D: train (or reuse) that dense run of the same config, with
+    ``sparsity=0``, under ``<run dir>/calibration``, then set model-wise magnitude masks on ``model``."""
+    from safetensors import safe_open
+
+    from .results import run_identity
+    from .tuners.lori import magnitude_masks
+
+    out_dir = Path(cfg.output_root) / cfg.run_id
+    dense = OmegaConf.to_container(cfg, resolve=True)
+    dense["method"]["sparsity"] = 0.0
+    dense.update(run_id=f"{cfg.run_id}.lori_d", output_root=str(out_dir / "calibration"),
+                 results_dir=str(out_dir / "calibration"), evaluate_after_training=False)
+    dense = OmegaConf.create(dense)
+    record_path = Path(dense.results_dir) / f"{dense.run_id}.json"
+    adapter_file = Path(dense.output_root) / dense.run_id / "adapter" / "adapter_model.safetensors"
+    reuse = False
+    if record_path.exists() and adapter_file.exists():
+        try:
+            previous = json.loads(record_path.read_text()).get("config")
+            reuse = run_identity(previous) == run_identity(OmegaConf.to_container(dense, resolve=True))
+        except (OSError, ValueError):
+            reuse = False
+    if not reuse:
+        run(dense)
+    prefix, suffix = "base_model.model.", ".lori_B.weight"
+    with safe_open(str(adapter_file), framework="pt") as f:
+        b = {key[len(prefix):-len(suffix)]: f.get_tensor(key) for key in f.keys() if key.endswith(suffix)}
+    masks = magnitude_masks(b, float(cfg.method.sparsity))
+    tuner = model.base_model
+    tuner.set_masks(masks)
+    kept = sum(int(m.sum()) for m in masks.values())
+    entries = sum(m.numel() for m in masks.values())
+    return {"calibration_run": str(record_path), "mask_density": kept / entries, "masked_entries": entries - kept}
 
 
 def _barrier() -> None:

@@ -38,4 +38,4 @@ def test_every_listed_run_composes_and_fits_its_model(scale):
     for table, run_id in ids:
         per_table.setdefault(table, set()).add(run_id)
     counts = {t: len(v) for t, v in per_table.items()}
-    assert counts == {"table1": 30, "table2": 12, "table3": 5, "table7": 8, "table8": 4, "table_init": 5}
+    assert counts == {"table1": 36, "table2": 14, "table3": 5, "table7": 9, "table8": 4, "table_init": 5}

@@ -14,6 +14,7 @@ METHOD_CASES = {
     "dora": {"name": "dora", "r": 4, "alpha": 8, "dropout": 0.05},
     "hydralora": {"name": "hydralora", "r": 4, "alpha": 8, "dropout": 0.05},
     "moelora": {"name": "moelora", "r": 4, "alpha": 8, "dropout": 0.05},
+    "lori": {"name": "lori", "r": 4, "alpha": 8, "dropout": 0.05, "sparsity": 0.9},
     "idlora_pmrc": {"name": "idlora", "r": 8, "k": 4, "alpha": 16, "dropout": 0.05, "pmrc_backend": "torch"},
     "idlora_serial_norb": {"name": "idlora", "r": 4, "k": 2, "alpha": 8, "selection": "serial",
                            "rank_boosting": False},

@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 from idlora.config import compose
 from idlora.train import run
 
-METHODS = ["idlora", "lora", "dora", "hydralora", "moelora", "fft"]
+METHODS = ["idlora", "lora", "dora", "hydralora", "moelora", "fft", "lori"]
 
 
 def _cfg(tmp_path, *overrides):

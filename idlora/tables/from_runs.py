@@ -29,7 +29,7 @@ METRIC_SOURCE = {
     "humaneval_pass@10": ("humaneval", "pass@10"),
 }
 LABELS = {"fft": "FFT", "lora": "LoRA", "dora": "DoRA", "hydralora": "HydraLoRA", "moelora": "MoELoRA",
-          "idlora": "ID-LoRA", "llama3_8b": "LLaMA-3-8B", "mistral_7b": "Mistral-7B"}
+          "idlora": "ID-LoRA", "lori": "LoRI (ours)", "llama3_8b": "LLaMA-3-8B", "mistral_7b": "Mistral-7B"}
 COLUMN_LABELS = {"params_pct": "# Params (%)", "gsm8k": "GSM8K", "mmlu": "MMLU", "cqa": "CQA",
                  "humaneval_pass@1": "HumanEval P@1", "humaneval_pass@5": "P@5", "humaneval_pass@10": "P@10",
                  "hexphi_refusal": "HEx-PHI"}

@@ -1,0 +1,66 @@
+"""LoRI as a PEFT tuner, and the calibration step that turns a trained LoRI-D into LoRI-S masks."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .._base import LinearAdapterTuner
+from .layer import Linear, LoRILayer
+
+
+def magnitude_masks(b_weights: dict[str, torch.Tensor], sparsity: float) -> dict[str, torch.Tensor]:
+    """Model-wise magnitude masks: keep the ``round((1 - sparsity) * N)`` largest ``|B|`` entries over all the
+    ``B`` matrices together (N entries in all), as LoRI's default extraction does. Ties at the threshold are kept.
+
+    ``b_weights``: ``{module name: B (d_out, r)}`` from a trained LoRI-D. Returns ``{name: bool (d_out, r)}``."""
+    if not 0.0 <= sparsity < 1.0:
+        raise ValueError(f"LoRI: sparsity must be in [0, 1), got {sparsity}.")
+    if not b_weights:
+        raise ValueError("LoRI: no B matrices to calibrate masks from.")
+    flat = torch.cat([w.detach().abs().float().reshape(-1).cpu() for w in b_weights.values()])
+    keep = max(1, int(round((1.0 - sparsity) * flat.numel())))
+    threshold = torch.topk(flat, keep, sorted=True).values[-1]
+    if threshold == 0:
+        raise ValueError("LoRI: the LoRI-D adapter's B is (almost) all zeros, so no mask can be calibrated from it; "
+                         "train LoRI-D longer or with a larger lr.")
+    return {name: w.detach().abs().float() >= threshold.to(w.device) for name, w in b_weights.items()}
+
+
+class LoRIModel(LinearAdapterTuner):
+    """Creates a LoRI model from a pretrained transformers model (use ``peft.get_peft_model``)."""
+
+    prefix = "lori_"
+    tuner_layer_cls = LoRILayer
+    layer_cls = Linear
+    method_name = "LoRI"
+
+    def _layer_kwargs(self, config, adapter_name, target, current_key):
+        return {"module_name": current_key}
+
+    def _check_merge_allowed(self):  # a LoRA-shaped update: merging is exact
+        return None
+
+    def lori_layers(self) -> dict[str, LoRILayer]:
+        return {name: m for name, m in self.model.named_modules() if isinstance(m, LoRILayer)}
+
+    def b_weights(self, adapter_name: str = "default") -> dict[str, torch.Tensor]:
+        return {name: m.lori_B[adapter_name].weight for name, m in self.lori_layers().items()}
+
+    def set_masks(self, masks: dict[str, torch.Tensor], adapter_name: str = "default") -> None:
+        layers = self.lori_layers()
+        missing = sorted(set(layers) - set(masks))
+        if missing:
+            raise ValueError(f"LoRI: no mask for {len(missing)} module(s), e.g. {missing[0]!r}.")
+        for name, layer in layers.items():
+            layer.set_mask(adapter_name, masks[name])
+
+    @staticmethod
+    def mask_density(model: nn.Module, adapter_name: str = "default") -> float:
+        """Fraction of ``B`` entries the masks keep (1.0 for LoRI-D)."""
+        kept = total = 0
+        for m in model.modules():
+            if isinstance(m, LoRILayer) and adapter_name in m.lori_mask:
+                kept += int(m.lori_mask[adapter_name].count_nonzero())
+                total += m.lori_mask[adapter_name].numel()
+        return kept / max(1, total)
