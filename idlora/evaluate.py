@@ -98,6 +98,21 @@ def check_eval_config(eval_cfg, benchmarks: list[str] | None = None) -> list[str
     return names
 
 
+MERGEABLE = ("LORA", "LORI")  # PEFT types whose update is a fixed ΔW (LoRA, DoRA = LoRA with use_dora, LoRI)
+
+
+def inference_model(model):
+    """The model to generate with: an adapter with a fixed ΔW (LoRA, DoRA, LoRI) merged into the base weights,
+    as one deploys it (the same function up to float rounding; DoRA's unmerged decode is ~6x slower on CPU);
+    routed adapters (ID-LoRA, HydraLoRA, MoELoRA) cannot be merged and are returned as they are."""
+    from peft import PeftModel
+
+    peft_type = model.peft_config[model.active_adapter].peft_type if isinstance(model, PeftModel) else None
+    if getattr(peft_type, "value", peft_type) in MERGEABLE:
+        return model.merge_and_unload()
+    return model
+
+
 def evaluate_run(cfg: DictConfig, model=None, tokenizer=None, benchmarks: list[str] | None = None,
                  results_path: Path | None = None) -> dict:
     """Run every benchmark of ``cfg.eval`` (or ``benchmarks``); returns {benchmark: metrics or error}."""
@@ -108,7 +123,7 @@ def evaluate_run(cfg: DictConfig, model=None, tokenizer=None, benchmarks: list[s
     if model is None:
         _, record = find_run(str(results_path))
         model, tokenizer = load_trained(record)
-    model.eval()
+    model = inference_model(model).eval()
     summary = {}
     for name in names:
         start = time.time()

@@ -4,6 +4,7 @@ import json
 import shutil
 
 import pytest
+import torch
 
 from idlora.config import compose
 from idlora.errors import ConfigError
@@ -49,3 +50,26 @@ def test_unknown_benchmark_and_missing_adapter(trained, tmp_path):
         load_trained(record)
     with pytest.raises(ConfigError, match="no results file for run 'nope'"):
         find_run("nope", results_dir=str(tmp_path))
+
+
+@pytest.mark.parametrize("method", ["lora", "dora", "lori", "idlora", "hydralora"])
+def test_inference_model_merges_fixed_updates_and_keeps_the_function(method):
+    from idlora.evaluate import inference_model
+    from idlora.methods import apply_method
+    from idlora.testing import tiny_llama
+
+    tokens = torch.randint(3, 250, (2, 10), generator=torch.Generator().manual_seed(0))
+    cfg = {"name": method, "r": 8 if method == "idlora" else 4}
+    if method == "idlora":
+        cfg["selection"] = "serial"
+    model = apply_method(tiny_llama(), cfg).eval()
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(torch.randn(p.shape, generator=g) * 0.05)
+    expected = model(tokens).logits
+    out = inference_model(model)
+    merged = method in ("lora", "dora", "lori")
+    assert (type(out).__name__ == "LlamaForCausalLM") == merged
+    torch.testing.assert_close(out(tokens).logits, expected, rtol=1e-5, atol=1e-5)
