@@ -126,7 +126,7 @@ def build(table_name: str, scale: str, results_dir: str | Path = "results/runs")
 
     table = Table(name=table_name, title=paper["title"], scale=scale, rows=rows, columns=columns,
                   row_labels={r: label(r) for r in rows}, column_labels=COLUMN_LABELS,
-                  fmt=lambda v: f"{v:.2f}" if isinstance(v, float) and v < 10 and v != int(v) else f"{v}")
+                  fmt=str)  # ours() rounds: params 2 decimals, metrics 1 (6.2, not 6.20)
     sig = spec.get("significance")
     for row in rows:
         for col in columns:

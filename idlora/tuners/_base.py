@@ -87,8 +87,9 @@ class LinearAdapterTuner(BaseTuner):
         check_targets_match(model, config, self.method_name)
 
     def _layer_kwargs(self, config, adapter_name: str, target: nn.Module, current_key: str) -> dict:
-        """Extra per-layer arguments for ``update_layer`` (ID-LoRA passes the row indices here)."""
-        return {}
+        """Extra per-layer arguments for ``update_layer``: the module's name (seeds its init); ID-LoRA adds the
+        row indices."""
+        return {"module_name": current_key}
 
     def _create_and_replace(self, config, adapter_name, target, target_name, parent, current_key, **kwargs):
         base = target.get_base_layer() if isinstance(target, BaseTunerLayer) else target

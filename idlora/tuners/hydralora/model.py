@@ -9,6 +9,3 @@ class HydraLoRAModel(LinearAdapterTuner):
     tuner_layer_cls = HydraLoRALayer
     layer_cls = Linear
     method_name = "HydraLoRA"
-
-    def _layer_kwargs(self, config, adapter_name, target, current_key):
-        return {"module_name": current_key}

@@ -18,9 +18,11 @@ from peft.tuners.tuners_utils import BaseTunerLayer
 from torch import nn
 
 from .._base import layer_generator
+from .._routed import make_linear_class
 
 
 class LoRILayer(BaseTunerLayer):
+    prefix = "lori_"
     adapter_layer_names = ("lori_B",)
     other_param_names = ("lori_A", "lori_mask", "lori_dropout", "r", "scaling")
 
@@ -117,15 +119,4 @@ class LoRILayer(BaseTunerLayer):
                 base.weight.data -= self.delta_weight(name).to(base.weight.dtype)
 
 
-class Linear(nn.Module, LoRILayer):
-    def __init__(self, base_layer, adapter_name, config, module_name: str = ""):
-        super().__init__()
-        LoRILayer.__init__(self, base_layer)
-        self._active_adapter = adapter_name
-        self.update_layer(adapter_name, config, module_name=module_name)
-
-    def forward(self, h, *args, **kwargs):
-        return LoRILayer.forward(self, h, *args, **kwargs)
-
-    def __repr__(self) -> str:
-        return "lori." + super().__repr__()
+Linear = make_linear_class(LoRILayer)

@@ -35,9 +35,6 @@ class LoRIModel(LinearAdapterTuner):
     layer_cls = Linear
     method_name = "LoRI"
 
-    def _layer_kwargs(self, config, adapter_name, target, current_key):
-        return {"module_name": current_key}
-
     def _check_merge_allowed(self):  # a LoRA-shaped update: merging is exact
         return None
 

@@ -9,6 +9,3 @@ class MoELoRAModel(LinearAdapterTuner):
     tuner_layer_cls = MoELoRALayer
     layer_cls = Linear
     method_name = "MoELoRA"
-
-    def _layer_kwargs(self, config, adapter_name, target, current_key):
-        return {"module_name": current_key}
