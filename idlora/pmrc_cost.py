@@ -4,7 +4,7 @@ For each model the targeted projections (q, k, v, o, gate, up, down of every lay
 ``config.json`` (``configs/hf/<model>/``). One matrix of each distinct shape is clustered with each backend
 (random values of the real shape: the real weights need a download; real weights may converge in a different
 number of iterations) and the time is extrapolated to all the model's matrices; the peak memory is the largest
-increase of resident memory while clustering one matrix, measured in a forked child process. SmolLM2-135M
+increase of resident memory while clustering one matrix, measured in a fresh (spawned) child process. SmolLM2-135M
 (the mini model) is measured on its real weights, every matrix, when its cached weights are present.
 
 Writes ``results/bench/pmrc_cost.json`` and ``results/tables/table_pmrc_cost.{md,tex,json}``.
@@ -64,13 +64,25 @@ def _child(conn, d_out, d_in, r, backend, seed):
 
 
 def measure(d_out: int, d_in: int, r: int, backend: str, seed: int = 0) -> dict:
-    """Time and peak extra memory of clustering one random (d_out, d_in) matrix, in a forked child process."""
-    ctx = mp.get_context("fork")
+    """Time and peak extra memory of clustering one random (d_out, d_in) matrix, in a fresh child process.
+
+    Spawned, not forked: a fork of a process whose torch/OpenMP thread pool has run can deadlock in the child
+    (seen: a child waiting on a futex for 11 min in the test suite)."""
+    ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe(duplex=False)
     p = ctx.Process(target=_child, args=(child, d_out, d_in, r, backend, seed))
     p.start()
-    out = parent.recv()
-    p.join()
+    child.close()
+    try:
+        while not parent.poll(1.0):
+            if not p.is_alive():
+                raise RuntimeError(f"PMRC cost: the child clustering a {d_out}x{d_in} matrix ({backend}) exited "
+                                   f"with code {p.exitcode} before reporting.")
+        out = parent.recv()
+    finally:
+        p.join(timeout=60)
+        if p.is_alive():
+            p.kill()
     return out
 
 
