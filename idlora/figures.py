@@ -140,6 +140,11 @@ def fig4(scale: str = "mini", results_dir: str | Path = "results/runs",
                     ax.plot([p[0] for p in pts], [p[1] for p in pts], ls, marker=marker, color=color, alpha=alpha,
                             label=f"{label} ({'ours, ' + scale if who == 'ours' else 'paper, LLaMA-3-8B'})")
         ax.set_xscale("log")
+        from matplotlib.ticker import FuncFormatter, NullFormatter
+
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))  # 0.1, 1 — not 10^-1
+        ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels (2x10^-1, 3x10^-1 …) overlapped
+        ax.set_xticks([0.1, 0.2, 0.5, 1, 2])
         ax.set_title(FIG4_TITLES[panel], fontsize=9)
         ax.set_xlabel("trainable parameters (% of model)", fontsize=8)
         ax.set_ylabel("score (%)", fontsize=8)
