@@ -46,3 +46,30 @@ def test_missing_local_file_and_unknown_benchmark():
         evaluate_mc("mmlu", None, None, path="/nonexistent.jsonl")
     with pytest.raises(ConfigError, match="unknown multiple-choice benchmark"):
         evaluate_mc("arc", None, None)
+
+
+def test_the_adapted_model_is_what_lm_eval_scores():
+    """lm-eval must read the in-memory PEFT model, not its base: with a large random adapter the per-choice
+    log-likelihoods differ from the base model's, and lm-eval's answers follow the adapted model."""
+    import json
+
+    from idlora.methods import apply_method
+
+    tok = tiny_tokenizer()
+    model = apply_method(tiny_llama(), {"name": "idlora", "r": 8, "k": 4, "selection": "serial"}).eval()
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(torch.randn(p.shape, generator=g) * 2.0)
+    docs = [json.loads(line) for line in (DATA / "mmlu_two.jsonl").read_text().splitlines()]
+    prompts = [d["question"].strip() + "".join(f"\n{l}. {c}" for l, c in zip("ABCD", d["choices"])) + "\nAnswer:"
+               for d in docs]
+    adapted = [[_choice_loglik(model, tok, p, l) for l in "ABCD"] for p in prompts]
+    with model.disable_adapter():
+        base = [[_choice_loglik(model, tok, p, l) for l in "ABCD"] for p in prompts]
+    argmax = lambda rows: [max(range(4), key=r.__getitem__) for r in rows]  # noqa: E731
+    assert argmax(adapted) != argmax(base)  # so the check below tells the two models apart
+    _, per_example = evaluate_mc("mmlu", model, tok, path=str(DATA / "mmlu_two.jsonl"))
+    expected = [float(max(range(4), key=s.__getitem__) == d["answer"]) for s, d in zip(adapted, docs)]
+    assert [e["score"] for e in per_example] == expected
