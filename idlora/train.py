@@ -69,16 +69,24 @@ def global_batches(n_examples: int, batch_size: int, seed: int, total_steps: int
         yield step, order[within * batch_size:(within + 1) * batch_size]
 
 
-def _check_previous_results(path: Path, config: dict) -> None:
+def _previous_identity(path: Path) -> dict | None:
+    """The run identity a results file records, or None if there is none (missing or unreadable: such a file is
+    replaced atomically by the run)."""
     if not path.exists():
-        return
+        return None
     try:
         previous = json.loads(path.read_text()).get("config")
     except (OSError, ValueError):
-        return  # an unreadable file is replaced atomically by this run
+        return None
     from .results import run_identity
 
-    previous, config = (run_identity(previous) if previous else None), run_identity(config)
+    return run_identity(previous) if previous else None
+
+
+def _check_previous_results(path: Path, config: dict) -> None:
+    from .results import run_identity
+
+    previous, config = _previous_identity(path), run_identity(config)
     if previous is not None and previous != config:
         diff = _config_diff(previous, config)
         raise ConfigError(
@@ -297,18 +305,10 @@ def _calibrate_lori(cfg: DictConfig, model) -> dict:
     dense["method"]["sparsity"] = 0.0
     dense.update(run_id=f"{cfg.run_id}.lori_d", output_root=str(out_dir / "calibration"),
                  results_dir=str(out_dir / "calibration"), evaluate_after_training=False)
-    dense = OmegaConf.create(dense)
-    record_path = Path(dense.results_dir) / f"{dense.run_id}.json"
-    adapter_file = Path(dense.output_root) / dense.run_id / "adapter" / "adapter_model.safetensors"
-    reuse = False
-    if record_path.exists() and adapter_file.exists():
-        try:
-            previous = json.loads(record_path.read_text()).get("config")
-            reuse = run_identity(previous) == run_identity(OmegaConf.to_container(dense, resolve=True))
-        except (OSError, ValueError):
-            reuse = False
-    if not reuse:
-        run(dense)
+    record_path = Path(dense["results_dir"]) / f"{dense['run_id']}.json"
+    adapter_file = Path(dense["output_root"]) / dense["run_id"] / "adapter" / "adapter_model.safetensors"
+    if not (adapter_file.exists() and _previous_identity(record_path) == run_identity(dense)):
+        run(OmegaConf.create(dense))
     prefix, suffix = "base_model.model.", ".lori_B.weight"
     with safe_open(str(adapter_file), framework="pt") as f:
         b = {key[len(prefix):-len(suffix)]: f.get_tensor(key) for key in f.keys() if key.endswith(suffix)}

@@ -146,3 +146,10 @@ def test_training_calibrates_lori_d_then_trains_lori_s_under_the_mask(tmp_path):
     again_out = run(cfg)
     assert os.stat(info["calibration_run"]).st_mtime_ns == calib_mtime
     assert again_out["loss_curve"] == out["loss_curve"]
+
+
+def test_the_method_config_and_table6_use_the_peft_default_sparsity():
+    from idlora.tables.table6 import LORI_SPARSITY
+
+    cfg = compose(["experiment=gsm8k_llama3", "method=lori"])
+    assert cfg.method.sparsity == LORI_SPARSITY == LoRIConfig(r=4).sparsity

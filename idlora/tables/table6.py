@@ -12,13 +12,14 @@ from pathlib import Path
 import torch
 
 from ..methods import apply_method, count_parameters
+from ..tuners.lori import LoRIConfig, kept_entries
 from .render import Table, paper_numbers
 
 RANKS = (8, 16, 32, 64, 128)
+LORI_SPARSITY = LoRIConfig.__dataclass_fields__["sparsity"].default  # = configs/method/lori.yaml (tested)
 METHODS = ("lora", "dora", "hydralora", "moelora", "idlora", "lori")
 LABELS = {"lora": "LoRA", "dora": "DoRA", "hydralora": "HydraLoRA", "moelora": "MoELoRA", "idlora": "ID-LoRA",
           "lori": "LoRI (ours)"}
-LORI_SPARSITY = 0.9  # configs/method/lori.yaml
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "hf"
 
 
@@ -55,8 +56,8 @@ def build(scale: str = "mini", model_name: str = "llama3_8b") -> Table:
     for r in RANKS:
         for m in METHODS:
             count, _ = trainable_count(model_name, m, r)
-            if m == "lori":  # B's entries the model-wise mask keeps (magnitude_masks keeps round((1-s) N))
-                count = max(1, int(round((1.0 - LORI_SPARSITY) * count)))
+            if m == "lori":  # B's entries the model-wise mask keeps
+                count = kept_entries(count, LORI_SPARSITY)
             table.add(str(r), m, count, paper=paper[str(r)].get(m))
     mismatched = [(c["row"], c["column"]) for c in table.cells
                   if c["paper"] is not None and fmt_count(c["ours"]) != c["paper"]]

@@ -129,3 +129,23 @@ def layer_generator(seed: int, key: str) -> torch.Generator:
     import zlib
 
     return torch.Generator().manual_seed((seed * 1_000_003 + zlib.crc32(key.encode())) % (2**63))
+
+
+def make_linear_class(layer_cls: type) -> type:
+    """``nn.Linear`` wrapper class for an adapter layer type (what PEFT puts in place of the base layer)."""
+
+    class Linear(nn.Module, layer_cls):
+        def __init__(self, base_layer, adapter_name, config, module_name: str = ""):
+            super().__init__()
+            layer_cls.__init__(self, base_layer)
+            self._active_adapter = adapter_name
+            self.update_layer(adapter_name, config, module_name=module_name)
+
+        def forward(self, h, *args, **kwargs):
+            return layer_cls.forward(self, h, *args, **kwargs)
+
+        def __repr__(self) -> str:
+            return layer_cls.prefix.rstrip("_") + "." + super().__repr__()
+
+    Linear.__name__ = Linear.__qualname__ = "Linear"
+    return Linear

@@ -1,6 +1,7 @@
 """HydraLoRA layer: ``u = W h + (alpha/r) sum_j g_j B_j A drop(h)``, ``g = softmax(G h)`` (see ``_routed``)."""
 
-from .._routed import RoutedLoRALayer, make_linear_class
+from .._base import make_linear_class
+from .._routed import RoutedLoRALayer
 
 
 class HydraLoRALayer(RoutedLoRALayer):

@@ -17,8 +17,7 @@ from peft.tuners._buffer_dict import BufferDict
 from peft.tuners.tuners_utils import BaseTunerLayer
 from torch import nn
 
-from .._base import layer_generator
-from .._routed import make_linear_class
+from .._base import layer_generator, make_linear_class
 
 
 class LoRILayer(BaseTunerLayer):

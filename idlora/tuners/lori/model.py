@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from .._base import LinearAdapterTuner
 from .layer import Linear, LoRILayer
+
+
+def kept_entries(n: int, sparsity: float) -> int:
+    """How many of ``n`` entries of B a LoRI mask at ``sparsity`` keeps: ``round((1 - sparsity) n)``, at least 1."""
+    return max(1, int(round((1.0 - sparsity) * n)))
 
 
 def magnitude_masks(b_weights: dict[str, torch.Tensor], sparsity: float) -> dict[str, torch.Tensor]:
@@ -19,8 +23,7 @@ def magnitude_masks(b_weights: dict[str, torch.Tensor], sparsity: float) -> dict
     if not b_weights:
         raise ValueError("LoRI: no B matrices to calibrate masks from.")
     flat = torch.cat([w.detach().abs().float().reshape(-1).cpu() for w in b_weights.values()])
-    keep = max(1, int(round((1.0 - sparsity) * flat.numel())))
-    threshold = torch.topk(flat, keep, sorted=True).values[-1]
+    threshold = torch.topk(flat, kept_entries(flat.numel(), sparsity), sorted=True).values[-1]
     if threshold == 0:
         raise ValueError("LoRI: the LoRI-D adapter's B is (almost) all zeros, so no mask can be calibrated from it; "
                          "train LoRI-D longer or with a larger lr.")
@@ -41,9 +44,6 @@ class LoRIModel(LinearAdapterTuner):
     def lori_layers(self) -> dict[str, LoRILayer]:
         return {name: m for name, m in self.model.named_modules() if isinstance(m, LoRILayer)}
 
-    def b_weights(self, adapter_name: str = "default") -> dict[str, torch.Tensor]:
-        return {name: m.lori_B[adapter_name].weight for name, m in self.lori_layers().items()}
-
     def set_masks(self, masks: dict[str, torch.Tensor], adapter_name: str = "default") -> None:
         layers = self.lori_layers()
         missing = sorted(set(layers) - set(masks))
@@ -51,13 +51,3 @@ class LoRIModel(LinearAdapterTuner):
             raise ValueError(f"LoRI: no mask for {len(missing)} module(s), e.g. {missing[0]!r}.")
         for name, layer in layers.items():
             layer.set_mask(adapter_name, masks[name])
-
-    @staticmethod
-    def mask_density(model: nn.Module, adapter_name: str = "default") -> float:
-        """Fraction of ``B`` entries the masks keep (1.0 for LoRI-D)."""
-        kept = total = 0
-        for m in model.modules():
-            if isinstance(m, LoRILayer) and adapter_name in m.lori_mask:
-                kept += int(m.lori_mask[adapter_name].count_nonzero())
-                total += m.lori_mask[adapter_name].numel()
-        return kept / max(1, total)

@@ -1,6 +1,7 @@
 """MoELoRA layer: ``u = W h + (alpha/r) sum_j g_j B_j A_j drop(h)``, ``g = softmax(G h)`` (see ``_routed``)."""
 
-from .._routed import RoutedLoRALayer, make_linear_class
+from .._base import make_linear_class
+from .._routed import RoutedLoRALayer
 
 
 class MoELoRALayer(RoutedLoRALayer):
