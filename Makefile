@@ -15,6 +15,7 @@ SCALE ?= mini
 STAMP := $(VENV)/.installed
 
 CLUSTER ?= local
+JOBS ?= auto# runs trained at once locally; auto: 2 on a CPU-only machine at mini/tiny, else 1
 TABLES := table1 table2 table3 table4 table5 table6 table7 table8
 EXTRA_TABLES := table_init# beyond the paper: the reviewers' question on the choice of A_i
 
@@ -44,7 +45,7 @@ test-all: $(STAMP)
 	$(PY) -m pytest -q -m "slow or not slow"
 
 $(TABLES) $(EXTRA_TABLES): $(STAMP)
-	$(PY) scripts/make_table.py table=$@ scale=$(SCALE) cluster=$(CLUSTER)
+	$(PY) scripts/make_table.py table=$@ scale=$(SCALE) cluster=$(CLUSTER) jobs=$(JOBS)
 
 tables: $(TABLES) fig3 fig4
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shlex
 import subprocess
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from .errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 SBATCH_TEMPLATE = REPO / "experiments" / "slurm" / "train.sbatch"
+_COMPOSE_LOCK = threading.Lock()  # Hydra's compose API keeps global state: one composition at a time
 
 
 @dataclass
@@ -31,7 +33,8 @@ class Run:
         return [f"experiment={self.experiment}", f"method={self.method}", f"scale={self.scale}", *self.overrides]
 
     def config(self):
-        return compose(self.args())
+        with _COMPOSE_LOCK:
+            return compose(self.args())
 
 
 def is_complete(run: Run, results_dir: Path | None = None) -> bool:

@@ -1,7 +1,11 @@
 """``make tableN``: run what a table needs that is not there yet, then build the table from results files.
 
-Runs are trained and evaluated one after another in fresh processes (``scripts/train.py``), or submitted to
-Slurm (``CLUSTER=slurm``; run the target again later to collect what finished). A run whose results file is
+Runs are trained and evaluated in fresh processes (``scripts/train.py``), ``jobs`` of them at once (each with
+``cpus // jobs`` threads; its output then goes to ``<runs>/logs/<run_id>.log``), or submitted to Slurm
+(``CLUSTER=slurm``; run the target again later to collect what finished). ``jobs=auto`` runs two at once on a
+CPU-only machine at scale mini/tiny, where a single run's small matrix products leave the second core mostly
+idle (a run's numbers do not depend on its thread count: tested), and one at a time otherwise (paper scale, GPUs:
+each run takes every GPU through Accelerate). A run whose results file is
 complete and holds the same config is skipped, so an interrupted ``make tableN`` redoes only what is missing.
 Each run holds a file lock while it trains, so two table targets started at once never train the same run
 twice or write one results file together.
@@ -9,8 +13,11 @@ twice or write one results file together.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from .errors import ConfigError
@@ -30,8 +37,31 @@ def table_runs(table: str, scale: str) -> list[Run]:
     return runs
 
 
-def run_locally(run: Run, results_dir: Path, output_root: str | None = None) -> bool:
-    """Train and evaluate one run in a fresh process unless complete; False if it failed."""
+def auto_jobs(scale: str) -> int:
+    """Runs to train at once for ``jobs=auto``: 2 on a CPU-only machine with 2+ cores at scale mini/tiny, else 1."""
+    import torch
+
+    cpus = os.cpu_count() or 1
+    return 2 if scale in ("mini", "tiny") and cpus >= 2 and not torch.cuda.is_available() else 1
+
+
+def parse_jobs(value, scale: str) -> int:
+    if value in (None, "auto"):
+        return auto_jobs(scale)
+    try:
+        jobs = int(value)
+    except (TypeError, ValueError):
+        jobs = 0
+    if jobs < 1:
+        raise ConfigError(f"JOBS={value!r} is not valid; give a number of runs to train at once (>= 1) or auto.")
+    return jobs
+
+
+def run_locally(run: Run, results_dir: Path, output_root: str | None = None, threads: int | None = None,
+                log: Path | None = None) -> bool:
+    """Train and evaluate one run in a fresh process unless complete; False if it failed.
+
+    ``threads`` caps the process's CPU threads; ``log`` receives its output instead of this terminal."""
     from filelock import FileLock
 
     run_id = run.config().run_id
@@ -42,12 +72,46 @@ def run_locally(run: Run, results_dir: Path, output_root: str | None = None) -> 
             return True
         args = [sys.executable, str(REPO / "scripts" / "train.py"), *run.args(), f"results_dir={results_dir}",
                 "train.resume=true"] + ([f"output_root={output_root}"] if output_root else [])
-        print(f"\n=== {run_id} ===\n{' '.join(args[1:])}", flush=True)
-        return subprocess.run(args, cwd=REPO).returncode == 0
+        env = dict(os.environ)
+        if threads:
+            env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+        print(f"\n=== {run_id} ===\n{' '.join(args[1:])}" + (f"\n    log: {log}" if log else ""), flush=True)
+        if log is None:
+            return subprocess.run(args, cwd=REPO, env=env).returncode == 0
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "w") as fh:
+            ok = subprocess.run(args, cwd=REPO, env=env, stdout=fh, stderr=subprocess.STDOUT).returncode == 0
+        if not ok:
+            tail = log.read_text(errors="replace").splitlines()[-15:]
+            print(f"!!! {run_id} failed; the end of {log}:\n" + "\n".join(tail), flush=True)
+        return ok
+
+
+def run_all_locally(runs: list[Run], results_dir: Path, output_root: str | None, jobs: int) -> list[str]:
+    """Train every run, ``jobs`` at once; returns the ids of the runs that failed."""
+    if jobs <= 1:
+        return [r.config().run_id for r in runs if not run_locally(r, results_dir, output_root)]
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    logs = Path(output_root or REPO / "runs") / "logs"
+    print(f"{len(runs)} runs, {jobs} at once with {threads} thread(s) each; output in {logs}/", flush=True)
+    t0, done, failed = time.time(), 0, []
+
+    def one(run: Run) -> tuple[str, bool]:
+        run_id = run.config().run_id
+        return run_id, run_locally(run, results_dir, output_root, threads=threads, log=logs / f"{run_id}.log")
+
+    with ThreadPoolExecutor(jobs) as pool:
+        for future in as_completed([pool.submit(one, r) for r in runs]):
+            run_id, ok = future.result()
+            done += 1
+            failed += [] if ok else [run_id]
+            print(f"[{done}/{len(runs)}] {run_id} {'done' if ok else 'FAILED'}  ({time.time() - t0:.0f} s elapsed)",
+                  flush=True)
+    return failed
 
 
 def make_table(table: str, scale: str = "mini", cluster: str = "local", results_dir: str = "results/runs",
-               out_dir: str = "results/tables", output_root: str | None = None) -> int:
+               out_dir: str = "results/tables", output_root: str | None = None, jobs: int | str | None = 1) -> int:
     """Exit status: 0 when every cell has a run, 1 when some runs failed or are still pending."""
     from .tables import RUN_TABLES, TABLES, build_table
 
@@ -57,6 +121,7 @@ def make_table(table: str, scale: str = "mini", cluster: str = "local", results_
         raise ConfigError(f"unknown SCALE={scale!r}; choose one of: {', '.join(SCALES)}")
     if cluster not in CLUSTERS:
         raise ConfigError(f"unknown CLUSTER={cluster!r}; choose one of: {', '.join(CLUSTERS)}")
+    n_jobs = parse_jobs(jobs, scale)
     results = Path(results_dir).resolve()  # the runs' processes work in the repository, wherever this was called
     output_root = str(Path(output_root).resolve()) if output_root else None
     status = 0
@@ -69,7 +134,7 @@ def make_table(table: str, scale: str = "mini", cluster: str = "local", results_
             print(f"submitted {len(missing)} runs; run `make {table} SCALE={scale}` again when they finish.")
             status = 1
         else:
-            failed = [r.config().run_id for r in missing if not run_locally(r, results, output_root)]
+            failed = run_all_locally(missing, results, output_root, n_jobs)
             if failed:
                 print(f"{len(failed)} run(s) failed: {', '.join(failed)} — their cells stay empty; rerun to retry.")
                 status = 1

@@ -1,7 +1,8 @@
 """Build one of the paper's tables, running what it needs first: ``python scripts/make_table.py table=table1``.
 
 Options (key=value): scale=mini|paper|tiny (default mini), cluster=local|slurm, results=DIR, out=DIR,
-runs=DIR (where runs keep checkpoints and adapters; default runs/).
+runs=DIR (where runs keep checkpoints and adapters; default runs/), jobs=N|auto (runs trained at once; auto: 2 on a
+CPU-only machine at scale mini/tiny, else 1).
 """
 
 import sys
@@ -12,7 +13,7 @@ from idlora.cli import main_guard, parse_overrides
 @main_guard
 def main() -> None:
     args = parse_overrides(sys.argv[1:], allowed={"table": None, "scale": None, "cluster": None, "results": None,
-                                                  "out": None, "runs": None})
+                                                  "out": None, "runs": None, "jobs": None})
     from idlora.errors import ConfigError
     from idlora.orchestrate import make_table
 
@@ -20,7 +21,7 @@ def main() -> None:
         raise ConfigError("name the table: table=table1 … table8")
     raise SystemExit(make_table(args["table"], args.get("scale", "mini"), args.get("cluster", "local"),
                                 args.get("results", "results/runs"), args.get("out", "results/tables"),
-                                args.get("runs")))
+                                args.get("runs"), args.get("jobs", "auto")))
 
 
 if __name__ == "__main__":

@@ -37,8 +37,9 @@ def _evaluate(root: Path, run: str, benchmarks=None):
 def _table(root: Path, **kw):
     from idlora.orchestrate import make_table
 
-    args = {"table": "table1", "scale": "tiny", "cluster": "local", **kw}
-    return make_table(args["table"], args["scale"], args["cluster"], f"{root}/results", f"{root}/tables")
+    args = {"table": "table1", "scale": "tiny", "cluster": "local", "jobs": 1, **kw}
+    return make_table(args["table"], args["scale"], args["cluster"], f"{root}/results", f"{root}/tables",
+                      jobs=args["jobs"])
 
 
 def _samples(root: Path, name: str):
@@ -71,6 +72,8 @@ CASES = [
     ("unknown table", lambda t: _table(t, table="table9"), "unknown table 'table9'"),
     ("unknown SCALE", lambda t: _table(t, scale="huge"), "unknown SCALE='huge'"),
     ("unknown cluster", lambda t: _table(t, cluster="aws"), "unknown CLUSTER='aws'"),
+    ("JOBS zero", lambda t: _table(t, jobs="0"), "JOBS='0' is not valid.*or auto"),
+    ("JOBS not a number", lambda t: _table(t, jobs="many"), "JOBS='many' is not valid"),
     # method values
     ("r zero", lambda t: _train(t, "method.r=0"), "positive integer"),
     ("r negative", lambda t: _train(t, "method.r=-8"), "positive integer"),
