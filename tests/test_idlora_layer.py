@@ -68,6 +68,36 @@ def test_eval_forward_equals_literal_formula(rb, router, position, bias):
         torch.testing.assert_close(layer(h.reshape(1, 5, D_IN))[0], expected, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("rb,router,bias", list(itertools.product([True, False], ["linear", "inner"], [False, True])))
+def test_float32_inference_path_is_the_general_path_bit_for_bit(rb, router, bias, monkeypatch):
+    """The inference shortcut (float32, one adapter, linear router, no bias, no autograd) runs the general path's
+    ops without its Python: the same bits, and the literal formula to float32 precision. Other cases decline it."""
+    layer = make_layer(rb, router, "input", bias, dropout=0.3).float().eval()
+    h = torch.randn(2, 5, D_IN)
+    base = layer.get_base_layer()
+    expected = literal_eq4(base.weight.double(), None if base.bias is None else base.bias.double(),
+                           layer.idlora_index["default"], layer.idlora_B["default"].weight.double(),
+                           layer.idlora_router["default"].weight.double(), router, rb, layer.scaling["default"],
+                           h.reshape(10, D_IN).double()).reshape(2, 5, D_OUT)
+    taken = []
+    shortcut = type(layer)._inference_update
+
+    def spy(self, *args):
+        out = shortcut(self, *args)
+        taken.append(out is not None)
+        return out
+
+    monkeypatch.setattr(type(layer), "_inference_update", spy)
+    with torch.no_grad():
+        fast = layer(h)
+    assert taken == [router == "linear" and not bias]
+    monkeypatch.setattr(type(layer), "_inference_update", lambda self, *args: None)
+    with torch.no_grad():
+        general = layer(h)
+    assert torch.equal(fast, general)
+    torch.testing.assert_close(fast.double(), expected, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("rb,router", list(itertools.product([True, False], ["linear", "inner"])))
 def test_training_input_dropout_equals_literal_formula(rb, router):
     layer = make_layer(rb, router, "input", bias=True, dropout=0.3).train()

@@ -152,8 +152,13 @@ class IDLoRALayer(BaseTunerLayer):
         base_out = self.base_layer(h, *args, **kwargs)  # (..., d_out) = W h
         if self.disable_adapters:
             return base_out
+        active = self.active_adapters
+        if len(active) == 1 and not self.training and not torch.is_grad_enabled():
+            updated = self._inference_update(active[0], h, base_out)
+            if updated is not None:
+                return updated
         result = base_out
-        for name in self.active_adapters:
+        for name in active:
             if name not in self.idlora_B:
                 continue
             dtype = self.idlora_B[name].weight.dtype  # adapter dtype (float32 under PEFT's autocast)
@@ -163,6 +168,27 @@ class IDLoRALayer(BaseTunerLayer):
             mixed = (alpha.unsqueeze(-1) * x).sum(dim=-2)  # (..., r)
             result = self._add_update(name, result, mixed)  # (..., d_out) = W h + scaling * [B x^1 ; B x^2]
         return result
+
+    def _inference_update(self, name: str, h: torch.Tensor, base_out: torch.Tensor) -> torch.Tensor | None:
+        """The common inference case (one adapter, rows of W, linear router, no autograd) with the general path's
+        arithmetic op for op, minus its Python: batch-1 decoding on a CPU is bound by per-call overhead, and the
+        general path's ~30 module-attribute lookups per call cost as much as its kernels. None: not this case."""
+        modules = self._modules  # plain dict reads instead of nn.Module.__getattr__
+        index = modules["idlora_index"]._buffers.get(name)  # (k, r)
+        B = modules["idlora_B"]._modules.get(name)
+        if (index is None or B is None or self.router_kind[name] != "linear" or not base_out.is_contiguous()
+                or self.get_base_layer().bias is not None):
+            return None
+        R, Bw = modules["idlora_router"]._modules[name].weight, B.weight  # (k, d_in), (d_out/2, r/2) or (d_out, r)
+        if not (base_out.dtype == Bw.dtype == R.dtype == h.dtype == torch.float32):  # else route()'s casts matter
+            return None
+        k, r = index.shape
+        x = torch.index_select(base_out, -1, index.reshape(-1))  # (..., k*r) = [A_1 h; ...; A_k h], identity 1
+        alpha = torch.softmax(F.linear(h, R), dim=-1)  # (..., k)
+        mixed = (alpha.unsqueeze(-1) * x.reshape(*x.shape[:-1], k, r)).sum(dim=-2)  # (..., r) = sum_i alpha_i x_i
+        # identity 2, B once, accumulated into W h; with Rank Boosting each token's two halves are two rows
+        base_out.view(-1, Bw.shape[0]).addmm_(mixed.reshape(-1, Bw.shape[1]), Bw.T, alpha=self.scaling[name])
+        return base_out
 
     def merge(self, safe_merge: bool = False, adapter_names=None) -> None:
         raise ValueError("ID-LoRA cannot be merged into W: the router mixes the bases per token.")
