@@ -36,11 +36,15 @@ class _LiveBytes(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
+        # an output that shares an argument's storage (a view such as linear's W.t(), an in-place op) allocated
+        # nothing: without this, every weight a forward touches would count as live memory
+        inputs = {a.untyped_storage().data_ptr() for a in tree_flatten((args, kwargs))[0]
+                  if isinstance(a, torch.Tensor) and not a.is_meta}
         for t in tree_flatten(out)[0]:
             if isinstance(t, torch.Tensor) and not t.is_meta:
                 storage = t.untyped_storage()
                 key = storage.data_ptr()
-                if key and key not in self._seen:
+                if key and key not in self._seen and key not in inputs:
                     self._seen.add(key)
                     nbytes = storage.nbytes()
                     self.live += nbytes

@@ -36,6 +36,21 @@ def test_peak_live_bytes_counts_intermediate_tensors():
     assert peak_live_bytes(lambda: (a @ a) @ a) == 2 * 100 * 100 * 4  # two live (100, 100) float32 results
 
 
+def test_peak_live_bytes_leaves_out_weights_and_views():
+    """A linear layer's forward allocates its output only: the weight (touched through a transposed view) and the
+    input are not allocations, nor is an in-place update. (Counting them made every adapter's extra memory twice
+    its parameter bytes in the 2026-11-24 efficiency.json.)"""
+    import torch
+
+    from idlora.bench import peak_live_bytes
+
+    lin = torch.nn.Linear(1000, 500, bias=False)
+    x = torch.randn(10, 1000)
+    assert peak_live_bytes(lambda: lin(x)) == 10 * 500 * 4
+    assert peak_live_bytes(lambda: lin(x).add_(1.0)) == 10 * 500 * 4
+    assert peak_live_bytes(lambda: lin.weight.T.contiguous()) == 500 * 1000 * 4  # a real copy still counts
+
+
 def test_projection_shapes_from_the_model_configs():
     from idlora.pmrc_cost import projection_shapes
 
