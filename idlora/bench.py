@@ -157,6 +157,27 @@ def inference_ratios(base, method_cfgs: dict[str, dict], prompt_batch: dict, dec
     return out
 
 
+def paper_adapter_bytes(model_name: str = "llama3_8b") -> dict[str, float]:
+    """Adapter bytes (parameters and buffers) at the paper's settings on the paper's model shapes, exact, from
+    meta-device models (no weights): the parameter part of Figure 3's extra-memory claim where it is made.
+    At mini scale the routers (k x d_in per module) weigh more next to the small B's than at paper scale."""
+    from omegaconf import OmegaConf
+
+    from .config import compose
+    from .methods import apply_method
+    from .tables.table6 import meta_model
+
+    sizes = {}
+    for name in ("idlora", "hydralora", "moelora"):
+        cfg = OmegaConf.to_container(compose(["scale=paper", f"method={name}"]).method)
+        with torch.device("meta"):
+            sizes[name] = adapter_bytes(apply_method(meta_model(model_name), cfg))
+    out = {f"paper_adapter_bytes_{model_name}_{n}": float(b) for n, b in sizes.items()}
+    for other in ("hydralora", "moelora"):
+        out[f"paper_adapter_bytes_ratio_{model_name}_idlora_vs_{other}"] = sizes["idlora"] / sizes[other]
+    return out
+
+
 def train_step_ratios(make_model: Callable[[], torch.nn.Module], idlora_cfg: dict, lora_cfg: dict, batch: dict,
                       trials: int) -> dict[str, float]:
     """Step time (forward, backward, AdamW) of ID-LoRA at rank 4r over LoRA at rank r, per dropout position."""
@@ -213,6 +234,7 @@ def run_efficiency_benchmark(model_name: str = "smollm2_135m", quick: bool = Fal
     results: dict[str, float] = {}
     if "infer" in parts:
         results.update(inference_ratios(base, methods, prompt_batch, decode_prompt, new_tokens, trials))
+        results.update(paper_adapter_bytes())
 
     # Training: ID-LoRA at rank 4r (k=4) against LoRA at rank r — the paper's pairing (128 vs 32), scaled to the
     # largest pair that fits the model's smallest targeted module (k*r <= d_out).

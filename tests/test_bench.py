@@ -11,7 +11,8 @@ KEYS = ["pmrc_speedup", "pmrc_objective_ratio", "pmrc_seconds_llama3_8b_estimate
         "pmrc_seconds_llama3_8b_estimate_reference", "pmrc_seconds_llama3_8b_estimate_torch",
         "extra_memory_ratio_idlora_vs_hydralora", "extra_memory_ratio_idlora_vs_moelora",
         "train_step_ratio_idlora_vs_lora", "train_step_ratio_idlora_vs_lora_input",
-        "train_step_ratio_idlora_vs_lora_rows"]
+        "train_step_ratio_idlora_vs_lora_rows", "paper_adapter_bytes_ratio_llama3_8b_idlora_vs_hydralora",
+        "paper_adapter_bytes_ratio_llama3_8b_idlora_vs_moelora"]
 for m in ("idlora", "hydralora", "moelora", "lora_unmerged", "dora_unmerged"):
     KEYS += [f"infer_time_ratio_{m}", f"decode_time_ratio_{m}", f"extra_memory_{m}"]
 
@@ -25,6 +26,18 @@ def test_quick_benchmark_writes_every_key(tmp_path):
     missing = [k for k in KEYS if k not in metrics]
     assert not missing
     assert all(isinstance(metrics[k], float) and metrics[k] > 0 for k in KEYS)
+
+
+def test_paper_adapter_bytes_are_table6_counts_in_float32():
+    """Exact, not timed: ID-LoRA's bytes at the paper's setting are Table 6's r=128 count (+ router: counted there)
+    in float32 plus its int64 row indices (k*r per module)."""
+    from idlora.bench import paper_adapter_bytes
+
+    b = paper_adapter_bytes("llama3_8b")
+    index_bytes = 224 * 4 * 128 * 8  # 224 targeted matrices, k=4 clusters of r=128 rows, int64
+    assert b["paper_adapter_bytes_llama3_8b_idlora"] == 49_020_928 * 4 + index_bytes
+    assert b["paper_adapter_bytes_llama3_8b_hydralora"] == 89_718_784 * 4  # Table 6, r=16
+    assert 0.54 < b["paper_adapter_bytes_ratio_llama3_8b_idlora_vs_hydralora"] < 0.56
 
 
 def test_peak_live_bytes_counts_intermediate_tensors():
