@@ -20,8 +20,10 @@ def _bench(path, **metrics):
 def test_fig3_overheads_and_paper_claims(tmp_path):
     bench = _bench(tmp_path / "eff.json", infer_time_ratio_idlora=1.25, decode_time_ratio_idlora=1.5,
                    extra_memory_idlora=3 * 2**20, infer_time_ratio_hydralora=2.0, extra_memory_hydralora=2**20,
-                   extra_memory_ratio_idlora_vs_hydralora=3.0)
+                   extra_memory_ratio_idlora_vs_hydralora=3.0,
+                   paper_adapter_bytes_ratio_llama3_8b_idlora_vs_hydralora=0.549)
     d = fig3_data(bench)
+    assert d["paper_shape_ratios"] == {"llama3_8b_idlora_vs_hydralora": 0.549}
     assert d["rows"]["idlora"] == {"infer_overhead_pct": 25.0, "decode_overhead_pct": 50.0, "extra_memory_mib": 3.0}
     assert d["rows"]["hydralora"]["infer_overhead_pct"] == 100.0
     assert d["rows"]["moelora"]["infer_overhead_pct"] is None  # not measured: no bar, not a zero
