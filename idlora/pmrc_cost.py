@@ -132,28 +132,38 @@ def run(out_json: str | Path = "results/bench/pmrc_cost.json", out_tables: str |
         models=tuple(MODELS), quick: bool = False) -> dict:
     from tqdm.auto import tqdm
 
-    from .tables.render import Table
-
     results, cache = {}, {}
     small = smollm2_cost() if not quick else None
     if small:
         results["smollm2_135m"] = small
     for m in tqdm(models, desc="PMRC cost", unit="model"):
         results[m] = model_cost(m, 8 if quick else MODELS[m], cache=cache) if not quick else _quick(m, cache)
-    doc = {"k": K, "models": results, "note": "LLaMA-3-8B, Mistral-7B, LLaMA-3.2-3B: one random matrix of each "
+    doc = {"k": K, "quick": quick, "models": results,
+           "note": "LLaMA-3-8B, Mistral-7B, LLaMA-3.2-3B: one random matrix of each "
            "distinct shape clustered, time extrapolated to every matrix; SmolLM2: real weights, every matrix."}
     atomic_write_json(out_json, doc)
-    cols = ["matrices", "seconds_reference", "seconds_torch", "speedup", "peak_mib_reference", "peak_mib_torch"]
-    t = Table(name="table_pmrc_cost", title="PMRC preprocessing cost per model (k=4; ours, beyond the paper)",
-              scale="paper" if not quick else "tiny", rows=list(results), columns=cols,
+    write_table(doc, out_tables, source=str(out_json))
+    return doc
+
+
+def write_table(doc: dict, out_tables: str | Path = "results/tables", source: str = "results/bench/pmrc_cost.json"):
+    """``table_pmrc_cost.{md,tex,json}`` from a ``pmrc_cost.json`` document (``scripts/pmrc_cost.py --table``)."""
+    from .tables.render import Table
+
+    cols = ["matrices", "r", "seconds_reference", "seconds_torch", "speedup", "peak_mib_reference", "peak_mib_torch"]
+    t = Table(name="table_pmrc_cost", title="PMRC preprocessing cost per model and backend (k=4; r=128 on the paper's models, the mini r on SmolLM2)",
+              scale="tiny shapes (quick)" if doc.get("quick") else "measured on this machine",
+              rows=list(doc["models"]), columns=cols, missing_note="not measured",
               fmt=lambda v: f"{v:,.1f}" if isinstance(v, float) else f"{v:,}" if isinstance(v, int) else str(v))
-    for m, c in results.items():
+    for m, c in doc["models"].items():
         vals = dict(c, speedup=c["seconds_reference"] / max(c["seconds_torch"], 1e-9))
         for col in cols:
-            t.add(m, col, vals.get(col), runs=[str(out_json)])
-    t.notes.append(doc["note"] + " Peak memory: the largest rise of resident memory while clustering one matrix.")
-    t.write(out_tables)
-    return doc
+            t.add(m, col, vals.get(col), runs=[source])
+    t.notes.append(doc["note"] + " Peak memory: the largest rise of resident memory while clustering one matrix "
+                   "(not measured for SmolLM2, clustered in-process on its real weights). Reference: "
+                   "k-means-constrained (the paper's); torch: this project's size-constrained k-means "
+                   "(method.pmrc_backend).")
+    return t.write(out_tables)
 
 
 def _quick(model: str, cache: dict) -> dict:

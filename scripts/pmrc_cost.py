@@ -1,5 +1,7 @@
 """PMRC preprocessing time and memory per model and backend: ``python scripts/pmrc_cost.py [--quick]``.
 
+``--table`` rebuilds the table from an existing results/bench/pmrc_cost.json without measuring again.
+
 Writes results/bench/pmrc_cost.json and results/tables/table_pmrc_cost.{md,tex,json} (see idlora/pmrc_cost.py).
 """
 
@@ -10,12 +12,21 @@ from idlora.cli import main_guard
 
 @main_guard
 def main() -> None:
-    from idlora.errors import ConfigError
-    from idlora.pmrc_cost import run
+    import json
+    from pathlib import Path
 
-    unknown = [a for a in sys.argv[1:] if a != "--quick"]
+    from idlora.errors import ConfigError
+    from idlora.pmrc_cost import run, write_table
+
+    unknown = [a for a in sys.argv[1:] if a not in ("--quick", "--table")]
     if unknown:
-        raise ConfigError(f"unknown argument(s) {unknown}; usage: scripts/pmrc_cost.py [--quick]")
+        raise ConfigError(f"unknown argument(s) {unknown}; usage: scripts/pmrc_cost.py [--quick | --table]")
+    if "--table" in sys.argv[1:]:
+        path = Path("results/bench/pmrc_cost.json")
+        if not path.exists():
+            raise ConfigError(f"no {path}; run `make pmrc_cost` first.")
+        print("wrote " + ", ".join(str(p) for p in write_table(json.loads(path.read_text()), source=str(path))))
+        return
     doc = run(quick="--quick" in sys.argv[1:])
     for m, c in doc["models"].items():
         print(f"{m}: reference {c['seconds_reference']:.1f}s, torch {c['seconds_torch']:.1f}s "

@@ -80,4 +80,11 @@ def test_pmrc_cost_quick_writes_its_files(tmp_path):
     c = doc["models"]["llama32_3b"]
     assert c["matrices"] == 7 * 28 and c["seconds_reference"] > 0 and c["seconds_torch"] > 0
     assert c["peak_mib_reference"] >= 0
-    assert (tmp_path / "tables" / "table_pmrc_cost.md").read_text().count("llama32_3b") == 1
+    md = (tmp_path / "tables" / "table_pmrc_cost.md").read_text()
+    assert md.count("llama32_3b") == 1 and md.startswith("# Beyond the paper (table_pmrc_cost)")
+    assert "Scale: `tiny shapes (quick)`" in md and "ours / paper" not in md
+    # the table alone, from the results file (scripts/pmrc_cost.py --table): the same text
+    from idlora.pmrc_cost import write_table
+
+    write_table(json.loads((tmp_path / "cost.json").read_text()), tmp_path / "again", source=str(tmp_path / "cost.json"))
+    assert (tmp_path / "again" / "table_pmrc_cost.md").read_text() == md

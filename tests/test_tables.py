@@ -67,4 +67,6 @@ def test_table_beyond_the_paper_has_its_own_title_and_no_paper_numbers(tmp_path)
     assert t.rows == ["idlora_pmrc", "idlora_serial", "idlora_random", "idlora_svd", "idlora_gaussian"]
     assert t.cell("idlora_svd", "gsm8k")["ours"] == 12.5 and t.cell("idlora_svd", "gsm8k")["paper"] is None
     assert t.cell("idlora_pmrc", "gsm8k")["ours"] is None
-    assert "frozen bases" in t.to_markdown()
+    md = t.to_markdown()
+    assert "frozen bases" in md and md.startswith("# Beyond the paper (table_init): ")
+    assert "Ours only: the paper has no numbers here." in md and "ours / paper" not in md

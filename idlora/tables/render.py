@@ -34,6 +34,13 @@ class Table:
     row_labels: dict[str, str] = field(default_factory=dict)
     column_labels: dict[str, str] = field(default_factory=dict)
     fmt: Callable[[Any], str] = str
+    missing_note: str = "no results file for this cell"
+
+    @property
+    def heading(self) -> str:
+        """"Table 3: …" for the paper's tables; "Beyond the paper (table_init): …" for ours."""
+        number = self.name.removeprefix("table")
+        return f"Table {number}" if number.isdigit() else f"Beyond the paper ({self.name})"
 
     def add(self, row: str, column: str, ours, paper=None, significant: bool | None = None, runs=()):
         self.cells.append({"row": row, "column": column, "ours": ours, "paper": paper,
@@ -50,7 +57,9 @@ class Table:
         return ours, paper
 
     def to_markdown(self) -> str:
-        head = [f"# Table {self.name.removeprefix('table')}: {self.title}", "", f"Scale: `{self.scale}`. Each cell: ours / paper.", ""]
+        has_paper = any(c["paper"] is not None for c in self.cells)
+        head = [f"# {self.heading}: {self.title}", "",
+                f"Scale: `{self.scale}`. " + ("Each cell: ours / paper." if has_paper else "Ours only: the paper has no numbers here."), ""]
         cols = [self.column_labels.get(c, c) for c in self.columns]
         lines = ["| | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
         for r in self.rows:
@@ -62,7 +71,7 @@ class Table:
         notes = [""] + [f"{i + 1}. {n}" for i, n in enumerate(self.notes)] if self.notes else []
         missing = sum(1 for r in self.rows for c in self.columns if (x := self.cell(r, c)) is None or x["ours"] is None)
         if missing:
-            notes.append(f"\n{NO_RUN}: no results file for this cell ({missing} cells).")
+            notes.append(f"\n{NO_RUN}: {self.missing_note} ({missing} cells).")
         return "\n".join(head + lines + notes) + "\n"
 
     def to_latex(self) -> str:
