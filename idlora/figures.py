@@ -135,6 +135,8 @@ def fig4(scale: str = "mini", results_dir: str | Path = "results/runs",
     if not any(pts for s in data["series"].values() for k, pts in s.items() if k.endswith("_ours")):
         raise ConfigError(f"no Table 7 runs at scale {scale} in {results_dir}; run `make table7 SCALE={scale}` first.")
     plt = _pyplot()
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
     fig, axes = plt.subplots(2, 3, figsize=(12, 6.5))
     style = {"lora": ("tab:blue", "o", "LoRA"), "idlora": ("tab:red", "s", "ID-LoRA")}
     for ax, panel in zip(axes.flat, FIG4_PANELS):
@@ -145,8 +147,6 @@ def fig4(scale: str = "mini", results_dir: str | Path = "results/runs",
                     ax.plot([p[0] for p in pts], [p[1] for p in pts], ls, marker=marker, color=color, alpha=alpha,
                             label=f"{label} ({'ours, ' + scale if who == 'ours' else 'paper, LLaMA-3-8B'})")
         ax.set_xscale("log")
-        from matplotlib.ticker import FuncFormatter, NullFormatter
-
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))  # 0.1, 1 — not 10^-1
         ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels (2x10^-1, 3x10^-1 …) overlapped
         ax.set_xticks([0.1, 0.2, 0.5, 1, 2])

@@ -146,6 +146,19 @@ def run(out_json: str | Path = "results/bench/pmrc_cost.json", out_tables: str |
     return doc
 
 
+def rebuild_table(path: str | Path = "results/bench/pmrc_cost.json", out_tables: str | Path = "results/tables"):
+    """The table again from an existing results file, without measuring (``scripts/pmrc_cost.py --table``)."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"no {path}; run `make pmrc_cost` first.")
+    try:
+        doc = json.loads(path.read_text())
+        doc["models"], doc["note"]
+    except (ValueError, KeyError, TypeError):
+        raise ConfigError(f"{path} is not a pmrc_cost results file; rerun `make pmrc_cost`.") from None
+    return write_table(doc, out_tables, source=str(path))
+
+
 def write_table(doc: dict, out_tables: str | Path = "results/tables", source: str = "results/bench/pmrc_cost.json"):
     """``table_pmrc_cost.{md,tex,json}`` from a ``pmrc_cost.json`` document (``scripts/pmrc_cost.py --table``)."""
     from .tables.render import Table

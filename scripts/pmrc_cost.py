@@ -12,20 +12,14 @@ from idlora.cli import main_guard
 
 @main_guard
 def main() -> None:
-    import json
-    from pathlib import Path
-
     from idlora.errors import ConfigError
-    from idlora.pmrc_cost import run, write_table
+    from idlora.pmrc_cost import rebuild_table, run
 
     unknown = [a for a in sys.argv[1:] if a not in ("--quick", "--table")]
     if unknown:
         raise ConfigError(f"unknown argument(s) {unknown}; usage: scripts/pmrc_cost.py [--quick | --table]")
     if "--table" in sys.argv[1:]:
-        path = Path("results/bench/pmrc_cost.json")
-        if not path.exists():
-            raise ConfigError(f"no {path}; run `make pmrc_cost` first.")
-        print("wrote " + ", ".join(str(p) for p in write_table(json.loads(path.read_text()), source=str(path))))
+        print("wrote " + ", ".join(str(p) for p in rebuild_table()))
         return
     doc = run(quick="--quick" in sys.argv[1:])
     for m, c in doc["models"].items():

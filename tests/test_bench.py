@@ -84,7 +84,16 @@ def test_pmrc_cost_quick_writes_its_files(tmp_path):
     assert md.count("llama32_3b") == 1 and md.startswith("# Beyond the paper (table_pmrc_cost)")
     assert "Scale: `tiny shapes (quick)`" in md and "ours / paper" not in md
     # the table alone, from the results file (scripts/pmrc_cost.py --table): the same text
-    from idlora.pmrc_cost import write_table
+    import pytest
 
-    write_table(json.loads((tmp_path / "cost.json").read_text()), tmp_path / "again", source=str(tmp_path / "cost.json"))
+    from idlora.errors import ConfigError
+    from idlora.pmrc_cost import rebuild_table
+
+    rebuild_table(tmp_path / "cost.json", tmp_path / "again")
     assert (tmp_path / "again" / "table_pmrc_cost.md").read_text() == md
+    (tmp_path / "bad.json").write_text('{"k": 4}')
+    with pytest.raises(ConfigError, match="not a pmrc_cost results file"):
+        rebuild_table(tmp_path / "bad.json", tmp_path / "never")
+    with pytest.raises(ConfigError, match="run `make pmrc_cost` first"):
+        rebuild_table(tmp_path / "missing.json", tmp_path / "never")
+    assert not (tmp_path / "never").exists()
