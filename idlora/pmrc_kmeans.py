@@ -45,28 +45,46 @@ def select_nearest_rows(X: torch.Tensor, labels: torch.Tensor, centers: torch.Te
 
 
 # ---- fast backend ----------------------------------------------------------------------------------------------
-def _sq_dists(X: torch.Tensor, centers: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
-    """||x - c||^2 for every row and centre, (n, k), via ||x||^2 - 2 x.c + ||c||^2 in row chunks."""
+def _objective_from_sums(Xd: torch.Tensor, x2_total: float, labels: torch.Tensor, centers: torch.Tensor) -> float:
+    """``kmeans_objective`` without (n, d) temporaries, in float64 (``Xd`` is X in float64):
+    sum_i ||x_i - c_l(i)||^2 = sum_i ||x_i||^2 - 2 sum_c c.S_c + sum_c n_c ||c||^2, S_c the sum of cluster c's rows."""
+    c = centers.double()
+    S = torch.zeros_like(c).index_add_(0, labels, Xd)
+    n_c = torch.bincount(labels, minlength=c.shape[0]).to(c.dtype)
+    return float(x2_total - 2 * (c * S).sum() + (n_c * (c * c).sum(1)).sum())
+
+
+def _row_sq_norms(X: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
+    """||x||^2 of every row, (n, 1), in row chunks (computed once per matrix: X does not change in Lloyd)."""
+    return torch.cat([(x * x).sum(1, keepdim=True) for x in X.split(chunk)])
+
+
+def _sq_dists(X: torch.Tensor, centers: torch.Tensor, x2: torch.Tensor | None = None,
+              chunk: int = 8192) -> torch.Tensor:
+    """||x - c||^2 for every row and centre, (n, k), via ||x||^2 - 2 x.c + ||c||^2 in row chunks.
+    ``x2``: the rows' squared norms from ``_row_sq_norms``, if already known."""
+    x2 = _row_sq_norms(X, chunk) if x2 is None else x2
     c2 = (centers * centers).sum(1)
     out = torch.empty(X.shape[0], centers.shape[0], dtype=X.dtype, device=X.device)
     for s in range(0, X.shape[0], chunk):
         x = X[s:s + chunk]
-        out[s:s + chunk] = ((x * x).sum(1, keepdim=True) - 2 * x @ centers.T + c2).clamp_min_(0)
+        # (x @ c.T) * 2 is bit-identical to (2 * x) @ c.T (scaling by 2 is exact) without a pass over x
+        out[s:s + chunk] = (x2[s:s + chunk] - (x @ centers.T).mul_(2) + c2).clamp_min_(0)
     return out
 
 
-def _kmeans_pp(X: torch.Tensor, k: int, gen: torch.Generator) -> torch.Tensor:
+def _kmeans_pp(X: torch.Tensor, k: int, gen: torch.Generator, x2: torch.Tensor | None = None) -> torch.Tensor:
     """k-means++ seeding (D^2 sampling); the random draws come from ``gen`` on the CPU, so any device agrees."""
     n = X.shape[0]
     first = int(torch.randint(n, (1,), generator=gen))
     centers = [X[first]]
-    d2 = _sq_dists(X, X[first:first + 1]).squeeze(1)
+    d2 = _sq_dists(X, X[first:first + 1], x2).squeeze(1)
     for _ in range(1, k):
         p = d2.double().cpu()
         idx = int(torch.multinomial(p / p.sum(), 1, generator=gen)) if p.sum() > 0 else int(
             torch.randint(n, (1,), generator=gen))
         centers.append(X[idx])
-        d2 = torch.minimum(d2, _sq_dists(X, X[idx:idx + 1]).squeeze(1))
+        d2 = torch.minimum(d2, _sq_dists(X, X[idx:idx + 1], x2).squeeze(1))
     return torch.stack(centers)
 
 
@@ -115,13 +133,19 @@ def constrained_kmeans(X: torch.Tensor, k: int, size_min: int, seed: int, n_init
         raise ValueError(f"k*size_min = {k * size_min} > {n} rows")
     X = X.detach().float()
     gen = torch.Generator().manual_seed(seed)
+    x2 = _row_sq_norms(X)
+    Xd = X.double()
+    x2_total = float((Xd * Xd).sum())
     best = None
     for _ in range(n_init):
-        centers = _kmeans_pp(X, k, gen)
-        prev = float("inf")
+        centers = _kmeans_pp(X, k, gen, x2)
+        prev, prev_labels = float("inf"), None
         for _ in range(max_iter):
-            D = _sq_dists(X, centers)
+            D = _sq_dists(X, centers, x2)
             labels = constrained_assignment(D, size_min)
+            if prev_labels is not None and torch.equal(labels, prev_labels):
+                break  # the centres are already the means of these labels: a fixed point
+            prev_labels = labels
             obj = float(D.gather(1, labels[:, None]).sum())
             sums = torch.zeros_like(centers).index_add_(0, labels, X)
             counts = torch.bincount(labels, minlength=k).clamp_min(1).to(X.dtype)
@@ -129,7 +153,7 @@ def constrained_kmeans(X: torch.Tensor, k: int, size_min: int, seed: int, n_init
             if prev - obj <= tol * max(obj, 1e-30):
                 break
             prev = obj
-        objective = kmeans_objective(X, labels, centers)
+        objective = _objective_from_sums(Xd, x2_total, labels, centers)
         if best is None or objective < best[2]:
             best = (labels, centers, objective)
     labels, centers, objective = best
