@@ -88,19 +88,13 @@ def _kmeans_pp(X: torch.Tensor, k: int, gen: torch.Generator, x2: torch.Tensor |
     return torch.stack(centers)
 
 
-def constrained_assignment(D: torch.Tensor, size_min: int) -> torch.Tensor:
-    """Exact minimum-cost assignment of rows to clusters with every cluster holding >= ``size_min`` rows.
-
-    When the nearest-centre assignment already satisfies the bound it is optimal; otherwise the problem is
-    solved as a min-cost flow (OR-Tools, the solver ``k-means-constrained`` uses): each row sends one unit to a
-    cluster; each cluster passes ``size_min`` units to the sink directly and the rest through an overflow node.
-    """
-    n, k = D.shape
-    labels = D.argmin(1)
-    if bool((torch.bincount(labels, minlength=k) >= size_min).all()):
-        return labels
+def _min_cost_flow(D: torch.Tensor, lower: list[int]) -> torch.Tensor | None:
+    """Exact min-cost assignment of the rows of D (n, k) to clusters, cluster c holding >= lower[c] rows, as a
+    min-cost flow (OR-Tools, the solver ``k-means-constrained`` uses): each row sends one unit to a cluster; each
+    cluster passes lower[c] units to the sink directly and the rest through an overflow node. None if infeasible."""
     from ortools.graph.python import min_cost_flow
 
+    n, k = D.shape
     cost = D.double().cpu().numpy()
     scale = 1e12 / max(float(cost.max()), 1e-30)  # integer costs with ~12 significant digits
     flow = min_cost_flow.SimpleMinCostFlow()
@@ -110,17 +104,100 @@ def constrained_assignment(D: torch.Tensor, size_min: int) -> torch.Tensor:
                                               np.rint(cost * scale).astype(np.int64).ravel())
     sink, overflow = n + k, n + k + 1
     clusters = np.arange(n, n + k)
-    flow.add_arcs_with_capacity_and_unit_cost(clusters, np.full(k, sink), np.full(k, size_min), np.zeros(k, np.int64))
+    lower = np.asarray(lower, dtype=np.int64)
+    flow.add_arcs_with_capacity_and_unit_cost(clusters, np.full(k, sink), lower, np.zeros(k, np.int64))
     flow.add_arcs_with_capacity_and_unit_cost(clusters, np.full(k, overflow), np.full(k, n), np.zeros(k, np.int64))
-    flow.add_arcs_with_capacity_and_unit_cost(np.array([overflow]), np.array([sink]), np.array([n - k * size_min]),
+    flow.add_arcs_with_capacity_and_unit_cost(np.array([overflow]), np.array([sink]), np.array([n - lower.sum()]),
                                               np.array([0]))
     supplies = np.zeros(n + k + 2, dtype=np.int64)
     supplies[:n], supplies[sink] = 1, -n
     flow.set_nodes_supplies(np.arange(n + k + 2), supplies)
-    if flow.solve() != flow.OPTIMAL:
+    status = flow.solve()
+    if status == flow.INFEASIBLE:
+        return None
+    if status != flow.OPTIMAL:
         raise RuntimeError("constrained assignment: min-cost flow found no optimal solution")
-    assigned = flow.flows(np.arange(n * k)).reshape(n, k).argmax(1)
-    return torch.as_tensor(assigned, dtype=torch.long, device=D.device)
+    return torch.as_tensor(flow.flows(np.arange(n * k)).reshape(n, k).argmax(1), dtype=torch.long)
+
+
+def assignment_certificate(D: torch.Tensor, labels: torch.Tensor, size_min: int) -> str:
+    """Whether an assignment of rows to clusters (every cluster >= ``size_min`` rows) is the minimum of
+    sum_i D[i, labels[i]]: "unique", "tied" (optimal, but another assignment costs exactly as much), "not optimal"
+    (or infeasible).
+
+    Moving a row i from its cluster a to c changes the cost by D[i, c] - D[i, a]; let w[a, c] be the cheapest such
+    move out of a. Any other feasible assignment differs by cycles of moves (counts unchanged) and by chains of
+    moves that start at a cluster holding more than size_min rows (it can give a row away): these are the cycles of
+    the min-cost flow's residual network. So the assignment is optimal iff every cycle and every such chain of the
+    cluster graph w costs >= 0, and the optimum is unique iff they all cost > 0. Shortest paths by Floyd-Warshall
+    on the k clusters."""
+    n, k = D.shape
+    counts = torch.bincount(labels, minlength=k).tolist()
+    if min(counts) < size_min:
+        return "not optimal"
+    D = D.double().cpu()
+    labels = labels.cpu()
+    delta = D - D.gather(1, labels[:, None])
+    inf = float("inf")
+    w = torch.full((k, k), inf, dtype=torch.float64).scatter_reduce_(0, labels[:, None].expand(n, k), delta, "amin")
+    w.fill_diagonal_(inf)  # staying put is not a move
+    dist = w.tolist()  # dist[a][c]: the cheapest chain of >= 1 moves from a to c; dist[a][a]: the cheapest cycle
+    for via in range(k):
+        for a in range(k):
+            if dist[a][via] == inf:
+                continue
+            for c in range(k):
+                if dist[a][via] + dist[via][c] < dist[a][c]:
+                    dist[a][c] = dist[a][via] + dist[via][c]
+    chains = [dist[a][a] for a in range(k)] + [dist[s][c] for s in range(k) if counts[s] > size_min for c in range(k)]
+    lowest = min(chains)
+    return "not optimal" if lowest < 0 else "tied" if lowest == 0 else "unique"
+
+
+def is_optimal_assignment(D: torch.Tensor, labels: torch.Tensor, size_min: int) -> bool:
+    """True if ``labels`` is a minimum-cost assignment with every cluster >= ``size_min`` rows (see
+    ``assignment_certificate``)."""
+    return assignment_certificate(D, labels, size_min) != "not optimal"
+
+
+def constrained_assignment(D: torch.Tensor, size_min: int) -> torch.Tensor:
+    """Exact minimum-cost assignment of rows to clusters with every cluster holding >= ``size_min`` rows.
+
+    When the nearest-centre assignment already satisfies the bound it is optimal. Otherwise only rows near a
+    cluster boundary can move: for each cluster the rows cheapest to move into it (by D[i, c] - min_c' D[i, c'])
+    are freed, every other row stays at its nearest centre, and the min-cost flow is solved on the freed rows
+    alone. ``assignment_certificate`` then checks the result on the whole problem: a unique optimum is returned; if
+    it is not optimal, more rows are freed, up to all of them (the plain min-cost flow). When the optimum is tied
+    (rows at exactly equal distances), the min-cost flow on all rows decides, so that the choice among equal
+    optima is the plain solver's, whatever the shortcut."""
+    n, k = D.shape
+    nearest = D.argmin(1)
+    counts = torch.bincount(nearest, minlength=k)
+    if bool((counts >= size_min).all()):
+        return nearest
+    delta = D.double() - D.double().gather(1, nearest[:, None])
+    delta.scatter_(1, nearest[:, None], float("inf"))  # a row's own cluster is not a move
+    free_per_cluster = size_min
+    while free_per_cluster < n:
+        free = torch.zeros(n, dtype=torch.bool)
+        free[torch.topk(delta, free_per_cluster, dim=0, largest=False).indices.flatten().cpu()] = True
+        fixed_counts = torch.bincount(nearest.cpu()[~free], minlength=k)
+        lower = (size_min - fixed_counts).clamp_min(0).tolist()
+        if sum(lower) <= int(free.sum()):
+            sub = _min_cost_flow(D[free.to(D.device)], lower)
+            if sub is not None:
+                labels = nearest.clone()
+                labels[free.to(D.device)] = sub.to(D.device)
+                verdict = assignment_certificate(D, labels, size_min)
+                if verdict == "unique":
+                    return labels
+                if verdict == "tied":
+                    break
+        free_per_cluster *= 4
+    labels = _min_cost_flow(D, [size_min] * k)
+    if labels is None:
+        raise RuntimeError(f"constrained assignment: no assignment gives every cluster {size_min} rows")
+    return labels.to(D.device)
 
 
 def constrained_kmeans(X: torch.Tensor, k: int, size_min: int, seed: int, n_init: int = 3, max_iter: int = 100,

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from idlora.pmrc import select_rows
-from idlora.pmrc_kmeans import (constrained_assignment, constrained_kmeans, kmeans_objective, reference_kmeans,
-                                select_nearest_rows)
+from idlora.pmrc_kmeans import (_min_cost_flow, assignment_certificate, constrained_assignment, constrained_kmeans,
+                                kmeans_objective, reference_kmeans, select_nearest_rows)
 
 
 def clustered(n, d, k, seed=0, spread=0.3):
@@ -52,6 +52,45 @@ def test_constrained_assignment_is_optimal_against_brute_force():
              if all(a.count(j) >= m for j in range(k))))
         assert float(D.gather(1, got[:, None]).sum()) == pytest.approx(best, abs=1e-9)
         assert (torch.bincount(got, minlength=k) >= m).all()
+
+
+
+def test_assignment_certificate_against_every_assignment():
+    # small integer distances make exact ties common, so "tied" and "unique" optima both occur
+    g = torch.Generator().manual_seed(3)
+    n, k, m = 7, 3, 2
+    seen = set()
+    for trial in range(8):
+        D = torch.randint(0, 4, (n, k), generator=g).double() + (trial % 2) * torch.rand(n, k, generator=g,
+                                                                                         dtype=torch.float64)
+        costs = {a: sum(float(D[i, a[i]]) for i in range(n)) for a in itertools.product(range(k), repeat=n)}
+        feasible = {a: c for a, c in costs.items() if all(a.count(j) >= m for j in range(k))}
+        best = min(feasible.values())
+        n_best = sum(abs(c - best) < 1e-12 for c in feasible.values())
+        for a in costs:
+            verdict = assignment_certificate(D, torch.tensor(a), m)
+            if a not in feasible or feasible[a] > best + 1e-12:
+                expected = "not optimal"
+            else:
+                expected = "unique" if n_best == 1 else "tied"
+            assert verdict == expected, (trial, a, verdict, expected)
+            seen.add(verdict)
+    assert seen == {"not optimal", "unique", "tied"}
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_constrained_assignment_shortcut_gives_the_plain_min_cost_flow(seed):
+    # the shortcut (min-cost flow on the rows near a boundary, certified on all rows) returns exactly what the
+    # min-cost flow on every row returns, ties included
+    g = torch.Generator().manual_seed(seed)
+    X = clustered(400, 16, 4, seed=seed)
+    centers = X[torch.randperm(400, generator=g)[:4]]
+    D = ((X[:, None, :] - centers[None]) ** 2).sum(-1)
+    for m in (40, 80, 100):
+        plain = _min_cost_flow(D, [m] * 4)
+        assert torch.equal(constrained_assignment(D, m), plain)
+    tied = D.round()  # whole numbers: many rows equally far from two centres
+    assert torch.equal(constrained_assignment(tied, 90), _min_cost_flow(tied, [90] * 4))
 
 
 def test_deterministic_for_a_seed_in_process_and_across_processes():
