@@ -102,6 +102,66 @@ def pmrc_rows(weight: torch.Tensor, k: int, r: int, seed: int, backend: str = "r
     return pmrc_kmeans.select_nearest_rows(X, labels, centers, r).cpu()
 
 
+# A batch of same-shape matrices clustered together by the torch backend holds at most this many float32 bytes.
+BATCH_BYTES = 256 * 2**20
+
+
+def batch_size(weight: torch.Tensor) -> int:
+    """How many matrices of ``weight``'s shape one batch of ``pmrc_rows_batch`` holds."""
+    return max(1, BATCH_BYTES // (weight.numel() * 4))
+
+
+def cluster_batch(weights: list[torch.Tensor], k: int, r: int, seed: int) -> list[tuple]:
+    """The torch backend's size-constrained k-means of many matrices: those of one shape are clustered together,
+    in batches of at most ``BATCH_BYTES``. One (labels, centers, objective) per matrix, in the order given, each
+    what ``constrained_kmeans`` gives that matrix alone."""
+    from . import pmrc_kmeans
+
+    by_shape: dict[tuple, list[int]] = {}
+    for i, w in enumerate(weights):
+        by_shape.setdefault(tuple(w.shape), []).append(i)
+    out: list = [None] * len(weights)
+    for members in by_shape.values():
+        step = batch_size(weights[members[0]])
+        for s in range(0, len(members), step):
+            part = members[s:s + step]
+            X = torch.stack([weights[i].detach().float() for i in part])
+            for i, result in zip(part, zip(*pmrc_kmeans.constrained_kmeans_batch(X, k, r, seed))):
+                out[i] = result
+    return out
+
+
+def pmrc_rows_batch(weights: list[torch.Tensor], k: int, r: int, seed: int) -> list[torch.Tensor]:
+    """``pmrc_rows(w, k, r, seed, "torch")`` of each of several matrices: the same indices, faster
+    (``cluster_batch``: one batched Lloyd step for all matrices still iterating)."""
+    from . import pmrc_kmeans
+
+    return [pmrc_kmeans.select_nearest_rows(w.detach().float(), labels, centers, r).cpu()
+            for w, (labels, centers, _) in zip(weights, cluster_batch(weights, k, r, seed))]
+
+
+def _cache_path(weight: torch.Tensor, k: int, r: int, seed: int, backend: str) -> Path:
+    key = f"{weight_digest(weight)}-k{k}-r{r}-s{seed}-{backend}-v{ALGORITHM_VERSION}"
+    return cache_root() / key[:2] / f"{key}.pt"
+
+
+def _load_cached(path: Path, k: int, r: int) -> torch.Tensor | None:
+    if path.exists():
+        try:
+            index = torch.load(path, map_location="cpu", weights_only=True)["index"]
+            if tuple(index.shape) == (k, r):
+                return index
+        except Exception:  # a corrupt entry is recomputed and replaced, never trusted
+            pass
+    return None
+
+
+def _store(path: Path, index: torch.Tensor, module_name: str, shape, k: int, r: int, seed: int, backend: str,
+           seconds: float) -> None:
+    atomic_torch_save(path, {"index": index, "module": module_name, "shape": list(shape), "k": k, "r": r,
+                             "seed": seed, "backend": backend, "seconds": seconds})
+
+
 def select_rows(
     weight: torch.Tensor,
     k: int,
@@ -132,20 +192,12 @@ def select_rows(
         raise ValueError(f"unknown row selection {selection!r}; valid: {', '.join(SELECTIONS)}")
     if not use_cache:
         return pmrc_rows(weight, k, r, seed, backend)
-    key = f"{weight_digest(weight)}-k{k}-r{r}-s{seed}-{backend}-v{ALGORITHM_VERSION}"
-    path = cache_root() / key[:2] / f"{key}.pt"
-    if path.exists():
-        try:
-            entry = torch.load(path, map_location="cpu", weights_only=True)
-            index = entry["index"]
-            if tuple(index.shape) == (k, r):
-                return index
-        except Exception:  # a corrupt entry is recomputed and replaced, never trusted
-            pass
-    start = time.perf_counter()
-    index = pmrc_rows(weight, k, r, seed, backend)
-    atomic_torch_save(path, {"index": index, "module": module_name, "shape": list(weight.shape), "k": k, "r": r,
-                             "seed": seed, "backend": backend, "seconds": time.perf_counter() - start})
+    path = _cache_path(weight, k, r, seed, backend)
+    index = _load_cached(path, k, r)
+    if index is None:
+        start = time.perf_counter()
+        index = pmrc_rows(weight, k, r, seed, backend)
+        _store(path, index, module_name, weight.shape, k, r, seed, backend, time.perf_counter() - start)
     return index
 
 
@@ -158,11 +210,35 @@ def select_rows_for_modules(
     backend: str = "reference",
     progress: bool = True,
 ) -> dict[str, torch.Tensor]:
-    """``select_rows`` for every named weight, with a progress bar (clustering is the slow part of set-up)."""
+    """``select_rows`` for every named weight, with a progress bar (clustering is the slow part of set-up). With
+    the torch backend, the PMRC of uncached matrices of one shape runs batched (``pmrc_rows_batch``)."""
     from tqdm.auto import tqdm
 
     for name, w in weights.items():  # validate every module before any clustering starts
         check_shape(w.shape[0], k, r, name)
-    bar = tqdm(weights.items(), desc=f"ID-LoRA rows ({selection})", unit="module",
-               disable=not progress or selection != "pmrc")
-    return {name: select_rows(w, k, r, selection, seed, backend, module_name=name) for name, w in bar}
+    if selection != "pmrc" or backend != "torch":
+        bar = tqdm(weights.items(), desc=f"ID-LoRA rows ({selection})", unit="module",
+                   disable=not progress or selection != "pmrc")
+        return {name: select_rows(w, k, r, selection, seed, backend, module_name=name) for name, w in bar}
+    out, todo = {}, {}
+    for name, w in weights.items():
+        path = _cache_path(w, k, r, seed, backend)
+        index = _load_cached(path, k, r)
+        if index is None:
+            todo.setdefault((tuple(w.shape), w.dtype, w.device), []).append((name, w, path))
+        else:
+            out[name] = index
+    with tqdm(total=len(weights), initial=len(out), desc="ID-LoRA rows (pmrc)", unit="module",
+              disable=not progress) as bar:
+        for group in todo.values():
+            per_batch = batch_size(group[0][1])
+            for s in range(0, len(group), per_batch):
+                part = group[s:s + per_batch]
+                start = time.perf_counter()
+                indices = pmrc_rows_batch([w for _, w, _ in part], k, r, seed)
+                seconds = (time.perf_counter() - start) / len(part)  # this matrix's share of its batch
+                for (name, w, path), index in zip(part, indices):
+                    _store(path, index, name, w.shape, k, r, seed, backend, seconds)
+                    out[name] = index
+                bar.update(len(part))
+    return {name: out[name] for name in weights}

@@ -55,21 +55,23 @@ def _objective_from_sums(Xd: torch.Tensor, x2_total: float, labels: torch.Tensor
 
 
 def _row_sq_norms(X: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
-    """||x||^2 of every row, (n, 1), in row chunks (computed once per matrix: X does not change in Lloyd)."""
-    return torch.cat([(x * x).sum(1, keepdim=True) for x in X.split(chunk)])
+    """||x||^2 of every row of X (..., n, d) as (..., n, 1), in row chunks (once per matrix: Lloyd never changes X)."""
+    return torch.cat([(x * x).sum(-1, keepdim=True) for x in X.split(chunk, dim=-2)], dim=-2)
 
 
 def _sq_dists(X: torch.Tensor, centers: torch.Tensor, x2: torch.Tensor | None = None,
               chunk: int = 8192) -> torch.Tensor:
-    """||x - c||^2 for every row and centre, (n, k), via ||x||^2 - 2 x.c + ||c||^2 in row chunks.
-    ``x2``: the rows' squared norms from ``_row_sq_norms``, if already known."""
+    """||x - c||^2 for every row and centre: X (..., n, d), centers (..., k, d) -> (..., n, k), via
+    ||x||^2 - 2 x.c + ||c||^2 in row chunks. ``x2``: the rows' squared norms from ``_row_sq_norms``, if known.
+    A batch of matrices gives bit for bit what each matrix gives alone (batched matmul; tested)."""
     x2 = _row_sq_norms(X, chunk) if x2 is None else x2
-    c2 = (centers * centers).sum(1)
-    out = torch.empty(X.shape[0], centers.shape[0], dtype=X.dtype, device=X.device)
-    for s in range(0, X.shape[0], chunk):
-        x = X[s:s + chunk]
+    c2 = (centers * centers).sum(-1).unsqueeze(-2)
+    out = torch.empty(*X.shape[:-1], centers.shape[-2], dtype=X.dtype, device=X.device)
+    for s in range(0, X.shape[-2], chunk):
+        x = X[..., s:s + chunk, :]
         # (x @ c.T) * 2 is bit-identical to (2 * x) @ c.T (scaling by 2 is exact) without a pass over x
-        out[s:s + chunk] = (x2[s:s + chunk] - (x @ centers.T).mul_(2) + c2).clamp_min_(0)
+        out[..., s:s + chunk, :] = (x2[..., s:s + chunk, :] - (x @ centers.transpose(-1, -2)).mul_(2) + c2
+                                    ).clamp_min_(0)
     return out
 
 
@@ -204,35 +206,78 @@ def constrained_kmeans(X: torch.Tensor, k: int, size_min: int, seed: int, n_init
                        tol: float = 1e-6):
     """Size-constrained k-means in torch (CPU or CUDA: the device of ``X``): k-means++ seeding, Lloyd iterations
     whose assignment step is exact under the lower bound (``constrained_assignment``), best of ``n_init``.
-    Deterministic for a seed. Returns (labels (n,), centers (k, d), objective)."""
-    n = X.shape[0]
+    Deterministic for a seed. Returns (labels (n,), centers (k, d), objective). One matrix of
+    ``constrained_kmeans_batch``."""
+    labels, centers, objectives = constrained_kmeans_batch(X[None], k, size_min, seed, n_init, max_iter, tol)
+    return labels[0], centers[0], objectives[0]
+
+
+def constrained_kmeans_batch(X: torch.Tensor, k: int, size_min: int, seed: int, n_init: int = 3,
+                             max_iter: int = 100, tol: float = 1e-6):
+    """``constrained_kmeans`` of B matrices of one shape at once: X (B, n, d). Every matrix gets what it would get
+    alone with the same seed (its own generator, its own stopping), but the distance, argmin and centre-update
+    steps run batched over the matrices still iterating. Returns (labels (B, n), centers (B, k, d),
+    objectives: list of B floats)."""
+    B, n, d = X.shape
     if k * size_min > n:
         raise ValueError(f"k*size_min = {k * size_min} > {n} rows")
     X = X.detach().float()
-    gen = torch.Generator().manual_seed(seed)
     x2 = _row_sq_norms(X)
-    Xd = X.double()
-    x2_total = float((Xd * Xd).sum())
-    best = None
+    x2_total = [float((Xd * Xd).sum()) for Xd in (x.double() for x in X)]
+    gens = [torch.Generator().manual_seed(seed) for _ in range(B)]
+    best_labels = torch.empty(B, n, dtype=torch.long, device=X.device)
+    best_centers = torch.empty(B, k, d, dtype=X.dtype, device=X.device)
+    best_obj = [float("inf")] * B
+    dev = X.device
     for _ in range(n_init):
-        centers = _kmeans_pp(X, k, gen, x2)
-        prev, prev_labels = float("inf"), None
+        centers = torch.stack([_kmeans_pp(X[b], k, gens[b], x2[b]) for b in range(B)])
+        labels = torch.full((B, n), -1, dtype=torch.long, device=dev)
+        prev = [float("inf")] * B
+        running = set(range(B))
+        # the matrices computed on each step: the running ones plus finished ones not dropped yet (dropping copies X)
+        work, Xw, x2w, cw, lw = list(range(B)), X, x2, centers, labels
         for _ in range(max_iter):
-            D = _sq_dists(X, centers, x2)
-            labels = constrained_assignment(D, size_min)
-            if prev_labels is not None and torch.equal(labels, prev_labels):
-                break  # the centres are already the means of these labels: a fixed point
-            prev_labels = labels
-            obj = float(D.gather(1, labels[:, None]).sum())
-            sums = torch.zeros_like(centers).index_add_(0, labels, X)
-            counts = torch.bincount(labels, minlength=k).clamp_min(1).to(X.dtype)
-            centers = sums / counts[:, None]
-            if prev - obj <= tol * max(obj, 1e-30):
+            if not running:
                 break
-            prev = obj
-        objective = _objective_from_sums(Xd, x2_total, labels, centers)
-        if best is None or objective < best[2]:
-            best = (labels, centers, objective)
-    labels, centers, objective = best
-    assert bool((torch.bincount(labels, minlength=k) >= size_min).all())
-    return labels.cpu(), centers, objective
+            if len(running) <= len(work) // 2:  # finished matrices are half the batch: drop them
+                centers[work], labels[work] = cw, lw
+                keep = [j for j, b in enumerate(work) if b in running]
+                work = [work[j] for j in keep]
+                sel = torch.tensor(keep, device=dev)
+                Xw, x2w, cw, lw = (t.index_select(0, sel) for t in (Xw, x2w, cw, lw))
+            D = _sq_dists(Xw, cw, x2w)  # (b, n, k)
+            new = D.argmin(-1)
+            counts = torch.zeros(len(work), k, dtype=torch.long, device=dev).scatter_add_(1, new, torch.ones_like(new))
+            for j in torch.nonzero((counts < size_min).any(1)).flatten().tolist():
+                new[j] = constrained_assignment(D[j], size_min)
+                counts[j] = torch.bincount(new[j], minlength=k)
+            update = []
+            for j, b in enumerate(work):
+                if b not in running:
+                    continue
+                if torch.equal(new[j], lw[j]):
+                    running.discard(b)  # the centres are already the means of these labels: a fixed point
+                    continue
+                update.append(j)
+                obj = float(D[j].gather(1, new[j][:, None]).sum())
+                if prev[b] - obj <= tol * max(obj, 1e-30):
+                    running.discard(b)
+                prev[b] = obj
+            if not update:
+                continue
+            offsets = torch.arange(len(work), device=dev)[:, None] * k
+            sums = torch.zeros(len(work) * k, d, dtype=X.dtype, device=dev).index_add_(
+                0, (new + offsets).flatten(), Xw.reshape(-1, d)).view(len(work), k, d)
+            fresh = sums / counts.clamp_min(1).to(X.dtype)[..., None]
+            if len(update) == len(work):
+                cw, lw = fresh, new
+            else:
+                sel = torch.tensor(update, device=dev)
+                cw, lw = cw.index_copy(0, sel, fresh[sel]), lw.index_copy(0, sel, new[sel])
+        centers[work], labels[work] = cw, lw
+        for b in range(B):
+            objective = _objective_from_sums(X[b].double(), x2_total[b], labels[b], centers[b])
+            if objective < best_obj[b]:
+                best_labels[b], best_centers[b], best_obj[b] = labels[b], centers[b], objective
+    assert bool((torch.stack([torch.bincount(lab, minlength=k) for lab in best_labels]) >= size_min).all())
+    return best_labels.cpu(), best_centers, best_obj

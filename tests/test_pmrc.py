@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+from idlora import pmrc
 from idlora.pmrc import select_rows
 from idlora.pmrc_kmeans import (_min_cost_flow, assignment_certificate, constrained_assignment, constrained_kmeans,
-                                kmeans_objective, reference_kmeans, select_nearest_rows)
+                                constrained_kmeans_batch, kmeans_objective, reference_kmeans, select_nearest_rows)
 
 
 def clustered(n, d, k, seed=0, spread=0.3):
@@ -156,3 +157,36 @@ def test_select_rows_gives_k_disjoint_groups_of_r(selection):
 def test_bf16_weights_work():
     W = torch.randn(64, 16).to(torch.bfloat16)
     assert select_rows(W, 4, 8, "pmrc", backend="torch").shape == (4, 8)
+
+
+def test_batch_gives_each_matrix_what_it_gets_alone():
+    # matrices that stop after different numbers of Lloyd steps (so finished ones are dropped from the batch) and
+    # that need the constrained assignment (imbalanced clusters, size_min above the smallest natural cluster)
+    X = torch.stack([clustered(240, 12, 4, seed=s, spread=0.3 + 0.5 * s) for s in range(5)])
+    labels, centers, objectives = constrained_kmeans_batch(X, 4, 45, seed=7)
+    for b in range(5):
+        alone = constrained_kmeans(X[b], 4, 45, seed=7)
+        assert torch.equal(labels[b], alone[0]) and torch.equal(centers[b], alone[1]) and objectives[b] == alone[2]
+
+
+def test_select_rows_for_modules_batches_uncached_matrices_and_caches_them(monkeypatch):
+    g = torch.Generator().manual_seed(2)
+    weights = {f"layers.{i}.{p}": torch.randn(96 if p == "up" else 48, 16, generator=g)
+               for i in range(3) for p in ("up", "q")}
+    expected = {n: pmrc.pmrc_rows(w, 4, 8, seed=1, backend="torch") for n, w in weights.items()}
+    calls = []
+    batch = pmrc.pmrc_rows_batch
+    monkeypatch.setattr(pmrc, "pmrc_rows_batch", lambda ws, *a: calls.append(len(ws)) or batch(ws, *a))
+    got = pmrc.select_rows_for_modules(weights, 4, 8, seed=1, backend="torch", progress=False)
+    assert list(got) == list(weights) and all(torch.equal(got[n], expected[n]) for n in weights)
+    assert sorted(calls) == [3, 3]  # one batch per shape
+    monkeypatch.setattr(pmrc, "BATCH_BYTES", 96 * 16 * 4 * 2)  # two "up" matrices per batch at most
+    calls.clear()
+    weights["extra.up"] = torch.randn(96, 16, generator=g)
+    again = pmrc.select_rows_for_modules(weights, 4, 8, seed=1, backend="torch", progress=False)
+    assert calls == [1]  # only the new matrix is clustered: the others come from the cache
+    assert all(torch.equal(again[n], expected[n]) for n in expected)
+    fresh = {f"new.{i}": torch.randn(96, 16, generator=g) for i in range(5)}
+    calls.clear()
+    pmrc.select_rows_for_modules(fresh, 4, 8, seed=1, backend="torch", progress=False)
+    assert calls == [2, 2, 1]
