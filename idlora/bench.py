@@ -2,7 +2,8 @@
 
 Everything is measured in one process, side by side, and reported as ratios to merged LoRA (which costs exactly
 what the base model costs): absolute times on a shared CPU are noise, ratios measured in the same run are not.
-Trials of the compared models are interleaved round-robin and the median is taken.
+Each trial times the two compared models back to back (alternating which goes first); the median over trials
+of the per-trial ratio is reported (``median_ratio``). ``--parts`` re-measures some parts and keeps the others.
 
 Extra memory at inference is counted exactly, without a GPU: the adapter's parameters and buffers, plus the
 difference in *peak live tensor bytes* during a forward pass, tracked by a dispatch mode that records every
@@ -72,19 +73,24 @@ def adapter_bytes(model: torch.nn.Module) -> int:
     return total
 
 
-def median_times(fns: dict[str, Callable[[], object]], trials: int, warmup: int = 1) -> dict[str, float]:
-    """Median seconds of each function, trials interleaved round-robin so drift hits all alike."""
-    times = {k: [] for k in fns}
+def median_ratio(fn: Callable[[], object], base: Callable[[], object], trials: int, warmup: int = 1) -> float:
+    """Median over trials of (seconds of ``fn``) / (seconds of ``base``), the two timed back to back in each trial:
+    on a shared machine the load changes between trials more than between two adjacent calls, so each trial's
+    ratio is steadier than a ratio of separate medians."""
+    ratios = []
     with torch.no_grad():
         for _ in range(warmup):
-            for fn in fns.values():
-                fn()
-        for _ in range(trials):
-            for k, fn in fns.items():
+            fn(), base()
+        for i in range(trials):
+            pair = (fn, base) if i % 2 == 0 else (base, fn)  # alternate which goes first
+            seconds = []
+            for f in pair:
                 t = time.perf_counter()
-                fn()
-                times[k].append(time.perf_counter() - t)
-    return {k: statistics.median(v) for k, v in times.items()}
+                f()
+                seconds.append(time.perf_counter() - t)
+            t_fn, t_base = seconds if i % 2 == 0 else seconds[::-1]
+            ratios.append(t_fn / t_base)
+    return statistics.median(ratios)
 
 
 def train_step_fn(model, batch, lr: float = 1e-4) -> Callable[[], None]:
@@ -142,10 +148,8 @@ def inference_ratios(base, method_cfgs: dict[str, dict], prompt_batch: dict, dec
             with m.disable_adapter():
                 return decode(m)
 
-        t = median_times({"m": forward, "base": forward_base}, trials)
-        out[f"infer_time_ratio_{name}"] = t["m"] / t["base"]
-        t = median_times({"m": decode, "base": decode_base}, max(1, trials // 2))
-        out[f"decode_time_ratio_{name}"] = t["m"] / t["base"]
+        out[f"infer_time_ratio_{name}"] = median_ratio(forward, forward_base, trials)
+        out[f"decode_time_ratio_{name}"] = median_ratio(decode, decode_base, trials)
         peak = peak_live_bytes(forward)
         out[f"extra_memory_{name}"] = float(adapter_bytes(model) + max(0, peak - base_peak))
         model.unload()  # back to the plain base model for the next method
@@ -187,12 +191,43 @@ def train_step_ratios(make_model: Callable[[], torch.nn.Module], idlora_cfg: dic
     lora_step = train_step_fn(apply_method(make_model(), lora_cfg), batch)
     for position in ("input", "rows"):
         id_step = train_step_fn(apply_method(make_model(), {**idlora_cfg, "dropout_position": position}), batch)
-        t = median_times({"idlora": id_step, "lora": lora_step}, trials)
-        out[f"train_step_ratio_idlora_vs_lora_{position}"] = t["idlora"] / t["lora"]
+        out[f"train_step_ratio_idlora_vs_lora_{position}"] = median_ratio(id_step, lora_step, trials)
     return out
 
 
 BENCH_METHODS = ("idlora", "hydralora", "moelora", "lora_unmerged", "dora_unmerged")
+
+
+BENCH_PARTS = ("infer", "train", "pmrc")
+
+
+def metric_part(key: str) -> str:
+    """Which part of the benchmark measures a metric key."""
+    return "pmrc" if key.startswith("pmrc_") else "train" if key.startswith("train_step_") else "infer"
+
+
+def _read_json(path) -> dict | None:
+    import json
+    from pathlib import Path
+
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def merge_parts(old: dict | None, new: dict) -> dict:
+    """A run of some parts (``--parts pmrc``) keeps the other parts' metrics of the file it replaces, when that file
+    measured the same model in the same mode; ``parts`` records each part's provenance (date, threads, ...)."""
+    if not old or old.get("model") != new["model"] or old.get("quick") != new["quick"]:
+        return new
+    kept = [p for p in BENCH_PARTS if p not in new["parts"]]
+    old_parts = old.get("parts") or {p: old.get("provenance", {}) for p in BENCH_PARTS}
+    metrics = {k: v for k, v in old.get("metrics", {}).items() if metric_part(k) in kept}
+    metrics.update(new["metrics"])
+    parts = {p: old_parts[p] for p in kept if p in old_parts}
+    parts.update(new["parts"])
+    return {**new, "metrics": metrics, "parts": {p: parts[p] for p in BENCH_PARTS if p in parts}}
 
 
 def run_efficiency_benchmark(model_name: str = "smollm2_135m", quick: bool = False, trials: int | None = None,
@@ -255,17 +290,22 @@ def run_efficiency_benchmark(model_name: str = "smollm2_135m", quick: bool = Fal
         from . import pmrc_bench
 
         results.update(pmrc_bench.pmrc_comparison(base, k=4, r=methods["idlora"]["r"], quick=quick))
+    provenance = {"torch": torch.__version__, "threads": torch.get_num_threads(), "machine": platform.machine(),
+                  "processor": platform.processor(),
+                  "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+                  "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     report = {"model": model_name, "quick": quick, "trials": trials,
               "settings": {"prompt_batch": batch, "prompt_tokens": seq, "decode_tokens": new_tokens,
                            "train_pair": {"idlora_r": r_id, "lora_r": r_lora}, "methods": methods},
-              "metrics": results,
-              "provenance": {"torch": torch.__version__, "threads": torch.get_num_threads(),
-                             "machine": platform.machine(), "processor": platform.processor(),
-                             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}}
+              "metrics": results, "provenance": provenance, "parts": {part: provenance for part in parts}}
+    report = merge_parts(_read_json(out), report)
     atomic_write_json(out, report)
     width = max(len(k) for k in results)
     print(f"Efficiency on {model_name} ({'quick' if quick else f'median of {trials} trials'}); ratios to merged LoRA:")
     for k, v in results.items():
         print(f"  {k:<{width}}  {v:,.4f}" if abs(v) < 1e6 else f"  {k:<{width}}  {v:,.0f}")
+    kept = {p: v.get("date", "an earlier run") for p, v in report["parts"].items() if p not in parts}
+    if kept:
+        print("kept from the file it replaces: " + ", ".join(f"{p} (measured {d})" for p, d in kept.items()))
     print(f"wrote {out}")
     return report

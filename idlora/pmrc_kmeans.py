@@ -3,6 +3,12 @@
 ``reference_kmeans`` wraps Levy-Kramer's ``k-means-constrained`` (the paper's citation): Lloyd iterations whose
 assignment step is a min-cost flow with every cluster holding at least ``size_min`` rows, best of ``n_init``
 seeded restarts. ``select_nearest_rows`` then takes the r rows nearest each centroid.
+
+``constrained_kmeans`` (one matrix) and ``constrained_kmeans_batch`` (many of one shape, each bit-identical to its
+solo run) are the torch backend: the same algorithm (k-means++ seeding, Lloyd steps with an exact constrained
+assignment, best of ``n_init``) on CPU or CUDA. Per Lloyd step they read X twice (one matmul for the distances,
+one index_add for the centres); the constrained assignment solves its min-cost flow on the rows near a cluster
+boundary only and certifies the result on all rows (``assignment_certificate``).
 """
 
 from __future__ import annotations

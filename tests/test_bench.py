@@ -97,3 +97,22 @@ def test_pmrc_cost_quick_writes_its_files(tmp_path):
     with pytest.raises(ConfigError, match="run `make pmrc_cost` first"):
         rebuild_table(tmp_path / "missing.json", tmp_path / "never")
     assert not (tmp_path / "never").exists()
+
+
+def test_a_run_of_some_parts_keeps_the_other_parts_of_the_file():
+    from idlora.bench import merge_parts
+
+    old = {"model": "m", "quick": False, "provenance": {"date": "d0"},
+           "metrics": {"infer_time_ratio_idlora": 1.1, "extra_memory_idlora": 5.0, "train_step_ratio_x": 0.9,
+                       "pmrc_speedup": 10.0, "pmrc_old_key": 1.0}}
+    new = {"model": "m", "quick": False, "provenance": {"date": "d1"}, "parts": {"pmrc": {"date": "d1"}},
+           "metrics": {"pmrc_speedup": 30.0}}
+    merged = merge_parts(old, new)
+    assert merged["metrics"] == {"infer_time_ratio_idlora": 1.1, "extra_memory_idlora": 5.0,
+                                 "train_step_ratio_x": 0.9, "pmrc_speedup": 30.0}  # a part's stale keys go
+    assert merged["parts"] == {"infer": {"date": "d0"}, "train": {"date": "d0"}, "pmrc": {"date": "d1"}}
+    again = merge_parts(merged, {**new, "parts": {"train": {"date": "d2"}}, "metrics": {"train_step_ratio_x": 1.0}})
+    assert again["parts"]["train"] == {"date": "d2"} and again["parts"]["pmrc"] == {"date": "d1"}
+    assert again["metrics"]["pmrc_speedup"] == 30.0 and again["metrics"]["train_step_ratio_x"] == 1.0
+    for other in ({**old, "model": "other"}, {**old, "quick": True}, None):  # another model or mode: replaced
+        assert merge_parts(other, new)["metrics"] == {"pmrc_speedup": 30.0}
