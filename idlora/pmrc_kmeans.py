@@ -162,12 +162,6 @@ def assignment_certificate(D: torch.Tensor, labels: torch.Tensor, size_min: int)
     return "not optimal" if lowest < 0 else "tied" if lowest == 0 else "unique"
 
 
-def is_optimal_assignment(D: torch.Tensor, labels: torch.Tensor, size_min: int) -> bool:
-    """True if ``labels`` is a minimum-cost assignment with every cluster >= ``size_min`` rows (see
-    ``assignment_certificate``)."""
-    return assignment_certificate(D, labels, size_min) != "not optimal"
-
-
 def constrained_assignment(D: torch.Tensor, size_min: int) -> torch.Tensor:
     """Exact minimum-cost assignment of rows to clusters with every cluster holding >= ``size_min`` rows.
 

@@ -22,6 +22,8 @@ def counted_clustering(monkeypatch):
         return order[: k * r].reshape(k, r)
 
     monkeypatch.setattr(pmrc, "pmrc_rows", fake)
+    # the torch backend clusters same-shape matrices in batches: count each matrix of a batch
+    monkeypatch.setattr(pmrc, "pmrc_rows_batch", lambda weights, k, r, seed: [fake(w, k, r, seed) for w in weights])
     return calls
 
 
