@@ -128,7 +128,9 @@ def inference_ratios(base, method_cfgs: dict[str, dict], prompt_batch: dict, dec
     out: dict[str, float] = {}
     base.eval()
     base_peak = peak_live_bytes(lambda: base(**prompt_batch))
-    for name, cfg in method_cfgs.items():
+    from tqdm.auto import tqdm
+
+    for name, cfg in tqdm(method_cfgs.items(), desc="bench: inference", unit="method"):
         model = apply_method(base, cfg)
         _randomize_adapter(model)
         model.eval()
@@ -189,7 +191,9 @@ def train_step_ratios(make_model: Callable[[], torch.nn.Module], idlora_cfg: dic
 
     out = {}
     lora_step = train_step_fn(apply_method(make_model(), lora_cfg), batch)
-    for position in ("input", "rows"):
+    from tqdm.auto import tqdm
+
+    for position in tqdm(("input", "rows"), desc="bench: training step", unit="setting"):
         id_step = train_step_fn(apply_method(make_model(), {**idlora_cfg, "dropout_position": position}), batch)
         out[f"train_step_ratio_idlora_vs_lora_{position}"] = median_ratio(id_step, lora_step, trials)
     return out

@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 
 import torch
+from tqdm.auto import tqdm
 
 from . import pmrc, pmrc_kmeans
 
@@ -35,7 +36,7 @@ def pmrc_comparison(model: torch.nn.Module, k: int, r: int, quick: bool = False,
     if quick:
         weights = weights[:3]
     t_ref = t_torch = obj_ref = obj_torch = 0.0
-    for W in weights:
+    for W in tqdm(weights, desc="bench: PMRC reference", unit="matrix"):
         t, o = _time(lambda: pmrc_kmeans.reference_kmeans(W, k, r, seed))
         t_ref, obj_ref = t_ref + t, obj_ref + o
     start = time.perf_counter()
@@ -48,7 +49,7 @@ def pmrc_comparison(model: torch.nn.Module, k: int, r: int, quick: bool = False,
     shapes = {(256, 128): 1} if quick else LLAMA3_8B_SHAPES
     gen = torch.Generator().manual_seed(seed)
     est = {"reference": 0.0, "torch": 0.0}
-    for (d_out, d_in), per_layer in shapes.items():
+    for (d_out, d_in), per_layer in tqdm(shapes.items(), desc="bench: PMRC LLaMA-3-8B shapes", unit="shape"):
         W = torch.randn(d_out, d_in, generator=gen)
         rr = min(128, d_out // k) if not quick else 16
         est["reference"] += per_layer * _time(lambda: pmrc_kmeans.reference_kmeans(W, k, rr, seed))[0]
