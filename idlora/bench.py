@@ -20,6 +20,7 @@ from collections.abc import Callable
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
+from tqdm.auto import tqdm
 
 
 class _LiveBytes(TorchDispatchMode):
@@ -128,8 +129,6 @@ def inference_ratios(base, method_cfgs: dict[str, dict], prompt_batch: dict, dec
     out: dict[str, float] = {}
     base.eval()
     base_peak = peak_live_bytes(lambda: base(**prompt_batch))
-    from tqdm.auto import tqdm
-
     for name, cfg in tqdm(method_cfgs.items(), desc="bench: inference", unit="method"):
         model = apply_method(base, cfg)
         _randomize_adapter(model)
@@ -191,8 +190,6 @@ def train_step_ratios(make_model: Callable[[], torch.nn.Module], idlora_cfg: dic
 
     out = {}
     lora_step = train_step_fn(apply_method(make_model(), lora_cfg), batch)
-    from tqdm.auto import tqdm
-
     for position in tqdm(("input", "rows"), desc="bench: training step", unit="setting"):
         id_step = train_step_fn(apply_method(make_model(), {**idlora_cfg, "dropout_position": position}), batch)
         out[f"train_step_ratio_idlora_vs_lora_{position}"] = median_ratio(id_step, lora_step, trials)
@@ -236,7 +233,7 @@ def merge_parts(old: dict | None, new: dict) -> dict:
 
 def run_efficiency_benchmark(model_name: str = "smollm2_135m", quick: bool = False, trials: int | None = None,
                              out: str = "results/bench/efficiency.json",
-                             parts=("infer", "train", "pmrc")) -> dict:
+                             parts=BENCH_PARTS) -> dict:
     """All of Figure 3's measurements for one model; writes ``out`` and prints a table."""
     import platform
 
@@ -267,7 +264,7 @@ def run_efficiency_benchmark(model_name: str = "smollm2_135m", quick: bool = Fal
     methods = {"idlora": method_cfg("idlora"), "hydralora": method_cfg("hydralora"),
                "moelora": method_cfg("moelora"), "lora_unmerged": method_cfg("lora"),
                "dora_unmerged": method_cfg("dora")}
-    unknown = set(parts) - {"infer", "train", "pmrc"}
+    unknown = set(parts) - set(BENCH_PARTS)
     if unknown:
         raise ConfigError(f"unknown benchmark part(s) {sorted(unknown)}; valid: infer, train, pmrc")
     results: dict[str, float] = {}

@@ -111,23 +111,28 @@ def batch_size(weight: torch.Tensor) -> int:
     return max(1, BATCH_BYTES // (weight.numel() * 4))
 
 
+def _batches(weights: list[torch.Tensor]):
+    """Positions in ``weights`` grouped by shape and device, in batches of at most ``BATCH_BYTES``."""
+    groups: dict[tuple, list[int]] = {}
+    for i, w in enumerate(weights):
+        groups.setdefault((tuple(w.shape), w.device), []).append(i)
+    for members in groups.values():
+        step = batch_size(weights[members[0]])
+        for s in range(0, len(members), step):
+            yield members[s:s + step]
+
+
 def cluster_batch(weights: list[torch.Tensor], k: int, r: int, seed: int) -> list[tuple]:
     """The torch backend's size-constrained k-means of many matrices: those of one shape are clustered together,
     in batches of at most ``BATCH_BYTES``. One (labels, centers, objective) per matrix, in the order given, each
     what ``constrained_kmeans`` gives that matrix alone."""
     from . import pmrc_kmeans
 
-    by_shape: dict[tuple, list[int]] = {}
-    for i, w in enumerate(weights):
-        by_shape.setdefault(tuple(w.shape), []).append(i)
     out: list = [None] * len(weights)
-    for members in by_shape.values():
-        step = batch_size(weights[members[0]])
-        for s in range(0, len(members), step):
-            part = members[s:s + step]
-            X = torch.stack([weights[i].detach().float() for i in part])
-            for i, result in zip(part, zip(*pmrc_kmeans.constrained_kmeans_batch(X, k, r, seed))):
-                out[i] = result
+    for part in _batches(weights):
+        X = torch.stack([weights[i].detach().float() for i in part])
+        for i, result in zip(part, zip(*pmrc_kmeans.constrained_kmeans_batch(X, k, r, seed))):
+            out[i] = result
     return out
 
 
@@ -220,25 +225,23 @@ def select_rows_for_modules(
         bar = tqdm(weights.items(), desc=f"ID-LoRA rows ({selection})", unit="module",
                    disable=not progress or selection != "pmrc")
         return {name: select_rows(w, k, r, selection, seed, backend, module_name=name) for name, w in bar}
-    out, todo = {}, {}
+    out, todo = {}, []
     for name, w in weights.items():
         path = _cache_path(w, k, r, seed, backend)
         index = _load_cached(path, k, r)
         if index is None:
-            todo.setdefault((tuple(w.shape), w.dtype, w.device), []).append((name, w, path))
+            todo.append((name, w, path))
         else:
             out[name] = index
     with tqdm(total=len(weights), initial=len(out), desc="ID-LoRA rows (pmrc)", unit="module",
               disable=not progress) as bar:
-        for group in todo.values():
-            per_batch = batch_size(group[0][1])
-            for s in range(0, len(group), per_batch):
-                part = group[s:s + per_batch]
-                start = time.perf_counter()
-                indices = pmrc_rows_batch([w for _, w, _ in part], k, r, seed)
-                seconds = (time.perf_counter() - start) / len(part)  # this matrix's share of its batch
-                for (name, w, path), index in zip(part, indices):
-                    _store(path, index, name, w.shape, k, r, seed, backend, seconds)
-                    out[name] = index
-                bar.update(len(part))
+        for part in _batches([w for _, w, _ in todo]):  # each batch is cached as soon as it is done
+            items = [todo[i] for i in part]
+            start = time.perf_counter()
+            indices = pmrc_rows_batch([w for _, w, _ in items], k, r, seed)
+            seconds = (time.perf_counter() - start) / len(items)  # this matrix's share of its batch
+            for (name, w, path), index in zip(items, indices):
+                _store(path, index, name, w.shape, k, r, seed, backend, seconds)
+                out[name] = index
+            bar.update(len(items))
     return {name: out[name] for name in weights}

@@ -224,11 +224,11 @@ def constrained_kmeans_batch(X: torch.Tensor, k: int, size_min: int, seed: int, 
     X = X.detach().float()
     x2 = _row_sq_norms(X)
     x2_total = [float((Xd * Xd).sum()) for Xd in (x.double() for x in X)]
-    gens = [torch.Generator().manual_seed(seed) for _ in range(B)]
-    best_labels = torch.empty(B, n, dtype=torch.long, device=X.device)
-    best_centers = torch.empty(B, k, d, dtype=X.dtype, device=X.device)
-    best_obj = [float("inf")] * B
     dev = X.device
+    gens = [torch.Generator().manual_seed(seed) for _ in range(B)]
+    best_labels = torch.empty(B, n, dtype=torch.long, device=dev)
+    best_centers = torch.empty(B, k, d, dtype=X.dtype, device=dev)
+    best_obj = [float("inf")] * B
     for _ in range(n_init):
         centers = torch.stack([_kmeans_pp(X[b], k, gens[b], x2[b]) for b in range(B)])
         labels = torch.full((B, n), -1, dtype=torch.long, device=dev)
