@@ -50,16 +50,23 @@ def resolve(cfg: DictConfig) -> DictConfig:
         OmegaConf.resolve(cfg)
     except Exception as e:  # interpolation errors name the key; make them user errors
         raise ConfigError(f"config does not resolve: {e}") from None
+    if OmegaConf.select(cfg, "train.gradient_checkpointing") == "auto":
+        cfg.train.gradient_checkpointing = per_method(cfg, "gradient_checkpointing", False)
     check_values(cfg)
     return cfg
+
+
+def per_method(cfg: DictConfig, key: str, fallback):
+    """A scale's per-method setting ``scale.<key>``: the method's own entry, else ``default``, else ``fallback``."""
+    table = cfg.scale.get(key) or {}
+    return table.get(cfg.method.name, table.get("default", fallback))
 
 
 def effective_lr(cfg: DictConfig) -> float:
     """The learning rate a run trains with: the experiment's (the paper's Tables 4, 5) times the scale's
     ``lr_multiplier`` for the method (``default`` for methods not named; 1 when the scale has none); LoRI-S
     (``method=lori``, sparsity > 0) trains at ``method.sparse_lr_multiplier`` times that, its LoRI-D stage at it."""
-    mult = cfg.scale.get("lr_multiplier") or {}
-    lr = float(cfg.train.lr) * float(mult.get(cfg.method.name, mult.get("default", 1.0)))
+    lr = float(cfg.train.lr) * float(per_method(cfg, "lr_multiplier", 1.0))
     if cfg.method.name == "lori" and float(cfg.method.get("sparsity") or 0) > 0:  # LoRI-S, after LoRI-D at lr
         lr *= float(cfg.method.get("sparse_lr_multiplier") or 1.0)
     return lr

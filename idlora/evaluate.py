@@ -57,14 +57,28 @@ def load_trained(record: dict):
 
         if not (adapter_dir / "config.json").exists():
             raise ConfigError(f"run {cfg.run_id}: no saved model in {adapter_dir}; re-run training.")
-        return AutoModelForCausalLM.from_pretrained(adapter_dir).eval(), AutoTokenizer.from_pretrained(adapter_dir)
+        from .models import _resolve_dtype
+
+        model = AutoModelForCausalLM.from_pretrained(adapter_dir, dtype=_resolve_dtype(cfg.model.get("dtype")))
+        tokenizer = AutoTokenizer.from_pretrained(adapter_dir)
+        if tokenizer.pad_token is None:  # saved from a hub tokenizer that has none (LLaMA-3): as loading does
+            tokenizer.pad_token = tokenizer.eos_token
+        tokenizer.padding_side = "left"
+        return model.to(eval_device()).eval(), tokenizer
     if not (adapter_dir / "adapter_config.json").exists():
         raise ConfigError(f"run {cfg.run_id}: no adapter in {adapter_dir} (adapter_config.json missing); "
                           "the run did not finish training — resume it with train.resume=true.")
     import idlora  # noqa: F401  (registers the methods with PEFT)
 
     base, tokenizer = load_model_and_tokenizer(cfg.model)
-    return PeftModel.from_pretrained(base, adapter_dir).eval(), tokenizer
+    return PeftModel.from_pretrained(base, adapter_dir).to(eval_device()).eval(), tokenizer
+
+
+def eval_device():
+    """Where a saved run is scored: the first GPU when there is one (an 8B model would generate for days on a CPU)."""
+    import torch
+
+    return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
 
 
 def run_benchmark(name: str, model, tokenizer, eval_cfg: DictConfig, family: str, seed: int) -> tuple[dict, list]:
@@ -95,6 +109,11 @@ def check_eval_config(eval_cfg, benchmarks: list[str] | None = None) -> list[str
         raise ConfigError(f"unknown benchmark(s) {unknown}; valid: {', '.join(valid)} (eval.benchmarks=[...]).")
     if "hexphi" in names and eval_cfg.get("judge", "keyword") not in JUDGES:
         raise ConfigError(f"unknown HEx-PHI judge {eval_cfg.judge!r}; valid: {', '.join(JUDGES)} (eval.judge=...).")
+    if "hexphi" in names and eval_cfg.get("source") != "synthetic" and not eval_cfg.get("hexphi_path"):
+        # the project's 33 placeholders are mini data: a paper-scale refusal rate must never be measured on them
+        raise ConfigError("HEx-PHI is gated on the Hugging Face hub (LLM-Tuning-Safety/HEx-PHI): accept its terms, "
+                          "download it, and pass its directory of category_N.csv files as eval.hexphi_path=DIR "
+                          "(or local_data.hexphi=DIR).")
     return names
 
 

@@ -38,24 +38,14 @@ class Run:
 
 
 def is_complete(run: Run, results_dir: Path | None = None) -> bool:
-    """True if the run's results file exists, holds the same config, and has every configured benchmark."""
+    """True if the run's results file holds this config's training and every configured benchmark."""
     from omegaconf import OmegaConf
+
+    from .results import usable_record
 
     cfg = run.config()
     path = Path(results_dir or cfg.results_dir) / f"{cfg.run_id}.json"
-    if not path.exists():
-        return False
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return False
-    from .results import SCHEMA_VERSION, run_identity, scored_benchmarks
-
-    if run_identity(record.get("config") or {}) != run_identity(OmegaConf.to_container(cfg, resolve=True)):
-        return False
-    if record.get("schema_version") != SCHEMA_VERSION or "train" not in record:
-        return False
-    return set(cfg.eval.benchmarks) <= scored_benchmarks(record)
+    return usable_record(path, OmegaConf.to_container(cfg, resolve=True), cfg.eval.benchmarks) is not None
 
 
 def sbatch_script(run: Run, gpus: int = 2, cpus: int = 16, mem: str = "200G", time: str = "48:00:00",

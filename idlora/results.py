@@ -27,7 +27,8 @@ PACKAGES = ("torch", "transformers", "peft", "accelerate", "datasets", "lm_eval"
 
 
 # Keys of a run's config that say where files go, not what the run is: left out when configs are compared.
-LOCATION_KEYS = ("output_root", "results_dir", "evaluate_after_training")
+# (local_models / local_data only feed model.path, data.*path and eval.*_path, which stay in the identity.)
+LOCATION_KEYS = ("output_root", "results_dir", "evaluate_after_training", "local_models", "local_data")
 
 
 # Training keys that change how a run is executed or logged, never its numbers (resume is exact, bit for bit):
@@ -35,11 +36,19 @@ LOCATION_KEYS = ("output_root", "results_dir", "evaluate_after_training")
 EXECUTION_KEYS = ("resume", "wandb", "log_steps", "keep_checkpoints", "save_steps")
 
 
+# Config keys added after runs were recorded, with the value that reproduces what those runs did: a key holding
+# that value is left out of the identity, so a record written before the key existed still matches.
+ADDED_KEYS = {("scale", "gradient_checkpointing"): {"default": False}, ("scale", "eval_batch_size"): 8}
+
+
 def run_identity(config: dict) -> dict:
     """The part of a resolved config that defines a run (two runs with equal identities are the same run)."""
     out = {k: v for k, v in config.items() if k not in LOCATION_KEYS}
     if isinstance(out.get("train"), dict):
         out["train"] = {k: v for k, v in out["train"].items() if k not in EXECUTION_KEYS}
+    for (group, key), default in ADDED_KEYS.items():
+        if isinstance(out.get(group), dict) and out[group].get(key, default) == default:
+            out[group] = {k: v for k, v in out[group].items() if k != key}
     return out
 
 
@@ -166,3 +175,19 @@ def scored_benchmarks(record: dict) -> set[str]:
     return {b for b, e in record.get("benchmarks", {}).items() if "error" not in e}
 
 
+
+
+def usable_record(path: str | Path, config: dict, benchmarks=()) -> dict | None:
+    """The record in ``path`` if it is usable for a run of ``config`` (a resolved config, as a dict): readable, of
+    this schema version, of the same run identity, with its training recorded and every benchmark in
+    ``benchmarks`` scored without error. None otherwise (missing, unreadable, another run, or unfinished)."""
+    path = Path(path)
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if record.get("schema_version") != SCHEMA_VERSION or "train" not in record:
+        return None
+    if run_identity(record.get("config") or {}) != run_identity(config):
+        return None
+    return record if set(benchmarks) <= scored_benchmarks(record) else None

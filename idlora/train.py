@@ -14,8 +14,8 @@ history; ``train.resume=true`` continues from the newest complete one and ends w
 from __future__ import annotations
 
 import json
-import math
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -26,6 +26,7 @@ from . import checkpoint as ckpt_io
 from .config import effective_lr
 from .errors import ConfigError
 from .methods import apply_method, build_peft_config, count_parameters
+from .results import new_run_record, scored_benchmarks, usable_record, write_run_record
 
 
 def _meta_check(cfg: DictConfig) -> None:
@@ -108,6 +109,9 @@ def _config_diff(a: dict, b: dict, prefix: str = "") -> list[str]:
 
 
 CHECKPOINT_CONFIG = "config.json"
+# A file in the run's output directory that asks a running training to checkpoint and stop at the next step
+# (the Slurm job's warning-signal handler writes it; experiments/slurm/train.sbatch).
+STOP_FILE = "STOP"
 
 
 def _check_checkpoint_config(ckpt_root: Path, config: dict) -> None:
@@ -127,38 +131,54 @@ def _check_checkpoint_config(ckpt_root: Path, config: dict) -> None:
                           f"run. Delete {ckpt_root} to start this run afresh, or give it its own id with run_tag=_<name>.")
 
 
-def run(cfg: DictConfig) -> dict:
-    """Train ``cfg.method`` on ``cfg.data`` and save the adapter; returns a summary (also in the results file)."""
-    from accelerate import Accelerator
-    from accelerate.utils import set_seed
-    from tqdm.auto import tqdm
+def validate(cfg: DictConfig) -> dict:
+    """Every check that needs no weights, before any work: the method, the benchmarks and their data sources, the
+    training data's files, the optimizer, and an earlier results file or checkpoint of the same run id. Returns the
+    resolved config as a dict (what the results file records)."""
+    from .data import check_data_config
+    from .evaluate import check_eval_config
 
-    from .data import SFTCollator, load_dataset_for, tokenize_example
-    from .models import load_model_and_tokenizer
-    from .results import new_run_record, write_run_record
-
-    t0 = time.time()
     plain_cfg = OmegaConf.to_container(cfg, resolve=True)
     build_peft_config(cfg.method)  # a bad method value fails before anything else
     if cfg.get("evaluate_after_training") and cfg.eval.benchmarks:
-        from .evaluate import check_eval_config
-
-        check_eval_config(cfg.eval)  # so does a misspelt benchmark, before hours of training
-    tc = cfg.train
-    out_dir = Path(cfg.output_root) / cfg.run_id
-    results_path = Path(cfg.results_dir) / f"{cfg.run_id}.json"
-    if not tc.resume:
-        _check_previous_results(results_path, plain_cfg)
+        check_eval_config(cfg.eval)  # so does a misspelt benchmark or a missing test set, before hours of training
+    check_data_config(cfg.data, cfg.scale.name)
+    _check_optimizer(cfg.train)
+    if not cfg.train.resume:
+        _check_previous_results(_results_path(cfg), plain_cfg)
     else:
-        _check_checkpoint_config(out_dir / "checkpoints", plain_cfg)
+        _check_checkpoint_config(_out_dir(cfg) / "checkpoints", plain_cfg)
     _meta_check(cfg)
+    return plain_cfg
 
-    log_with = _tracker(cfg)
-    accelerator = Accelerator(mixed_precision=_mixed_precision(tc.mixed_precision), log_with=log_with)
-    nproc, rank = accelerator.num_processes, accelerator.process_index
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        # Accelerate reports 1 process for DeepSpeed on CPU (gloo); the process group knows the truth.
-        nproc, rank = torch.distributed.get_world_size(), torch.distributed.get_rank()
+
+def _out_dir(cfg: DictConfig) -> Path:
+    return Path(cfg.output_root) / cfg.run_id
+
+
+def _results_path(cfg: DictConfig) -> Path:
+    return Path(cfg.results_dir) / f"{cfg.run_id}.json"
+
+
+def _adapter_dir(cfg: DictConfig) -> Path:
+    return _out_dir(cfg) / ("model" if cfg.method.name == "fft" else "adapter")
+
+
+# Process-group timeout: rank 0 may cluster PMRC (uncached) or save a large model while the others wait.
+PROCESS_GROUP_TIMEOUT_S = 3 * 3600
+
+
+def _accelerator(cfg: DictConfig):
+    """(accelerator, processes, rank, gradient accumulation steps) for the run's batch sizes."""
+    from datetime import timedelta
+
+    from accelerate import Accelerator
+    from accelerate.utils import InitProcessGroupKwargs
+
+    tc = cfg.train
+    accelerator = Accelerator(mixed_precision=_mixed_precision(tc.mixed_precision), log_with=_tracker(cfg),
+                              kwargs_handlers=[InitProcessGroupKwargs(timeout=timedelta(seconds=PROCESS_GROUP_TIMEOUT_S))])
+    rank, nproc = _rank_world()  # Accelerate reports 1 process for DeepSpeed on CPU (gloo); the group knows the truth
     if tc.batch_size % (tc.micro_batch_size * nproc):
         raise ConfigError(
             f"train.batch_size={tc.batch_size} must be a multiple of micro_batch_size×processes = "
@@ -172,9 +192,19 @@ def run(cfg: DictConfig) -> dict:
                                         "train_micro_batch_size_per_gpu": tc.micro_batch_size})
         if tc.max_grad_norm:
             plugin.deepspeed_config["gradient_clipping"] = float(tc.max_grad_norm)
-    set_seed(cfg.seed)
+    return accelerator, nproc, rank, accum
 
-    records = load_dataset_for(cfg.data, scale=cfg.scale.name, seed=cfg.seed)
+
+def _zero_stage(accelerator) -> int | None:
+    plugin = accelerator.state.deepspeed_plugin
+    return None if plugin is None else int(plugin.zero_stage)
+
+
+def _build_model(cfg: DictConfig, rank: int):
+    """(model, tokenizer, LoRI calibration info): base weights, the method (PMRC on rank 0 first; the other ranks
+    then read its cache), LoRI's masks, gradient checkpointing."""
+    from .models import load_model_and_tokenizer
+
     model, tokenizer = load_model_and_tokenizer(cfg.model)
     if rank != 0:
         _barrier()  # rank 0 clusters and caches first; the others then read its files
@@ -183,113 +213,243 @@ def run(cfg: DictConfig) -> dict:
         _barrier()
     lori_info = None
     if cfg.method.name == "lori" and float(cfg.method.sparsity) > 0:
+        from accelerate.utils import set_seed
+
         lori_info = _calibrate_lori(cfg, model)
         set_seed(cfg.seed)  # LoRI-S draws the same dropout whether LoRI-D was just trained here or reused
-    if tc.gradient_checkpointing:
+    if cfg.train.gradient_checkpointing:
         model.gradient_checkpointing_enable()
         if hasattr(model, "enable_input_require_grads"):
             model.enable_input_require_grads()
-    trainable, total = count_parameters(model)
-    if lori_info is not None:  # masked entries of B are parameters that never change: count what trains
-        trainable -= lori_info["masked_entries"]
+    return model, tokenizer, lori_info
+
+
+def _examples(cfg: DictConfig, records: list[dict], tokenizer) -> list[dict]:
+    from .data import tokenize_example
+
+    tc = cfg.train
     examples = [tokenize_example(r, tokenizer, cfg.model.family, tc.max_length) for r in records]
     examples = [e for e in examples if e is not None]
     if len(examples) < tc.batch_size:
         raise ConfigError(f"only {len(examples)} usable training examples for batch_size={tc.batch_size}; "
                           "supply more data or lower train.batch_size.")
-    collate = SFTCollator(tokenizer)
-    steps_per_epoch = len(examples) // tc.batch_size
-    total_steps = int(tc.max_steps) if tc.max_steps else steps_per_epoch * int(tc.epochs)
+    return examples
 
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=effective_lr(cfg), betas=tuple(tc.betas), weight_decay=tc.weight_decay)
-    warmup = int(tc.warmup_steps)
 
-    def lr_lambda(step: int) -> float:  # linear warm-up, then linear decay to 0 (HF's "linear")
-        if step < warmup:
-            return (step + 1) / max(1, warmup)
-        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+def run(cfg: DictConfig) -> dict:
+    """Train ``cfg.method`` on ``cfg.data`` and save the adapter; returns a summary (also in the results file).
 
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
-    model, optimizer = accelerator.prepare(model, optimizer)
-    deepspeed = accelerator.state.deepspeed_plugin is not None
+    ``summary["preempted"]`` is true when a stop was requested (``STOP_FILE``, e.g. by Slurm's warning signal):
+    the run then saved a checkpoint and stopped without writing its results; ``train.resume=true`` continues it."""
+    from accelerate.utils import set_seed
 
-    ckpt_root = out_dir / "checkpoints"
-    start_step, losses = 0, []
-    if tc.resume:
-        found = ckpt_io.latest(ckpt_root)
-        if found is not None:
-            start_step, losses = _load_checkpoint(found, accelerator, model, optimizer, scheduler, deepspeed, rank)
-            accelerator.print(f"resumed from {found} (step {start_step}/{total_steps})")
+    from .data import load_dataset_for
 
-    tracker = None
-    if log_with:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        accelerator.init_trackers("idlora", config=plain_cfg,
-                                  init_kwargs={"wandb": {"name": cfg.run_id, "dir": str(out_dir)}})
-        tracker = log_with
-    bar = tqdm(total=total_steps, initial=start_step, desc=f"train {cfg.run_id}", unit="step",
-               disable=rank != 0)
-    model.train()
-    for step, batch_idx in global_batches(len(examples), tc.batch_size, cfg.seed, total_steps):
-        if step < start_step:
-            continue
-        mine = batch_idx[rank::nproc]  # this process's share of the global batch
-        micro = [mine[i:i + tc.micro_batch_size] for i in range(0, len(mine), tc.micro_batch_size)]
-        step_loss = 0.0
-        for idx in micro:  # len(micro) == accum: the last micro-batch is the accumulation boundary
-            batch = {k: v.to(accelerator.device) for k, v in collate([examples[i] for i in idx]).items()}
-            with accelerator.accumulate(model):  # no gradient sync until the boundary; loss scaled by 1/accum
-                loss = model(**batch).loss
-                accelerator.backward(loss)
-                if accelerator.sync_gradients and tc.max_grad_norm and not deepspeed:
-                    accelerator.clip_grad_norm_(params, tc.max_grad_norm)
-                optimizer.step()  # a no-op before the boundary
-                optimizer.zero_grad(set_to_none=True)
-            step_loss += loss.detach().float().item() / len(micro)
-        scheduler.step()
-        mean_loss = step_loss
-        if nproc > 1:
-            t = torch.tensor(step_loss, device=accelerator.device)
-            torch.distributed.all_reduce(t)
-            mean_loss = t.item() / nproc
-        losses.append(mean_loss)
-        bar.update(1)
-        bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
-        if tracker is not None and (step + 1) % tc.log_steps == 0:
-            accelerator.log({"train/loss": mean_loss, "train/lr": scheduler.get_last_lr()[0]}, step=step + 1)
-        done = step + 1
-        if tc.save_steps and done % tc.save_steps == 0 and done < total_steps:
-            _save_checkpoint(ckpt_root, done, losses, accelerator, model, optimizer, scheduler, deepspeed,
-                             keep=int(tc.keep_checkpoints), config=plain_cfg)
-    bar.close()
-
-    unwrapped = accelerator.unwrap_model(model)
-    adapter_dir = out_dir / ("model" if cfg.method.name == "fft" else "adapter")
-    if deepspeed:
-        state = accelerator.get_state_dict(model)  # gathers ZeRO-3 shards (a collective: every rank calls it)
-        if rank == 0:
-            unwrapped.save_pretrained(adapter_dir, state_dict=state)
-    elif rank == 0:
-        unwrapped.save_pretrained(adapter_dir)
+    t0 = time.time()
+    plain_cfg = validate(cfg)
+    tc = cfg.train
+    accelerator, nproc, rank, accum = _accelerator(cfg)
+    set_seed(cfg.seed)
     if rank == 0:
-        tokenizer.save_pretrained(adapter_dir)
+        (_out_dir(cfg) / STOP_FILE).unlink(missing_ok=True)  # a stop request is for the job that received it
+    records = load_dataset_for(cfg.data, scale=cfg.scale.name, seed=cfg.seed)
+    model, tokenizer, lori_info = _build_model(cfg, rank)
+    trainable, total = count_parameters(model)
+    if lori_info is not None:  # masked entries of B are parameters that never change: count what trains
+        trainable -= lori_info["masked_entries"]
+    examples = _examples(cfg, records, tokenizer)
+    total_steps = int(tc.max_steps) if tc.max_steps else (len(examples) // tc.batch_size) * int(tc.epochs)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer, scheduler = _optimizer(tc, params, effective_lr(cfg), total_steps)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    state = _TrainState(accelerator, model, optimizer, scheduler, _zero_stage(accelerator), rank, nproc, plain_cfg)
+    ckpt_root = _out_dir(cfg) / "checkpoints"
+    start_step, losses = 0, []
+    found = ckpt_io.latest(ckpt_root) if tc.resume else None
+    if found is not None:
+        start_step, losses = _load_checkpoint(found, state)
+        accelerator.print(f"resumed from {found} (step {start_step}/{total_steps})")
+    if accelerator.log_with:
+        _out_dir(cfg).mkdir(parents=True, exist_ok=True)
+        accelerator.init_trackers("idlora", config=plain_cfg,
+                                  init_kwargs={"wandb": {"name": cfg.run_id, "dir": str(_out_dir(cfg))}})
+    stopped = _train_loop(cfg, state, examples, tokenizer, params, start_step, total_steps, losses)
     summary = {"steps": total_steps, "lr": effective_lr(cfg), "examples": len(examples), "loss_curve": losses,
                "final_loss": losses[-1] if losses else None, "seconds": time.time() - t0,
-               "processes": nproc, "grad_accum": accum, "adapter_dir": str(adapter_dir)}
+               "processes": nproc, "grad_accum": accum, "adapter_dir": str(_adapter_dir(cfg))}
+    if stopped:
+        return {"model": None, "tokenizer": tokenizer, "results_path": _results_path(cfg), "accelerator": accelerator,
+                "rank": rank, "preempted": True, **summary}
     if lori_info is not None:
         summary["lori"] = lori_info
+    unwrapped = _save_final(cfg, state, tokenizer)
     if rank == 0:
         record = new_run_record(run_id=cfg.run_id, experiment=cfg.experiment, scale=cfg.scale.name,
                                 model=cfg.paper_model, method=cfg.method.name, config=plain_cfg,
                                 trainable_params=trainable, total_params=total)
         record["train"] = summary
         record["base_model"] = cfg.model.name
-        write_run_record(results_path, record)
-    if tracker is not None:
-        accelerator.end_training()
+        write_run_record(_results_path(cfg), record)
+        shutil.rmtree(ckpt_root, ignore_errors=True)  # the adapter and the record hold everything the run needs now
     _barrier()
-    return {"model": unwrapped, "tokenizer": tokenizer, "results_path": results_path, **summary}
+    return {"model": unwrapped, "tokenizer": tokenizer, "results_path": _results_path(cfg), "accelerator": accelerator,
+            "rank": rank, "preempted": False, **summary}
+
+
+class _TrainState:
+    """What the loop, the checkpoints and the final save share."""
+
+    def __init__(self, accelerator, model, optimizer, scheduler, zero_stage, rank, nproc, config):
+        self.accelerator, self.model, self.optimizer, self.scheduler = accelerator, model, optimizer, scheduler
+        self.zero_stage, self.rank, self.nproc, self.config = zero_stage, rank, nproc, config
+
+    @property
+    def deepspeed(self) -> bool:
+        return self.zero_stage is not None
+
+
+def _train_loop(cfg, state: _TrainState, examples, tokenizer, params, start_step, total_steps, losses) -> bool:
+    """Optimizer steps ``start_step .. total_steps``; True if it stopped early on a stop request (checkpoint saved)."""
+    from tqdm.auto import tqdm
+
+    from .data import SFTCollator
+
+    tc, acc, rank, nproc = cfg.train, state.accelerator, state.rank, state.nproc
+    collate, ckpt_root, stop_file = SFTCollator(tokenizer), _out_dir(cfg) / "checkpoints", _out_dir(cfg) / STOP_FILE
+    bar = tqdm(total=total_steps, initial=start_step, desc=f"train {cfg.run_id}", unit="step", disable=rank != 0)
+    state.model.train()
+    for step, batch_idx in global_batches(len(examples), tc.batch_size, cfg.seed, total_steps):
+        if step < start_step:
+            continue
+        mine = batch_idx[rank::nproc]  # this process's share of the global batch
+        step_loss = _step(state, tc, [examples[i] for i in mine], collate, params)
+        mean_loss, stop = _reduce(state, step_loss, rank == 0 and stop_file.exists())
+        losses.append(mean_loss)
+        bar.update(1)
+        lr = state.scheduler.get_last_lr()[0]
+        bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.2e}")
+        if acc.log_with and (step + 1) % tc.log_steps == 0:
+            acc.log({"train/loss": mean_loss, "train/lr": lr}, step=step + 1)
+        done = step + 1
+        if done < total_steps and ((tc.save_steps and done % tc.save_steps == 0) or stop):
+            _save_checkpoint(ckpt_root, done, losses, state, keep=int(tc.keep_checkpoints))
+        if stop and done < total_steps:
+            acc.print(f"stop requested ({stop_file}): checkpoint step-{done} saved; resume with train.resume=true")
+            bar.close()
+            return True
+    bar.close()
+    return False
+
+
+def _step(state: _TrainState, tc, batch_examples: list[dict], collate, params) -> float:
+    """One optimizer step over this process's examples in micro-batches (gradient accumulation); its mean loss."""
+    acc, deepspeed = state.accelerator, state.deepspeed
+    micro = [batch_examples[i:i + tc.micro_batch_size] for i in range(0, len(batch_examples), tc.micro_batch_size)]
+    step_loss = 0.0
+    for chunk in micro:  # len(micro) == accum: the last micro-batch is the accumulation boundary
+        batch = {k: v.to(acc.device) for k, v in collate(chunk).items()}
+        with acc.accumulate(state.model):  # no gradient sync until the boundary; loss scaled by 1/accum
+            loss = state.model(**batch).loss
+            acc.backward(loss)
+            if acc.sync_gradients and tc.max_grad_norm and not deepspeed:
+                acc.clip_grad_norm_(params, tc.max_grad_norm)
+            state.optimizer.step()  # a no-op before the boundary
+            state.optimizer.zero_grad(set_to_none=True)
+        step_loss += loss.detach().float().item() / len(micro)
+    state.scheduler.step()
+    return step_loss
+
+
+def _reduce(state: _TrainState, step_loss: float, stop: bool) -> tuple[float, bool]:
+    """The loss averaged over processes, and whether any process was asked to stop (one collective for both)."""
+    if state.nproc == 1:
+        return step_loss, stop
+    t = torch.tensor([step_loss, float(stop)], device=state.accelerator.device)
+    torch.distributed.all_reduce(t)
+    return t[0].item() / state.nproc, bool(t[1].item() > 0)
+
+
+def _save_final(cfg: DictConfig, state: _TrainState, tokenizer):
+    """Save the adapter (the whole model for fft) on rank 0; returns the unwrapped model. Only ZeRO-3 needs every
+    rank to gather the shards; under ZeRO-2 and DDP each rank holds the whole model, so rank 0 alone saves it."""
+    unwrapped = state.accelerator.unwrap_model(state.model)
+    adapter_dir = _adapter_dir(cfg)
+    if state.zero_stage == 3:
+        full = state.accelerator.get_state_dict(state.model)  # a collective: every rank calls it
+        if state.rank == 0:
+            unwrapped.save_pretrained(adapter_dir, state_dict=full)
+    elif state.rank == 0:
+        unwrapped.save_pretrained(adapter_dir)
+    if state.rank == 0:
+        tokenizer.save_pretrained(adapter_dir)
+    return unwrapped
+
+
+OPTIMIZERS = {"adamw": torch.optim.AdamW}
+SCHEDULERS = ("linear", "constant")
+
+
+def _check_optimizer(tc) -> None:
+    if tc.optimizer not in OPTIMIZERS:
+        raise ConfigError(f"train.optimizer={tc.optimizer!r} is not known; valid: {', '.join(OPTIMIZERS)}.")
+    if tc.lr_scheduler not in SCHEDULERS:
+        raise ConfigError(f"train.lr_scheduler={tc.lr_scheduler!r} is not known; valid: {', '.join(SCHEDULERS)}.")
+
+
+def _optimizer(tc, params, lr: float, total_steps: int):
+    """(optimizer, scheduler) as the config names them: linear warm-up, then linear decay to 0 (HF's "linear") or
+    a constant lr (HF's "constant_with_warmup")."""
+    optimizer = OPTIMIZERS[tc.optimizer](params, lr=lr, betas=tuple(tc.betas), weight_decay=tc.weight_decay)
+    warmup, decay = int(tc.warmup_steps), tc.lr_scheduler == "linear"
+
+    def lr_lambda(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / max(1, warmup)
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup)) if decay else 1.0
+
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
+
+
+def train_and_evaluate(cfg: DictConfig) -> dict | None:
+    """What ``scripts/train.py`` does, on one process or many: train (unless this config's training is already
+    recorded and ``train.resume=true``), tear the process group down, then score the run's benchmarks once, on
+    rank 0 (the others exit). A distributed run is scored from its saved adapter in one process on one device;
+    a single-process run scores the model in memory. Benchmarks already scored are not redone on a resumed run.
+    Returns the benchmarks' metrics on rank 0 (None elsewhere or when preempted)."""
+    from .evaluate import evaluate_run
+
+    config = OmegaConf.to_container(cfg, resolve=True)
+    done = usable_record(_results_path(cfg), config) if cfg.train.resume else None
+    if done is not None and (_adapter_dir(cfg) / ("config.json" if cfg.method.name == "fft"
+                                                   else "adapter_config.json")).exists():
+        validate(cfg)
+        print(f"{cfg.run_id}: training already recorded in {_results_path(cfg)}; scoring what is missing")
+        out = {"model": None, "tokenizer": None, "rank": _rank_world()[0], "preempted": False, "processes": 1}
+    else:
+        out = run(cfg)
+        print(f"adapter: {out['adapter_dir']}  results: {out['results_path']}  final loss: "
+              f"{out['final_loss'] if out['final_loss'] is None else round(out['final_loss'], 4)}")
+        _teardown(out.pop("accelerator"))
+    if out["rank"] != 0 or out["preempted"] or not (cfg.evaluate_after_training and cfg.eval.benchmarks):
+        return None
+    already = scored_benchmarks(done) if done is not None else set()
+    names = [b for b in cfg.eval.benchmarks if b not in already]
+    if not names:
+        return {}
+    in_memory = out["processes"] == 1 and out["model"] is not None
+    return evaluate_run(cfg, model=out["model"] if in_memory else None,
+                        tokenizer=out["tokenizer"] if in_memory else None, benchmarks=names)
+
+
+def _teardown(accelerator) -> None:
+    """After training: finish the trackers, drop the engine and optimizer (their GPU memory), and end the process
+    group on every rank, so that what follows (scoring on rank 0) runs as one plain process."""
+    for tracker in accelerator.trackers:
+        tracker.finish()
+    accelerator.free_memory()
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
 
 
 def _calibrate_lori(cfg: DictConfig, model) -> dict:
@@ -305,6 +465,7 @@ def _calibrate_lori(cfg: DictConfig, model) -> dict:
     dense["method"]["sparsity"] = 0.0
     dense.update(run_id=f"{cfg.run_id}.lori_d", output_root=str(out_dir / "calibration"),
                  results_dir=str(out_dir / "calibration"), evaluate_after_training=False)
+    dense["train"]["wandb"] = False  # one tracker run per process: the LoRI-S run's (its curve is what is reported)
     record_path = Path(dense["results_dir"]) / f"{dense['run_id']}.json"
     adapter_file = Path(dense["output_root"]) / dense["run_id"] / "adapter" / "adapter_model.safetensors"
     if not (adapter_file.exists() and _previous_identity(record_path) == run_identity(dense)):
@@ -331,46 +492,50 @@ def _rank_world() -> tuple[int, int]:
     return 0, 1
 
 
-def _save_checkpoint(root, step, losses, accelerator, model, optimizer, scheduler, deepspeed, keep, config=None):
+def _save_checkpoint(root: Path, step: int, losses: list, state: _TrainState, keep: int) -> None:
+    """A checkpoint of the trainable state only: adapters and their optimizer state (every weight for fft). Under
+    DeepSpeed the engine's own layout, without the frozen base (``exclude_frozen_parameters``: a ZeRO-2 checkpoint
+    of an 8B adapter run would otherwise hold the 16 GB base each time)."""
     rank, world = _rank_world()
 
     def write(tmp: Path) -> None:
-        if rank == 0 and config is not None:
+        if rank == 0:
             from .results import run_identity
 
-            (tmp / CHECKPOINT_CONFIG).write_text(json.dumps(run_identity(config)))
+            (tmp / CHECKPOINT_CONFIG).write_text(json.dumps(run_identity(state.config)))
         torch.save(ckpt_io.rng_state(), tmp / f"rng-{rank}.pt")
-        if deepspeed:
-            accelerator.save_state(str(tmp / "engine"))
+        if state.deepspeed:
+            state.accelerator.save_state(str(tmp / "engine"), exclude_frozen_parameters=True)
         elif rank == 0:
-            torch.save({"step": step, "trainable": ckpt_io.trainable_state_dict(accelerator.unwrap_model(model)),
-                        "optimizer": optimizer.state_dict()}, tmp / "state.pt")
+            unwrapped = state.accelerator.unwrap_model(state.model)
+            torch.save({"step": step, "trainable": ckpt_io.trainable_state_dict(unwrapped),
+                        "optimizer": state.optimizer.state_dict()}, tmp / "state.pt")
         if rank == 0:
-            torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+            torch.save(state.scheduler.state_dict(), tmp / "scheduler.pt")
             (tmp / "losses.json").write_text(json.dumps(losses))
 
     ckpt_io.save(root, step, write, rank=rank, world_size=world, barrier=_barrier, keep=keep)
 
 
-def _load_checkpoint(path: Path, accelerator, model, optimizer, scheduler, deepspeed, rank):
+def _load_checkpoint(path: Path, state: _TrainState) -> tuple[int, list]:
     losses = json.loads((path / "losses.json").read_text())
     step = int(path.name.split("-")[1])
-    if deepspeed:
-        accelerator.load_state(str(path / "engine"))
+    if state.deepspeed:  # the frozen base is not in the checkpoint: it comes from the model as loaded
+        state.accelerator.load_state(str(path / "engine"), load_module_strict=False)
     else:
-        state = torch.load(path / "state.pt", map_location="cpu", weights_only=False)
-        unwrapped = accelerator.unwrap_model(model)
-        missing = [n for n, p in unwrapped.named_parameters() if p.requires_grad and n not in state["trainable"]]
+        saved = torch.load(path / "state.pt", map_location="cpu", weights_only=False)
+        unwrapped = state.accelerator.unwrap_model(state.model)
+        missing = [n for n, p in unwrapped.named_parameters() if p.requires_grad and n not in saved["trainable"]]
         if missing:
             raise ConfigError(f"checkpoint {path} does not match this run's trainable weights (e.g. {missing[0]}); "
                               "it was written by another config. Resume with the same config or start over.")
         with torch.no_grad():
             for n, p in unwrapped.named_parameters():
                 if p.requires_grad:
-                    p.copy_(state["trainable"][n])
-        optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(torch.load(path / "scheduler.pt", map_location="cpu", weights_only=False))
-    rng_file = path / f"rng-{rank}.pt"
+                    p.copy_(saved["trainable"][n])
+        state.optimizer.load_state_dict(saved["optimizer"])
+    state.scheduler.load_state_dict(torch.load(path / "scheduler.pt", map_location="cpu", weights_only=False))
+    rng_file = path / f"rng-{state.rank}.pt"
     if rng_file.exists():
         ckpt_io.set_rng_state(torch.load(rng_file, map_location="cpu", weights_only=False))
     return step, losses[:step]

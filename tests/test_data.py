@@ -25,9 +25,11 @@ def test_local_files_in_hub_schema():
     assert {r["task"] for r in gsm} == {"gsm8k"}
     code = load_dataset_for(cfg(name="code_alpaca", path=str(DATA / "code_alpaca_hub.json")), "paper", 0)
     assert len(code) == 4 and code[2]["input"].startswith("string =") and code[0]["task"] == "code"
-    safer = load_dataset_for(cfg(name="saferpaca", path=str(DATA / "alpaca_hub.json"),
-                                 safety_path=str(DATA / "saferpaca_2000_sample.json")), "paper", 0)
-    assert sorted(r["task"] for r in safer) == ["alpaca"] * 3 + ["safety"] * 2
+    # Saferpaca is the Safety-Tuned LLaMAs file as it is: nothing from Alpaca-Cleaned is added on top
+    sample = read_records(DATA / "saferpaca_2000_sample.json")
+    safer = load_dataset_for(cfg(name="saferpaca", safety_path=str(DATA / "saferpaca_2000_sample.json")), "paper", 0)
+    assert len(safer) == len(sample) and {r["task"] for r in safer} == {"saferpaca"}
+    assert sorted(r["instruction"] for r in safer) == sorted(r["instruction"] for r in sample)
 
 
 def test_a_local_file_is_used_at_mini_scale_too():
@@ -67,7 +69,10 @@ def test_errors_name_the_problem(tmp_path):
     with pytest.raises(ConfigError, match="unknown dataset 'mmlu_train'; valid: gsm8k"):
         load_dataset_for(cfg(name="mmlu_train"), "paper", 0)
     with pytest.raises(ConfigError, match="Saferpaca needs .*safety-tuned-llamas"):
-        load_dataset_for(cfg(name="saferpaca", path=str(DATA / "alpaca_hub.json")), "paper", 0)
+        load_dataset_for(cfg(name="saferpaca", safety_path=None), "paper", 0)
+    with pytest.raises(ConfigError, match="data.path is not used by Saferpaca.*data.safety_path=FILE"):
+        load_dataset_for(cfg(name="saferpaca", path=str(DATA / "alpaca_hub.json"),
+                             safety_path=str(DATA / "saferpaca_2000_sample.json")), "paper", 0)
 
 
 def test_no_network_names_the_dataset_and_the_offline_option(monkeypatch):

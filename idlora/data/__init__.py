@@ -21,8 +21,9 @@ HUB_IDS = {"gsm8k": ("openai/gsm8k", "main"), "code_alpaca": ("sahil2801/CodeAlp
            "alpaca": ("yahma/alpaca-cleaned", None)}
 REQUIRED = {"gsm8k": ("question", "answer"), "code_alpaca": ("instruction", "output"),
             "alpaca": ("instruction", "output")}
-SAFERPACA_HELP = ("the 2,000 safety instructions of Bianchi et al. (2024): saferpaca_Instructions_2000.json from "
-                  "github.com/vinid/safety-tuned-llamas (data/training/); pass data.safety_path=FILE")
+SAFERPACA_HELP = ("the Safety-Tuned LLaMAs training file of Bianchi et al. (2024), saferpaca_Instructions_2000.json "
+                  "(20k Alpaca + 2,000 safety examples) from github.com/vinid/safety-tuned-llamas (data/training/); "
+                  "pass data.safety_path=FILE (or local_data.saferpaca=FILE)")
 
 
 def read_records(path: str | Path) -> list[dict]:
@@ -118,6 +119,36 @@ def _synthetic(name: str, seed: int) -> list[dict]:
                              normalise("code_alpaca", rows("code_alpaca"), "code"), seed)
 
 
+def check_saferpaca(data_cfg) -> str:
+    """The Saferpaca file a paper-scale run trains on (checked before any work)."""
+    if data_cfg.get("path"):
+        raise ConfigError("data.path is not used by Saferpaca: the recipe trains on saferpaca_Instructions_2000.json "
+                          "as it is (it already holds 20k Alpaca + 2,000 safety examples). Pass that file as "
+                          "data.safety_path=FILE and drop data.path.")
+    if not data_cfg.get("safety_path"):
+        raise ConfigError(f"Saferpaca needs {SAFERPACA_HELP}.")
+    return data_cfg.safety_path
+
+
+def _saferpaca(data_cfg, seed: int) -> list[dict]:
+    """The Safety-Tuned LLaMAs training file as it is (Alpaca and safety examples already mixed), shuffled."""
+    path = check_saferpaca(data_cfg)
+    rows = read_records(path)
+    _check_fields(rows, ("instruction", "output"), path)
+    records = normalise("alpaca", rows, "saferpaca")
+    random.Random(seed).shuffle(records)
+    return records
+
+
+def check_data_config(data_cfg, scale: str) -> None:
+    """What can be checked before any work: a known dataset, and at paper scale the files no hub serves."""
+    if data_cfg.name not in DATASETS:
+        raise ConfigError(f"unknown dataset {data_cfg.name!r}; valid: {', '.join(DATASETS)}")
+    source = data_cfg.get("source") or ("hub" if scale == "paper" else "synthetic")
+    if data_cfg.name == "saferpaca" and (source != "synthetic" or data_cfg.get("safety_path")):
+        check_saferpaca(data_cfg)
+
+
 def load_dataset_for(data_cfg, scale: str, seed: int) -> list[dict]:
     """Training records of ``data_cfg.name`` for a scale (see the module docstring)."""
     name = data_cfg.name
@@ -133,13 +164,7 @@ def load_dataset_for(data_cfg, scale: str, seed: int) -> list[dict]:
     elif name in ("gsm8k", "code_alpaca", "alpaca"):
         records = normalise(name, _raw(name, data_cfg.get("path")), "code" if name == "code_alpaca" else name)
     elif name == "saferpaca":
-        safety_path = data_cfg.get("safety_path")
-        if not safety_path:
-            raise ConfigError(f"Saferpaca needs {SAFERPACA_HELP}.")
-        safety = read_records(safety_path)
-        _check_fields(safety, ("instruction", "output"), safety_path)
-        records = normalise("alpaca", _raw("alpaca", data_cfg.get("path"))) + normalise("alpaca", safety, "safety")
-        random.Random(seed).shuffle(records)
+        records = _saferpaca(data_cfg, seed)
     else:
         records = multitask_mixture(
             normalise("alpaca", _raw("alpaca", data_cfg.get("alpaca_path"))),
@@ -154,4 +179,4 @@ def load_dataset_for(data_cfg, scale: str, seed: int) -> list[dict]:
 
 
 __all__ = ["DATASETS", "FAMILIES", "SFTCollator", "build_prompt", "load_dataset_for", "multitask_mixture",
-           "read_records", "tokenize_example", "synthetic"]
+           "read_records", "tokenize_example", "synthetic", "check_data_config"]
