@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass, field
+
+from peft.config import PeftConfig
 
 from .._base import AdapterConfigBase
 from .._registry import ExtraPeftType
@@ -37,6 +40,9 @@ class IDLoRAConfig(AdapterConfigBase):
         seed: seeds PMRC's k-means, random selection and the router's initialisation.
         pmrc_backend: ``torch`` (default: fast size-constrained k-means, on device; objective within 1% of the
             reference, tested) or ``reference`` (``k-means-constrained``, the paper's algorithm).
+        indices_in_checkpoint: written ``true`` into every saved ``adapter_config.json``: the row indices (or bases)
+            are in the adapter file, so a model built from this config takes them from there (every loading path:
+            PEFT's, transformers', lm-eval's) and never clusters. Leave it ``False`` to select rows.
     """
 
     k: int = field(default=4, metadata={"help": "Number of clusters (frozen bases A_i)."})
@@ -45,6 +51,9 @@ class IDLoRAConfig(AdapterConfigBase):
     router: str = field(default="linear", metadata={"help": "linear | inner"})
     dropout_position: str = field(default="input", metadata={"help": "input | rows"})
     pmrc_backend: str = field(default="torch", metadata={"help": "torch | reference"})
+    indices_in_checkpoint: bool = field(
+        default=False, metadata={"help": "True in a saved config: the indices come from the adapter file."}
+    )
 
     def __post_init__(self):
         super().__post_init__()
@@ -65,6 +74,12 @@ class IDLoRAConfig(AdapterConfigBase):
                 f"ID-LoRA: Rank Boosting splits x_i in two halves, so r must be even; got r={self.r}. "
                 f"Use r={self.r + 1} or set rank_boosting=false."
             )
+
+    def save_pretrained(self, save_directory: str, **kwargs) -> None:
+        """Save as PEFT does, marking the saved copy ``indices_in_checkpoint=True`` (the indices travel with it)."""
+        saved = copy.copy(self)
+        saved.indices_in_checkpoint = True
+        PeftConfig.save_pretrained(saved, save_directory, **kwargs)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, subfolder=None, **kwargs):
