@@ -40,6 +40,15 @@ class AdapterConfigBase(PeftConfig):
     def target_parameters(self):  # read by PEFT's injection; these methods target modules only
         return None
 
+    def save_pretrained(self, save_directory: str, **kwargs) -> None:
+        """Save as PEFT does (every save path, PEFT's and transformers', comes here) and add to the directory's
+        model card how to load the adapter: PEFT alone does not know this package's methods."""
+        PeftConfig.save_pretrained(self._saved_copy(), save_directory, **kwargs)
+        write_loading_card(save_directory, str(self.peft_type))
+
+    def _saved_copy(self) -> "AdapterConfigBase":
+        return self
+
     def _validate_common(self, method: str) -> None:
         if isinstance(self.target_modules, list):
             self.target_modules = set(self.target_modules)
@@ -49,6 +58,35 @@ class AdapterConfigBase(PeftConfig):
             raise ValueError(f"{method}: dropout must be in [0, 1), got {self.dropout!r}.")
         if self.bias != "none":
             raise ValueError(f"{method}: bias={self.bias!r} is not supported; use bias='none'.")
+
+
+LOADING_CARD_TITLE = "## Loading this adapter"
+
+
+def write_loading_card(save_directory: str, peft_type: str) -> None:
+    """Append (once) to ``save_directory/README.md`` how to load a ``peft_type`` adapter of this package."""
+    import os
+
+    path = os.path.join(save_directory, "README.md")
+    card = open(path, encoding="utf-8").read() if os.path.exists(path) else ""
+    if LOADING_CARD_TITLE in card:
+        return
+    card += f"""
+{LOADING_CARD_TITLE}
+
+This is a `{peft_type}` adapter of the `idlora` package, a PEFT method outside PEFT's source tree: `import idlora`
+before loading it (without it PEFT fails with `KeyError: '{peft_type}'`).
+
+```python
+import idlora  # registers IDLORA, HYDRALORA, MOELORA and LORI with PEFT
+from peft import PeftModel
+model = PeftModel.from_pretrained(base_model, "<this directory>")
+```
+
+lm-eval from the shell: `python -m idlora.lm_eval --model hf --model_args pretrained=<base>,peft=<this directory> --tasks <tasks>`
+"""
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(card)
 
 
 def linear_modules(model: nn.Module) -> dict[str, nn.Linear]:

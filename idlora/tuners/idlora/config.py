@@ -6,8 +6,6 @@ import copy
 import os
 from dataclasses import dataclass, field
 
-from peft.config import PeftConfig
-
 from .._base import AdapterConfigBase
 from .._registry import ExtraPeftType
 
@@ -75,11 +73,11 @@ class IDLoRAConfig(AdapterConfigBase):
                 f"Use r={self.r + 1} or set rank_boosting=false."
             )
 
-    def save_pretrained(self, save_directory: str, **kwargs) -> None:
-        """Save as PEFT does, marking the saved copy ``indices_in_checkpoint=True`` (the indices travel with it)."""
+    def _saved_copy(self) -> "IDLoRAConfig":
+        """The saved config says ``indices_in_checkpoint=True``: the indices travel with it."""
         saved = copy.copy(self)
         saved.indices_in_checkpoint = True
-        PeftConfig.save_pretrained(saved, save_directory, **kwargs)
+        return saved
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, subfolder=None, **kwargs):
