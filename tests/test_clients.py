@@ -134,6 +134,7 @@ def test_lm_eval_shell_command_scores_a_saved_adapter(tmp_path):
                                                                          "mmlu_two.jsonl"))
     assert acc * 100 == pytest.approx(metrics["mmlu"])
 
-    plain = subprocess.run([sys.executable, "-m", "lm_eval", *cmd[3:]], capture_output=True, text=True, env=env,
+    plain_args = [a.replace(f"peft={tmp_path / 'run'}", f"peft={tmp_path / 'run' / 'adapter'}") for a in cmd[3:]]
+    plain = subprocess.run([sys.executable, "-m", "lm_eval", *plain_args], capture_output=True, text=True, env=env,
                            timeout=600)
     assert plain.returncode != 0 and "IDLORA" in plain.stderr  # why the entry point exists
