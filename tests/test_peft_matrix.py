@@ -204,3 +204,21 @@ def test_lori_broken_merge_uses_peft_wording():
         model.base_model.model.model.layers[0].self_attn.q_proj.lori_B["default"].weight.fill_(float("inf"))
     with pytest.raises(ValueError, match="NaNs detected in the merged weights. The adapter default seems to be broken"):
         model.merge_adapter(safe_merge=True)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_saved_model_card_says_how_to_load(method, tmp_path, counted_clustering):
+    saved_adapter(method, tmp_path)
+    card = (tmp_path / "README.md").read_text()
+    assert "import idlora" in card and f"KeyError: '{method.upper()}'" in card and "python -m idlora.lm_eval" in card
+    assert card.count("## Loading this adapter") == 1
+
+
+def test_lm_eval_entry_point_accepts_a_run_directory(tmp_path):
+    from idlora.lm_eval import resolve_peft_arg
+
+    (tmp_path / "adapter").mkdir()
+    (tmp_path / "adapter" / "adapter_config.json").write_text("{}")
+    args = ["--model_args", f"pretrained=base,peft={tmp_path},dtype=float32", "--tasks", "x"]
+    assert resolve_peft_arg(args)[1] == f"pretrained=base,peft={tmp_path / 'adapter'},dtype=float32"
+    assert resolve_peft_arg([f"peft={tmp_path / 'adapter'}"]) == [f"peft={tmp_path / 'adapter'}"]
