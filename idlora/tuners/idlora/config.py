@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass, field
 
@@ -37,6 +38,9 @@ class IDLoRAConfig(AdapterConfigBase):
         seed: seeds PMRC's k-means, random selection and the router's initialisation.
         pmrc_backend: ``torch`` (default: fast size-constrained k-means, on device; objective within 1% of the
             reference, tested) or ``reference`` (``k-means-constrained``, the paper's algorithm).
+        indices_in_checkpoint: written ``true`` into every saved ``adapter_config.json``: the row indices (or bases)
+            are in the adapter file, so a model built from this config takes them from there (every loading path:
+            PEFT's, transformers', lm-eval's) and never clusters. Leave it ``False`` to select rows.
     """
 
     k: int = field(default=4, metadata={"help": "Number of clusters (frozen bases A_i)."})
@@ -45,6 +49,9 @@ class IDLoRAConfig(AdapterConfigBase):
     router: str = field(default="linear", metadata={"help": "linear | inner"})
     dropout_position: str = field(default="input", metadata={"help": "input | rows"})
     pmrc_backend: str = field(default="torch", metadata={"help": "torch | reference"})
+    indices_in_checkpoint: bool = field(
+        default=False, metadata={"help": "True in a saved config: the indices come from the adapter file."}
+    )
 
     def __post_init__(self):
         super().__post_init__()
@@ -65,6 +72,12 @@ class IDLoRAConfig(AdapterConfigBase):
                 f"ID-LoRA: Rank Boosting splits x_i in two halves, so r must be even; got r={self.r}. "
                 f"Use r={self.r + 1} or set rank_boosting=false."
             )
+
+    def _saved_copy(self) -> "IDLoRAConfig":
+        """The saved config says ``indices_in_checkpoint=True``: the indices travel with it."""
+        saved = copy.copy(self)
+        saved.indices_in_checkpoint = True
+        return saved
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, subfolder=None, **kwargs):

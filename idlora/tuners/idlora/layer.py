@@ -26,13 +26,20 @@ from peft.tuners._buffer_dict import BufferDict
 from peft.tuners.tuners_utils import BaseTunerLayer
 from torch import nn
 
-from .._base import kaiming_init_, layer_generator
+from .._base import kaiming_init_, layer_generator, mixed_batch_forward
+
+
+def is_placeholder(index: torch.Tensor) -> bool:
+    """True for the stand-in indices of a config whose indices are in a checkpoint still to be loaded."""
+    if index.is_meta:
+        return True
+    return bool((index < 0).any()) if not index.is_floating_point() else bool(torch.isnan(index).any())
 
 
 class IDLoRALayer(BaseTunerLayer):
     adapter_layer_names = ("idlora_B", "idlora_router")
     other_param_names = ("idlora_index", "idlora_A", "idlora_dropout", "r", "k", "scaling", "rank_boosting",
-                         "router_kind", "dropout_position")
+                         "router_kind", "dropout_position", "rows_pending")
 
     def __init__(self, base_layer: nn.Module, **kwargs) -> None:
         self.base_layer = base_layer
@@ -45,6 +52,7 @@ class IDLoRALayer(BaseTunerLayer):
         self.idlora_A = BufferDict({}, persistent=True)
         self.r, self.k, self.scaling = {}, {}, {}
         self.rank_boosting, self.router_kind, self.dropout_position = {}, {}, {}
+        self.rows_pending = {}  # {adapter: module name}: indices still a placeholder, to be loaded from a checkpoint
         self._disable_adapters = False
         self.merged_adapters = []
         base = self.get_base_layer()
@@ -67,6 +75,10 @@ class IDLoRALayer(BaseTunerLayer):
             self.idlora_A[adapter_name] = index.to(self.get_base_layer().weight.dtype)
         else:
             self.idlora_index[adapter_name] = index.to(torch.long)
+        if is_placeholder(index):
+            self.rows_pending[adapter_name] = module_name
+        else:
+            self.rows_pending.pop(adapter_name, None)
 
         device = self.get_base_layer().weight.device
         factory = {"device": device} if device.type == "meta" else {}
@@ -84,6 +96,19 @@ class IDLoRALayer(BaseTunerLayer):
             kaiming_init_(router, layer_generator(config.seed, module_name))
         self._move_adapter_to_device_of_base_layer(adapter_name)
         self.set_adapter(self.active_adapters)
+
+    def check_rows_loaded(self) -> None:
+        """Raise if an active adapter still has the placeholder indices of a saved config (never loaded)."""
+        for name in [n for n in self.active_adapters if n in self.rows_pending]:
+            tensor = self.idlora_index[name] if name in self.idlora_index else self.idlora_A[name]
+            if is_placeholder(tensor):
+                raise RuntimeError(
+                    f"ID-LoRA: adapter {name!r} of module {self.rows_pending[name]!r} has no row indices: its config "
+                    "was read from a saved adapter_config.json (indices_in_checkpoint=true) but the adapter weights "
+                    "were never loaded. Load the adapter with PeftModel.from_pretrained(base, adapter_dir) or "
+                    "model.load_adapter(adapter_dir), or set config.indices_in_checkpoint=False to select new rows."
+                )
+            del self.rows_pending[name]
 
     # ---- the three parts of eq. 4 -------------------------------------------------------------------------
     def frozen_projections(self, adapter_name: str, h: torch.Tensor, base_out: torch.Tensor) -> torch.Tensor:
@@ -152,6 +177,8 @@ class IDLoRALayer(BaseTunerLayer):
         base_out = self.base_layer(h, *args, **kwargs)  # (..., d_out) = W h
         if self.disable_adapters:
             return base_out
+        if self.rows_pending:
+            self.check_rows_loaded()
         active = self.active_adapters
         if len(active) == 1 and not self.training and not torch.is_grad_enabled():
             updated = self._inference_update(active[0], h, base_out)
@@ -206,7 +233,9 @@ class Linear(nn.Module, IDLoRALayer):
         self._active_adapter = adapter_name
         self.update_layer(adapter_name, config, index=index, module_name=module_name)
 
-    def forward(self, h: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+    def forward(self, h: torch.Tensor, *args, adapter_names=None, **kwargs) -> torch.Tensor:
+        if adapter_names is not None:
+            return mixed_batch_forward(self, IDLoRALayer.forward, h, adapter_names, *args, **kwargs)
         return IDLoRALayer.forward(self, h, *args, **kwargs)
 
     def __repr__(self) -> str:

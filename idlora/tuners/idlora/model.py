@@ -5,11 +5,10 @@ from __future__ import annotations
 import os
 
 import torch
-from peft.tuners.tuners_utils import BaseTunerLayer
 from torch import nn
 
 from ... import pmrc
-from .._base import LinearAdapterTuner
+from .._base import LinearAdapterTuner, linear_modules
 from .layer import IDLoRALayer, Linear
 
 INDEX_NAME = "idlora_index"
@@ -36,12 +35,41 @@ def read_checkpoint_indices(checkpoint_dir: str) -> dict[str, torch.Tensor]:
     raise ValueError(f"ID-LoRA: {checkpoint_dir} has no adapter_model.safetensors or adapter_model.bin.")
 
 
+def checkpoint_indices(checkpoint_dir: str, linears: dict[str, nn.Linear]) -> dict[str, torch.Tensor]:
+    """``{module name: (k, r) index or (k, r, d_in) bases}`` for ``linears``, read from a saved adapter."""
+    saved = read_checkpoint_indices(checkpoint_dir)
+    indices = {}
+    for key in linears:
+        ckpt_key = f"base_model.model.{key}"
+        if ckpt_key not in saved:
+            raise ValueError(
+                f"ID-LoRA: the adapter in {checkpoint_dir} has no {INDEX_NAME} for module {key!r}. It was saved "
+                "by an older version or for other target modules; it cannot be loaded without guessing its "
+                "rows. Re-train or re-save it with this version."
+            )
+        indices[key] = saved[ckpt_key]
+    return indices
+
+
+def placeholder_indices(config, linears: dict[str, nn.Linear]) -> dict[str, torch.Tensor]:
+    """Indices that the checkpoint being loaded overwrites: invalid on purpose (-1 rows, NaN bases, or the meta
+    device), so a layer whose indices were never loaded refuses to run (``IDLoRALayer.check_rows_loaded``)."""
+    meta = any(lin.weight.is_meta for lin in linears.values())
+    device = "meta" if meta else "cpu"
+    if config.selection in pmrc.ROW_SELECTIONS:
+        return {key: torch.full((config.k, config.r), -1, dtype=torch.long, device=device) for key in linears}
+    return {key: torch.full((config.k, config.r, lin.in_features), float("nan"), device=device)
+            for key, lin in linears.items()}
+
+
 class IDLoRAModel(LinearAdapterTuner):
     """Creates an ID-LoRA model from a pretrained transformers model (use ``peft.get_peft_model``).
 
-    Row indices come, in this order of preference, from the checkpoint being loaded (``PeftModel.from_pretrained``:
-    never cluster again), from a meta-device placeholder when the base weights are on the meta device (parameter
-    counting), or from :func:`idlora.pmrc.select_rows_for_modules` (cached on disk).
+    Each adapter has its own row indices. They come, in this order of preference, from the checkpoint being loaded
+    (a config read by ``IDLoRAConfig.from_pretrained``), from the weights loaded right after injection (a config
+    saved with the adapter has ``indices_in_checkpoint=True``: a placeholder the loaded ``idlora_index`` replaces,
+    whichever library loads it), from a meta-device placeholder when the base weights are on the meta device
+    (parameter counting), or from :func:`idlora.pmrc.select_rows_for_modules` (cached on disk).
     """
 
     prefix = "idlora_"
@@ -51,16 +79,10 @@ class IDLoRAModel(LinearAdapterTuner):
     uses_shared_state = False
 
     def _targeted_linears(self, model: nn.Module, config) -> dict[str, nn.Linear]:
-        out = {}
-        for key, module in model.named_modules():
-            if isinstance(module, BaseTunerLayer):
-                continue
-            if isinstance(module, nn.Linear) and self._check_target_module_exists(config, key):
-                out[key] = module
-        return out
+        return {key: lin for key, lin in linear_modules(model).items() if self._check_target_module_exists(config, key)}
 
-    def _pre_injection_hook(self, model: nn.Module, config, adapter_name: str) -> None:
-        super()._pre_injection_hook(model, config, adapter_name)
+    def _prepare_injection(self, model: nn.Module, config, adapter_name: str) -> None:
+        super()._prepare_injection(model, config, adapter_name)
         linears = self._targeted_linears(model, config)
         for key, lin in linears.items():  # every module is checked before any clustering starts
             pmrc.check_shape(lin.out_features, config.k, config.r, key)
@@ -71,35 +93,21 @@ class IDLoRAModel(LinearAdapterTuner):
                 )
         checkpoint_dir = getattr(config, "_checkpoint_dir", None)
         if checkpoint_dir:
-            saved = read_checkpoint_indices(checkpoint_dir)
-            indices = {}
-            for key in linears:
-                ckpt_key = f"base_model.model.{key}"
-                if ckpt_key not in saved:
-                    raise ValueError(
-                        f"ID-LoRA: the adapter in {checkpoint_dir} has no {INDEX_NAME} for module {key!r}. It was saved "
-                        "by an older version or for other target modules; it cannot be loaded without guessing its "
-                        "rows. Re-train or re-save it with this version."
-                    )
-                indices[key] = saved[ckpt_key]
-        elif any(lin.weight.is_meta for lin in linears.values()):
-            if config.selection in pmrc.ROW_SELECTIONS:
-                indices = {key: torch.empty(config.k, config.r, dtype=torch.long, device="meta") for key in linears}
-            else:
-                indices = {key: torch.empty(config.k, config.r, lin.in_features, device="meta")
-                           for key, lin in linears.items()}
+            indices = checkpoint_indices(checkpoint_dir, linears)
+        elif config.indices_in_checkpoint or any(lin.weight.is_meta for lin in linears.values()):
+            indices = placeholder_indices(config, linears)  # filled by the weights that follow; checked at forward
         else:
             weights = {key: lin.weight for key, lin in linears.items()}
             indices = pmrc.select_rows_for_modules(
                 weights, config.k, config.r, config.selection, config.seed, config.pmrc_backend
             )
-        self._pending_index = indices
+        self._pending_index = {**getattr(self, "_pending_index", {}), adapter_name: indices}
 
     def _layer_kwargs(self, config, adapter_name, target, current_key):
-        return {"index": self._pending_index[current_key], "module_name": current_key}
+        return {"index": self._pending_index[adapter_name][current_key], "module_name": current_key}
 
-    def _post_injection_hook(self, model: nn.Module, config, adapter_name: str) -> None:
-        self._pending_index = {}
+    def _finish_injection(self, adapter_name: str) -> None:
+        getattr(self, "_pending_index", {}).pop(adapter_name, None)
 
     @classmethod
     def _remap_adapter_state_dict_for_load(cls, model, config, adapter_name, state_dict):

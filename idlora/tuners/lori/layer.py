@@ -104,7 +104,7 @@ class LoRILayer(BaseTunerLayer):
             if safe_merge:
                 merged = base.weight.data + delta
                 if not torch.isfinite(merged).all():
-                    raise ValueError(f"LoRI: NaNs or infs in the merged weights of adapter {name!r}.")
+                    raise ValueError(f"NaNs detected in the merged weights. The adapter {name} seems to be broken")
                 base.weight.data = merged
             else:
                 base.weight.data += delta

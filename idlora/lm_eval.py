@@ -1,0 +1,38 @@
+"""lm-eval's command line with this package's PEFT methods registered:
+
+    python -m idlora.lm_eval --model hf --model_args pretrained=BASE,peft=ADAPTER_DIR --tasks gsm8k ...
+
+takes lm-eval's own arguments unchanged. ``peft=`` may also name a training run's output directory (the one that
+holds ``adapter/``). ``python -m lm_eval`` alone cannot load these adapters: it never imports ``idlora``, so PEFT
+does not know ``"peft_type": "IDLORA"`` (``KeyError: 'IDLORA'``).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+
+def resolve_peft_arg(argv: list[str]) -> list[str]:
+    """``peft=RUN_DIR`` -> ``peft=RUN_DIR/adapter`` where RUN_DIR has no adapter_config.json but its adapter/ has."""
+
+    def fix(match: re.Match) -> str:
+        path = Path(match.group(2))
+        if not (path / "adapter_config.json").exists() and (path / "adapter" / "adapter_config.json").exists():
+            path = path / "adapter"
+        return match.group(1) + str(path)
+
+    return [re.sub(r"(\bpeft=)([^,]+)", fix, arg) for arg in argv]
+
+
+def main(argv: list[str] | None = None) -> None:
+    import idlora  # noqa: F401  (registers IDLORA, HYDRALORA, MOELORA and LORI with PEFT)
+    from lm_eval.__main__ import cli_evaluate
+
+    sys.argv = [sys.argv[0], *resolve_peft_arg(list(sys.argv[1:] if argv is None else argv))]
+    cli_evaluate()
+
+
+if __name__ == "__main__":
+    main()
