@@ -16,10 +16,12 @@ STAMP := $(VENV)/.installed
 
 CLUSTER ?= local
 JOBS ?= auto# runs trained at once locally; auto: 2 on a CPU-only machine at mini/tiny, else 1
+ARGS ?=# Hydra overrides for every run of a table, and slurm.<option>=VALUE, e.g. ARGS="local_data.hexphi=DIR"
+MODEL ?= llama3_8b# make pmrc: the model whose PMRC rows to cache
 TABLES := table1 table2 table3 table4 table5 table6 table7 table8
 EXTRA_TABLES := table_init# beyond the paper: the reviewers' question on the choice of A_i
 
-.PHONY: help install test test-slow test-all tables $(TABLES) $(EXTRA_TABLES) fig3 fig4 fig_rank pmrc_cost bench clean-results clean
+.PHONY: help install test test-slow test-all tables $(TABLES) $(EXTRA_TABLES) fig3 fig4 fig_rank pmrc pmrc_cost bench clean-results clean
 
 help:
 	@sed -n '1,6p' Makefile
@@ -45,7 +47,7 @@ test-all: $(STAMP)
 	$(PY) -m pytest -q -m "slow or not slow"
 
 $(TABLES) $(EXTRA_TABLES): $(STAMP)
-	$(PY) scripts/make_table.py table=$@ scale=$(SCALE) cluster=$(CLUSTER) jobs=$(JOBS)
+	$(PY) scripts/make_table.py table=$@ scale=$(SCALE) cluster=$(CLUSTER) jobs=$(JOBS) $(ARGS)
 
 tables: $(TABLES) fig3 fig4
 
@@ -58,6 +60,10 @@ fig3: $(STAMP) | $(BENCH_FILE)
 
 fig4: table7
 	$(PY) scripts/make_figure.py fig=fig4 scale=$(SCALE)
+
+# Cache a model's PMRC rows in one process (on the GPU if there is one) before distributed runs read them.
+pmrc: $(STAMP)
+	$(PY) scripts/pmrc.py model=$(MODEL) method=idlora scale=$(SCALE) $(ARGS)
 
 pmrc_cost: $(STAMP)
 	$(PY) scripts/pmrc_cost.py

@@ -35,3 +35,21 @@ def parse_overrides(argv: list[str], allowed: dict[str, tuple | None]) -> dict[s
             raise ConfigError(f"{key}={value!r} is not valid; choose one of: {', '.join(allowed[key])}")
         out[key] = value
     return out
+
+
+def split_arguments(argv: list[str], own: dict[str, tuple | None]) -> tuple[dict[str, str], dict[str, str], list[str]]:
+    """``key=value`` arguments of an entry point that launches runs: (its own keys, checked as ``parse_overrides``
+    does; ``slurm.<key>`` sbatch options; every other ``key=value``, a Hydra override passed to each run)."""
+    mine, slurm, overrides = [], {}, []
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if not sep:
+            raise ConfigError(f"argument {arg!r} is not key=value; valid keys: {', '.join(own)}, slurm.<option>, "
+                              "or a Hydra override of the runs (e.g. local_data.hexphi=DIR)")
+        if key in own:
+            mine.append(arg)
+        elif key.startswith("slurm."):
+            slurm[key[len("slurm."):]] = value
+        else:
+            overrides.append(arg)
+    return parse_overrides(mine, own), slurm, overrides

@@ -48,40 +48,120 @@ def is_complete(run: Run, results_dir: Path | None = None) -> bool:
     return usable_record(path, OmegaConf.to_container(cfg, resolve=True), cfg.eval.benchmarks) is not None
 
 
-def sbatch_script(run: Run, gpus: int = 2, cpus: int = 16, mem: str = "200G", time: str = "48:00:00",
-                  accelerate_config: str | None = None, extra_sbatch: str = "") -> str:
+def accelerate_config(method: str) -> str:
+    """The shipped Accelerate file a paper-scale run of ``method`` launches with: ZeRO-3 for full fine-tuning (the
+    weights must be sharded to fit), ZeRO-2 for the adapters (see ``make memory_plan``)."""
+    return "configs/accelerate/zero3.yaml" if method == "fft" else "configs/accelerate/zero2.yaml"
+
+
+def train_command(run: Run, launcher: list[str] | None = None) -> list[str]:
+    """The command that trains and scores ``run``: ``scripts/train.py`` under ``launcher`` (e.g. accelerate)."""
+    import sys
+
+    return [*(launcher or [sys.executable]), str(REPO / "scripts" / "train.py"), *run.args(), "train.resume=true"]
+
+
+def accelerate_launcher(run: Run) -> list[str]:
+    """``accelerate launch`` with the method's shipped config (its num_processes: the paper's 2 GPUs)."""
+    import sys
+
+    return [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+            str(REPO / accelerate_config(run.method))]
+
+
+def pmrc_command(run: Run) -> list[str] | None:
+    """The single-process PMRC step a run needs first (``scripts/pmrc.py``), or None for a method without PMRC."""
+    import sys
+
+    from .methods import needs_pmrc
+
+    if not needs_pmrc(run.config().method):
+        return None
+    return [sys.executable, str(REPO / "scripts" / "pmrc.py"), *run.args()]
+
+
+# sbatch resources: slurm.<key>=value on submit.py or make tableN CLUSTER=slurm ARGS="...".
+SLURM_DEFAULTS = {"gpus": 2, "cpus": 16, "mem": "200G", "time": "48:00:00", "partition": None, "account": None,
+                  "qos": None, "extra": ""}
+
+
+def slurm_options(values: dict) -> dict:
+    unknown = sorted(set(values) - set(SLURM_DEFAULTS))
+    if unknown:
+        raise ConfigError(f"unknown Slurm option(s) {', '.join('slurm.' + u for u in unknown)}; valid: "
+                          f"{', '.join('slurm.' + k for k in SLURM_DEFAULTS)}")
+    return {**SLURM_DEFAULTS, **values}
+
+
+def sbatch_script(run: Run, slurm: dict | None = None) -> str:
+    opts = slurm_options(slurm or {})
     cfg = run.config()
-    if accelerate_config is None:
-        accelerate_config = "configs/accelerate/zero3.yaml" if run.method == "fft" else "configs/accelerate/zero2.yaml"
+    lines = [f"#SBATCH --{k}={opts[k]}" for k in ("partition", "account", "qos") if opts[k]]
+    lines += [opts["extra"]] if opts["extra"] else []
+    args = run.args()
+    pmrc = pmrc_command(run)
     return SBATCH_TEMPLATE.read_text().format(
-        job_name=cfg.run_id, gpus=gpus, cpus=cpus, mem=mem, time=time, log_dir=str(REPO / "runs" / "slurm-logs"),
-        repo=str(REPO), venv=str(REPO / ".venv"), accelerate_config=accelerate_config,
-        overrides=" ".join(shlex.quote(a) for a in run.args()), extra_sbatch=extra_sbatch,
+        job_name=cfg.run_id, gpus=opts["gpus"], cpus=opts["cpus"], mem=opts["mem"], time=opts["time"],
+        log_dir=str(REPO / "runs" / "slurm-logs"), repo=str(REPO), venv=str(REPO / ".venv"),
+        accelerate_config=accelerate_config(run.method), overrides=" ".join(shlex.quote(a) for a in args),
+        extra_sbatch="\n".join(lines), run_dir=shlex.quote(str((REPO / cfg.output_root / cfg.run_id).resolve())),
+        pmrc_step=("python scripts/pmrc.py " + " ".join(shlex.quote(a) for a in args)) if pmrc else "",
     )
 
 
-def submit(runs: list[Run], dry_run: bool = False, **sbatch_kw) -> list[str]:
-    """Write one sbatch script per missing run and submit it; returns the job ids (or script paths if dry)."""
+JOB_DIR = REPO / "runs" / "slurm-jobs"  # <run_id>.job: the id of the job submitted for the run
+LIVE_STATES = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED",
+               "RESIZING", "SUSPENDED", "STAGE_OUT", "SIGNALING"}
+
+
+def live_job(run_id: str) -> str | None:
+    """The id of a queued or running job already submitted for ``run_id`` (its marker checked against squeue)."""
+    marker = JOB_DIR / f"{run_id}.job"
+    if not marker.exists():
+        return None
+    job = marker.read_text().strip()
+    try:
+        res = subprocess.run(["squeue", "-h", "-j", job, "-o", "%T"], capture_output=True, text=True, timeout=60)
+    except FileNotFoundError:
+        raise ConfigError("squeue not found: CLUSTER=slurm needs a Slurm login node.") from None
+    states = set(res.stdout.split())
+    return job if states & LIVE_STATES else None
+
+
+def submit(runs: list[Run], dry_run: bool = False, slurm: dict | None = None) -> list[str]:
+    """Write one sbatch script per run that is neither complete nor queued/running, and submit it; returns the job
+    ids (or the script paths if ``dry_run``)."""
     out = []
     script_dir = REPO / "runs" / "slurm-scripts"
-    script_dir.mkdir(parents=True, exist_ok=True)
-    (REPO / "runs" / "slurm-logs").mkdir(parents=True, exist_ok=True)
+    for d in (script_dir, REPO / "runs" / "slurm-logs", JOB_DIR):
+        d.mkdir(parents=True, exist_ok=True)
     for run in runs:
+        run_id = run.config().run_id
         if is_complete(run):
-            print(f"skip {run.config().run_id}: results complete")
+            print(f"skip {run_id}: results complete")
             continue
-        script = script_dir / f"{run.config().run_id}.sbatch"
-        script.write_text(sbatch_script(run, **sbatch_kw))
+        job = None if dry_run else live_job(run_id)
+        if job is not None:
+            print(f"skip {run_id}: job {job} is queued or running")
+            continue
+        script = script_dir / f"{run_id}.sbatch"
+        script.write_text(sbatch_script(run, slurm))
         if dry_run:
             out.append(str(script))
             continue
-        try:
-            res = subprocess.run(["sbatch", "--parsable", str(script)], capture_output=True, text=True, check=True)
-        except FileNotFoundError:
-            raise ConfigError("sbatch not found: CLUSTER=slurm needs a Slurm login node "
-                              "(or use --dry-run to write the scripts).") from None
-        except subprocess.CalledProcessError as e:
-            raise ConfigError(f"sbatch refused {script}: {e.stderr.strip()}") from None
-        out.append(res.stdout.strip())
-        print(f"submitted {run.config().run_id}: job {res.stdout.strip()}")
+        job = _sbatch(script)
+        (JOB_DIR / f"{run_id}.job").write_text(job + "\n")
+        out.append(job)
+        print(f"submitted {run_id}: job {job}")
     return out
+
+
+def _sbatch(script: Path) -> str:
+    try:
+        res = subprocess.run(["sbatch", "--parsable", str(script)], capture_output=True, text=True, check=True)
+    except FileNotFoundError:
+        raise ConfigError("sbatch not found: CLUSTER=slurm needs a Slurm login node "
+                          "(or use dry_run=true to write the scripts).") from None
+    except subprocess.CalledProcessError as e:
+        raise ConfigError(f"sbatch refused {script}: {e.stderr.strip()}") from None
+    return res.stdout.strip().split(";")[0]

@@ -102,6 +102,12 @@ def apply_method(model: torch.nn.Module, method_cfg: Mapping, seed: int | None =
         raise ConfigError(str(e)) from None
 
 
+def needs_pmrc(method_cfg: Mapping) -> bool:
+    """True if building this method clusters rows (ID-LoRA with PMRC selection): the slow, cached set-up step."""
+    cfg = _plain(method_cfg)
+    return cfg.get("name") == "idlora" and cfg.get("selection", "pmrc") == "pmrc"
+
+
 def count_parameters(model: torch.nn.Module) -> tuple[int, int]:
     """(trainable, total) parameter counts; shared tensors counted once."""
     seen, trainable, total = set(), 0, 0

@@ -15,24 +15,24 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from .errors import ConfigError
-from .launch import REPO, Run, is_complete, submit
+from .launch import REPO, Run, accelerate_launcher, is_complete, pmrc_command, submit, train_command
 
 SCALES = ("mini", "paper", "tiny")
 CLUSTERS = ("local", "slurm")
 
 
-def table_runs(table: str, scale: str) -> list[Run]:
+def table_runs(table: str, scale: str, extra: list[str] | None = None) -> list[Run]:
+    """The runs of a table; ``extra`` overrides (local copies of data and models, ...) go to every run."""
     from .tables.from_runs import experiment_list
 
     runs = []
     for spec in experiment_list(table)["runs"]:
-        overrides = list(spec.overrides) + ([f"run_tag={spec.run_tag}"] if spec.run_tag else [])
+        overrides = list(spec.overrides) + ([f"run_tag={spec.run_tag}"] if spec.run_tag else []) + list(extra or [])
         runs.append(Run(spec.experiment, spec.method, overrides, scale))
     return runs
 
@@ -70,21 +70,34 @@ def run_locally(run: Run, results_dir: Path, output_root: str | None = None, thr
     with FileLock(str(lock_dir / f"{run_id}.lock")):
         if is_complete(run, results_dir):  # another target may have finished it while we waited
             return True
-        args = [sys.executable, str(REPO / "scripts" / "train.py"), *run.args(), f"results_dir={results_dir}",
-                "train.resume=true"] + ([f"output_root={output_root}"] if output_root else [])
+        where = [f"results_dir={results_dir}"] + ([f"output_root={output_root}"] if output_root else [])
+        placed = Run(run.experiment, run.method, [*run.overrides, *where], run.scale)
         env = dict(os.environ)
         if threads:
             env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-        print(f"\n=== {run_id} ===\n{' '.join(args[1:])}" + (f"\n    log: {log}" if log else ""), flush=True)
-        if log is None:
-            return subprocess.run(args, cwd=REPO, env=env).returncode == 0
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with open(log, "w") as fh:
-            ok = subprocess.run(args, cwd=REPO, env=env, stdout=fh, stderr=subprocess.STDOUT).returncode == 0
-        if not ok:
-            tail = log.read_text(errors="replace").splitlines()[-15:]
-            print(f"!!! {run_id} failed; the end of {log}:\n" + "\n".join(tail), flush=True)
-        return ok
+        return all(_run_command(cmd, run_id, env, log) for cmd in _commands(placed))
+
+
+def _commands(run: Run) -> list[list[str]]:
+    """What one run executes: at paper scale the single-process PMRC step, then ``accelerate launch`` with the
+    method's shipped DeepSpeed config (every GPU of the machine); elsewhere ``scripts/train.py`` in one process."""
+    if run.scale != "paper":
+        return [train_command(run)]
+    pmrc = pmrc_command(run)
+    return ([pmrc] if pmrc else []) + [train_command(run, launcher=accelerate_launcher(run))]
+
+
+def _run_command(args: list[str], run_id: str, env: dict, log: Path | None) -> bool:
+    print(f"\n=== {run_id} ===\n{' '.join(args[1:])}" + (f"\n    log: {log}" if log else ""), flush=True)
+    if log is None:
+        return subprocess.run(args, cwd=REPO, env=env).returncode == 0
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "a") as fh:
+        ok = subprocess.run(args, cwd=REPO, env=env, stdout=fh, stderr=subprocess.STDOUT).returncode == 0
+    if not ok:
+        tail = log.read_text(errors="replace").splitlines()[-15:]
+        print(f"!!! {run_id} failed; the end of {log}:\n" + "\n".join(tail), flush=True)
+    return ok
 
 
 def run_all_locally(runs: list[Run], results_dir: Path, output_root: str | None, jobs: int) -> list[str]:
@@ -111,8 +124,10 @@ def run_all_locally(runs: list[Run], results_dir: Path, output_root: str | None,
 
 
 def make_table(table: str, scale: str = "mini", cluster: str = "local", results_dir: str = "results/runs",
-               out_dir: str = "results/tables", output_root: str | None = None, jobs: int | str | None = 1) -> int:
-    """Exit status: 0 when every cell has a run, 1 when some runs failed or are still pending."""
+               out_dir: str = "results/tables", output_root: str | None = None, jobs: int | str | None = 1,
+               overrides: list[str] | None = None, slurm: dict | None = None) -> int:
+    """Exit status: 0 when every cell has a run, 1 when some runs failed or are still pending. ``overrides`` go to
+    every run (e.g. local copies: ``local_data.saferpaca=FILE``); ``slurm`` holds sbatch options (``partition``...)."""
     from .tables import RUN_TABLES, TABLES, build_table
 
     if table not in TABLES:
@@ -122,15 +137,21 @@ def make_table(table: str, scale: str = "mini", cluster: str = "local", results_
     if cluster not in CLUSTERS:
         raise ConfigError(f"unknown CLUSTER={cluster!r}; choose one of: {', '.join(CLUSTERS)}")
     n_jobs = parse_jobs(jobs, scale)
+    if cluster == "slurm":
+        from .launch import slurm_options
+
+        slurm_options(slurm or {})  # an unknown option fails before anything runs
     results = Path(results_dir).resolve()  # the runs' processes work in the repository, wherever this was called
     output_root = str(Path(output_root).resolve()) if output_root else None
     status = 0
     if table in RUN_TABLES:
-        runs = table_runs(table, scale)
+        runs = table_runs(table, scale, overrides)
+        for run in runs:  # a bad override fails here, before any run starts
+            run.config()
         missing = [r for r in runs if not is_complete(r, results)]
         print(f"{table} at scale {scale}: {len(runs)} runs, {len(missing)} to do", flush=True)
         if cluster == "slurm" and missing:
-            submit(missing)
+            submit(missing, slurm=slurm)
             print(f"submitted {len(missing)} runs; run `make {table} SCALE={scale}` again when they finish.")
             status = 1
         else:

@@ -15,6 +15,7 @@ rank; files are written atomically, so a rank never reads another's half-written
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import time
@@ -206,6 +207,27 @@ def select_rows(
     return index
 
 
+def cluster_device() -> torch.device:
+    """Where the torch backend clusters: the current GPU when there is one (weights are often still on the CPU
+    when the adapter is built), else the CPU. The cache key does not name the device: a matrix is clustered once,
+    wherever that happens, and every later run and rank reads the same indices."""
+    return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
+
+
+@contextlib.contextmanager
+def _all_cpu_threads():
+    """Under torchrun (which sets OMP_NUM_THREADS=1 in each rank) every core for clustering on the CPU: the other
+    ranks only wait for this one (rank 0 clusters, they read its cache). Elsewhere the thread count is the caller's."""
+    before = torch.get_num_threads()
+    if int(os.environ.get("LOCAL_WORLD_SIZE", "1")) > 1:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        torch.set_num_threads(max(before, cores))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def select_rows_for_modules(
     weights: dict[str, torch.Tensor],
     k: int,
@@ -233,12 +255,13 @@ def select_rows_for_modules(
             todo.append((name, w, path))
         else:
             out[name] = index
+    device = cluster_device()
     with tqdm(total=len(weights), initial=len(out), desc="ID-LoRA rows (pmrc)", unit="module",
-              disable=not progress) as bar:
+              disable=not progress) as bar, _all_cpu_threads():
         for part in _batches([w for _, w, _ in todo]):  # each batch is cached as soon as it is done
             items = [todo[i] for i in part]
             start = time.perf_counter()
-            indices = pmrc_rows_batch([w for _, w, _ in items], k, r, seed)
+            indices = pmrc_rows_batch([w.to(device) for _, w, _ in items], k, r, seed)
             seconds = (time.perf_counter() - start) / len(items)  # this matrix's share of its batch
             for (name, w, path), index in zip(items, indices):
                 _store(path, index, name, w.shape, k, r, seed, backend, seconds)

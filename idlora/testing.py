@@ -73,8 +73,8 @@ def tiny_mistral(seed: int = 0, vocab_size: int | None = None):
 # A tiny random LLaMA saved in the Hugging Face format with a LLaMA-3-style tokenizer (byte-level, bos/eos, no pad
 # token), and small local files in the exact schemas of the hub datasets, so the paper-scale commands
 # (`scale=paper`, Accelerate + DeepSpeed, Slurm) run as written with only `model.path` / `data.*_path` /
-# `eval.*_path` pointing at local copies. k/v projections have 512 rows so that the paper's r=128, k=4 fits.
-PAPER_SIM_DIMS = dict(hidden_size=256, intermediate_size=512, num_attention_heads=4, num_key_value_heads=4,
+# `eval.*_path` pointing at local copies. Every projection has >= 512 rows so that the paper's r=128, k=4 fits.
+PAPER_SIM_DIMS = dict(hidden_size=512, intermediate_size=1024, num_attention_heads=4, num_key_value_heads=4,
                       head_dim=128, num_hidden_layers=2)
 
 

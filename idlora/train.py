@@ -38,7 +38,10 @@ def _meta_check(cfg: DictConfig) -> None:
     from .config import CONFIG_DIR
 
     shipped = CONFIG_DIR / "hf" / cfg.model.name / "config.json"
-    if shipped.exists():
+    local = cfg.model.get("path")
+    if local and (Path(local) / "config.json").exists():  # a local copy: its own shapes
+        hf_config = AutoConfig.from_pretrained(local)
+    elif shipped.exists():
         hf_config = AutoConfig.from_pretrained(shipped.parent)
     elif cfg.model.source == "tiny":
         from .models import load_model_and_tokenizer

@@ -1,30 +1,38 @@
-"""Submit runs to Slurm, skipping those whose results are complete.
+"""Submit runs to Slurm, skipping those whose results are complete or whose job is queued or running.
 
     python scripts/submit.py experiment=multitask_llama3 methods=idlora,lora,dora,hydralora,moelora,fft scale=paper
-    python scripts/submit.py experiment=multitask_llama32 methods=idlora scale=paper method.k=6 run_tag=_k6 --dry-run
+    python scripts/submit.py experiment=multitask_llama32 methods=idlora scale=paper method.k=6 run_tag=_k6 dry_run=true
+    python scripts/submit.py experiment=safety_llama3 scale=paper slurm.partition=gpu slurm.account=proj \
+        slurm.time=24:00:00 local_data.saferpaca=FILE local_data.hexphi=DIR
 
-Every other key=value is passed to scripts/train.py as a Hydra override.
+Own keys: experiment, methods (comma-separated), scale (default paper), dry_run (true: write the scripts only);
+slurm.<option> (partition, account, qos, time, gpus, cpus, mem, extra: a raw #SBATCH line); every other key=value is
+a Hydra override of scripts/train.py.
 """
 
 import sys
 
-from idlora.cli import main_guard
+from idlora.cli import main_guard, split_arguments
 from idlora.errors import ConfigError
+
+OWN = {"experiment": None, "methods": None, "scale": None, "dry_run": ("true", "false")}
 
 
 @main_guard
 def main(argv: list[str]) -> None:
     from idlora.launch import Run, submit
 
-    dry = "--dry-run" in argv
-    kv = [a for a in argv if a != "--dry-run"]
-    opts = dict(a.split("=", 1) for a in kv if a.split("=", 1)[0] in ("experiment", "methods", "scale"))
-    overrides = [a for a in kv if a.split("=", 1)[0] not in ("experiment", "methods", "scale")]
-    if "experiment" not in opts:
+    from idlora.launch import slurm_options
+
+    args, slurm, overrides = split_arguments(argv, OWN)
+    slurm_options(slurm)
+    if "experiment" not in args:
         raise ConfigError("name the experiment: experiment=<name> (see configs/experiment/)")
-    methods = opts.get("methods", "idlora").split(",")
-    runs = [Run(opts["experiment"], m, overrides, opts.get("scale", "paper")) for m in methods]
-    for out in submit(runs, dry_run=dry):
+    methods = args.get("methods", "idlora").split(",")
+    runs = [Run(args["experiment"], m, overrides, args.get("scale", "paper")) for m in methods]
+    for run in runs:  # a bad override fails before anything is submitted
+        run.config()
+    for out in submit(runs, dry_run=args.get("dry_run") == "true", slurm=slurm):
         print(out)
 
 
