@@ -19,7 +19,7 @@ JOBS ?= auto# runs trained at once locally; auto: 2 on a CPU-only machine at min
 TABLES := table1 table2 table3 table4 table5 table6 table7 table8
 EXTRA_TABLES := table_init# beyond the paper: the reviewers' question on the choice of A_i
 
-.PHONY: help install test test-slow test-all tables $(TABLES) $(EXTRA_TABLES) fig3 fig4 fig_rank pmrc_cost bench clean-results clean
+.PHONY: help install test test-slow test-all tables $(TABLES) $(EXTRA_TABLES) fig3 fig4 fig_rank pmrc_cost bench memory_plan clean-results clean
 
 help:
 	@sed -n '1,6p' Makefile
@@ -70,6 +70,9 @@ table%:
 
 bench: $(STAMP)
 	$(PY) scripts/bench_efficiency.py
+
+memory_plan: $(STAMP)
+	$(PY) scripts/memory_plan.py
 
 clean-results:
 	rm -rf results/runs results/tables results/figures results/bench
