@@ -25,8 +25,10 @@ method's PEFT adapter instantiated on ``configs/hf/<model>``, as Table 6 counts 
   of the saved fp32 log-probabilities (``4 T V``), V the vocabulary (128,256 for LLaMA-3, 32,000 for Mistral).
   Without checkpointing: ``N_layers layer(T) + head(T)``. With HF's per-layer gradient checkpointing:
   ``N_layers 2 h T`` (each layer's bf16 input) ``+ layer(T)`` (one layer recomputed in backward) ``+ head(T)``.
-  For LLaMA-3-8B full fine-tuning this gives ~25.5 GiB of layer activations at 4 x 1024 tokens (a = 22h + 4 kv + 8f
-  + 4 heads bytes per token, h, kv, f the hidden, key-value and MLP widths), as the usual hand count does.
+  For full fine-tuning of a LLaMA layer the measurement equals the hand count a = 24 h + 8 f + 4 heads + 8 bytes per
+  token (h, f the hidden and MLP widths: per RMSNorm its fp32 input, fp32 rsqrt, bf16 normalised input and the
+  projections' bf16 input; q, k, v, output of the attention; the MLP's gate, SiLU, up and down inputs), tested on
+  a tiny config; for LLaMA-3-8B that is 26.0 GiB over 32 layers at 4 x 1024 tokens (the usual estimate: ~25 GiB).
 
 Not counted (what the margin, ``fraction`` of the GPU's memory, default 90%, is for): the CUDA context and kernels'
 workspaces, allocator fragmentation, DeepSpeed's communication buckets, transient gradients of activations in
@@ -163,13 +165,14 @@ class Profile:
     hidden: int
 
 
-def adapted_meta_model(model_name: str, method_cfg: dict) -> torch.nn.Module:
-    """The model of ``configs/hf/<model_name>`` on the meta device with the method applied, in bf16."""
+def adapted_meta_model(model_name: str, method_cfg: dict, config_dir=None) -> torch.nn.Module:
+    """The model of ``configs/hf/<model_name>`` (or ``config_dir/<model_name>``) on the meta device with the method
+    applied, in bf16."""
     from .methods import apply_method
-    from .tables.table6 import meta_model
+    from .tables.table6 import CONFIG_DIR, meta_model
 
     with torch.device("meta"):
-        model = apply_method(meta_model(model_name), method_cfg)
+        model = apply_method(meta_model(model_name, config_dir or CONFIG_DIR), method_cfg)
     return model.to(torch.bfloat16)
 
 
@@ -200,10 +203,10 @@ def _head_saved(model, tokens: int, exclude: set[int]) -> int:
     return _saved_bytes(lambda: base.loss_function(lm_head(norm(x)), labels, config.vocab_size), exclude)
 
 
-def profile(model_name: str, method_cfg: dict, tokens: tuple[int, int] = (16, 32)) -> Profile:
+def profile(model_name: str, method_cfg: dict, tokens: tuple[int, int] = (16, 32), config_dir=None) -> Profile:
     """Counts and activation bytes of ``method_cfg`` on ``model_name``, measured on meta tensors (no memory)."""
     _register_attention()
-    model = adapted_meta_model(model_name, method_cfg)
+    model = adapted_meta_model(model_name, method_cfg, config_dir)
     config = model.config
     config._attn_implementation = ATTN_NAME
     model.train()
