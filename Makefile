@@ -21,7 +21,7 @@ MODEL ?= llama3_8b# make pmrc: the model whose PMRC rows to cache
 TABLES := table1 table2 table3 table4 table5 table6 table7 table8
 EXTRA_TABLES := table_init# beyond the paper: the reviewers' question on the choice of A_i
 
-.PHONY: help install test test-slow test-all tables $(TABLES) $(EXTRA_TABLES) fig3 fig4 fig_rank pmrc pmrc_cost bench clean-results clean
+.PHONY: help install test test-slow test-all tables $(TABLES) $(EXTRA_TABLES) fig3 fig4 fig_rank pmrc pmrc_cost bench memory_plan wheels gpu-check clean-results clean
 
 help:
 	@sed -n '1,6p' Makefile
@@ -76,6 +76,23 @@ table%:
 
 bench: $(STAMP)
 	$(PY) scripts/bench_efficiency.py
+
+memory_plan: $(STAMP)
+	$(PY) scripts/memory_plan.py
+
+# GPU check on a machine with torch + accelerate and no package index: `make wheels` here (PyPI), carry wheels/ there.
+GPU_PYTHON ?= python3
+WHEELS_PY ?= 3.11# the GPU machine's CPython (platform wheels: manylinux x86_64)
+WHEELS_ALL ?= 0# 1: also scipy and pandas (+46 MB, over the 64 MiB that travels)
+wheels: $(STAMP)
+	$(PY) scripts/wheels.py python=$(WHEELS_PY) dest=wheels all=$(WHEELS_ALL)
+
+gpu-check:
+	@$(GPU_PYTHON) -c "import torch, accelerate" || { echo "error: gpu-check needs torch and accelerate in $(GPU_PYTHON)" >&2; exit 2; }
+	@$(GPU_PYTHON) -c "import peft, transformers, hydra, omegaconf, ortools, tqdm, filelock, safetensors" 2>/dev/null || { \
+	  test -d wheels || { echo "error: packages missing and no wheels/: run make wheels where PyPI is reachable" >&2; exit 2; }; \
+	  $(GPU_PYTHON) -m pip install -q --no-index --no-deps --find-links wheels wheels/*.whl; }
+	PYTHONPATH=. $(GPU_PYTHON) scripts/gpu_check.py
 
 clean-results:
 	rm -rf results/runs results/tables results/figures results/bench
