@@ -102,21 +102,30 @@ def sbatch_script(run: Run, slurm: dict | None = None) -> str:
     pmrc = pmrc_command(run)
     return SBATCH_TEMPLATE.read_text().format(
         job_name=cfg.run_id, gpus=opts["gpus"], cpus=opts["cpus"], mem=opts["mem"], time=opts["time"],
-        log_dir=str(REPO / "runs" / "slurm-logs"), repo=str(REPO), venv=str(REPO / ".venv"),
+        log_dir=str(slurm_dir(cfg, "logs")), repo=str(REPO), venv=str(REPO / ".venv"),
         accelerate_config=accelerate_config(run.method), overrides=" ".join(shlex.quote(a) for a in args),
-        extra_sbatch="\n".join(lines), run_dir=shlex.quote(str((REPO / cfg.output_root / cfg.run_id).resolve())),
+        extra_sbatch="\n".join(lines), run_dir=shlex.quote(str(_root(cfg) / cfg.run_id)),
         pmrc_step=("python scripts/pmrc.py " + " ".join(shlex.quote(a) for a in args)) if pmrc else "",
     )
 
 
-JOB_DIR = REPO / "runs" / "slurm-jobs"  # <run_id>.job: the id of the job submitted for the run
+def _root(cfg) -> Path:
+    return (REPO / cfg.output_root).resolve()  # output_root is relative to the repository, where jobs run
+
+
+def slurm_dir(cfg, kind: str) -> Path:
+    """``<output_root>/slurm-<kind>``: ``scripts`` (one sbatch file per run), ``logs``, ``jobs`` (``<run_id>.job``
+    holds the id of the job submitted for the run)."""
+    return _root(cfg) / f"slurm-{kind}"
+
+
 LIVE_STATES = {"PENDING", "RUNNING", "CONFIGURING", "COMPLETING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED",
                "RESIZING", "SUSPENDED", "STAGE_OUT", "SIGNALING"}
 
 
-def live_job(run_id: str) -> str | None:
-    """The id of a queued or running job already submitted for ``run_id`` (its marker checked against squeue)."""
-    marker = JOB_DIR / f"{run_id}.job"
+def live_job(cfg) -> str | None:
+    """The id of a queued or running job already submitted for the run (its marker checked against squeue)."""
+    marker = slurm_dir(cfg, "jobs") / f"{cfg.run_id}.job"
     if not marker.exists():
         return None
     job = marker.read_text().strip()
@@ -132,25 +141,25 @@ def submit(runs: list[Run], dry_run: bool = False, slurm: dict | None = None) ->
     """Write one sbatch script per run that is neither complete nor queued/running, and submit it; returns the job
     ids (or the script paths if ``dry_run``)."""
     out = []
-    script_dir = REPO / "runs" / "slurm-scripts"
-    for d in (script_dir, REPO / "runs" / "slurm-logs", JOB_DIR):
-        d.mkdir(parents=True, exist_ok=True)
     for run in runs:
-        run_id = run.config().run_id
+        cfg = run.config()
+        run_id = cfg.run_id
         if is_complete(run):
             print(f"skip {run_id}: results complete")
             continue
-        job = None if dry_run else live_job(run_id)
+        job = None if dry_run else live_job(cfg)
         if job is not None:
             print(f"skip {run_id}: job {job} is queued or running")
             continue
-        script = script_dir / f"{run_id}.sbatch"
+        for kind in ("scripts", "logs", "jobs"):
+            slurm_dir(cfg, kind).mkdir(parents=True, exist_ok=True)
+        script = slurm_dir(cfg, "scripts") / f"{run_id}.sbatch"
         script.write_text(sbatch_script(run, slurm))
         if dry_run:
             out.append(str(script))
             continue
         job = _sbatch(script)
-        (JOB_DIR / f"{run_id}.job").write_text(job + "\n")
+        (slurm_dir(cfg, "jobs") / f"{run_id}.job").write_text(job + "\n")
         out.append(job)
         print(f"submitted {run_id}: job {job}")
     return out

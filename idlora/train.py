@@ -23,7 +23,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from . import checkpoint as ckpt_io
-from .config import effective_lr
+from .config import effective_lr, per_method
 from .errors import ConfigError
 from .methods import apply_method, build_peft_config, count_parameters
 from .results import new_run_record, scored_benchmarks, usable_record, write_run_record
@@ -195,6 +195,9 @@ def _accelerator(cfg: DictConfig):
                                         "train_micro_batch_size_per_gpu": tc.micro_batch_size})
         if tc.max_grad_norm:
             plugin.deepspeed_config["gradient_clipping"] = float(tc.max_grad_norm)
+        if per_method(cfg, "optimizer_offload", False):  # the memory plan's choice (configs/scale/paper.yaml)
+            plugin.deepspeed_config["zero_optimization"]["offload_optimizer"] = {"device": "cpu", "pin_memory": True}
+            plugin.deepspeed_config["zero_force_ds_cpu_optimizer"] = False  # torch's AdamW steps on the CPU copy
     return accelerator, nproc, rank, accum
 
 
@@ -430,8 +433,9 @@ def train_and_evaluate(cfg: DictConfig) -> dict | None:
         out = {"model": None, "tokenizer": None, "rank": _rank_world()[0], "preempted": False, "processes": 1}
     else:
         out = run(cfg)
-        print(f"adapter: {out['adapter_dir']}  results: {out['results_path']}  final loss: "
-              f"{out['final_loss'] if out['final_loss'] is None else round(out['final_loss'], 4)}")
+        if out["rank"] == 0 and not out["preempted"]:
+            print(f"adapter: {out['adapter_dir']}  results: {out['results_path']}  final loss: "
+                  f"{out['final_loss'] if out['final_loss'] is None else round(out['final_loss'], 4)}")
         _teardown(out.pop("accelerator"))
     if out["rank"] != 0 or out["preempted"] or not (cfg.evaluate_after_training and cfg.eval.benchmarks):
         return None
