@@ -201,6 +201,11 @@ def _accelerator(cfg: DictConfig):
     return accelerator, nproc, rank, accum
 
 
+def _offloaded(accelerator) -> bool:
+    plugin = accelerator.state.deepspeed_plugin
+    return plugin is not None and "offload_optimizer" in plugin.deepspeed_config.get("zero_optimization", {})
+
+
 def _zero_stage(accelerator) -> int | None:
     plugin = accelerator.state.deepspeed_plugin
     return None if plugin is None else int(plugin.zero_stage)
@@ -282,7 +287,9 @@ def run(cfg: DictConfig) -> dict:
     stopped = _train_loop(cfg, state, examples, tokenizer, params, start_step, total_steps, losses)
     summary = {"steps": total_steps, "lr": effective_lr(cfg), "examples": len(examples), "loss_curve": losses,
                "final_loss": losses[-1] if losses else None, "seconds": time.time() - t0,
-               "processes": nproc, "grad_accum": accum, "adapter_dir": str(_adapter_dir(cfg))}
+               "processes": nproc, "grad_accum": accum, "adapter_dir": str(_adapter_dir(cfg)),
+               "zero_stage": state.zero_stage, "gradient_checkpointing": bool(tc.gradient_checkpointing),
+               "optimizer_offload": _offloaded(accelerator)}
     if stopped:
         return {"model": None, "tokenizer": tokenizer, "results_path": _results_path(cfg), "accelerator": accelerator,
                 "rank": rank, "preempted": True, **summary}
@@ -429,8 +436,11 @@ def train_and_evaluate(cfg: DictConfig) -> dict | None:
     if done is not None and (_adapter_dir(cfg) / ("config.json" if cfg.method.name == "fft"
                                                    else "adapter_config.json")).exists():
         validate(cfg)
-        print(f"{cfg.run_id}: training already recorded in {_results_path(cfg)}; scoring what is missing")
-        out = {"model": None, "tokenizer": None, "rank": _rank_world()[0], "preempted": False, "processes": 1}
+        if os.environ.get("RANK", "0") == "0":
+            print(f"{cfg.run_id}: training already recorded in {_results_path(cfg)}; scoring what is missing")
+        # no process group was started: under a launcher the rank is in the environment, and rank 0 alone scores
+        out = {"model": None, "tokenizer": None, "rank": int(os.environ.get("RANK", "0")), "preempted": False,
+               "processes": int(os.environ.get("WORLD_SIZE", "1"))}
     else:
         out = run(cfg)
         if out["rank"] == 0 and not out["preempted"]:
@@ -451,9 +461,12 @@ def train_and_evaluate(cfg: DictConfig) -> dict | None:
 def _teardown(accelerator) -> None:
     """After training: finish the trackers, drop the engine and optimizer (their GPU memory), and end the process
     group on every rank, so that what follows (scoring on rank 0) runs as one plain process."""
+    from transformers.integrations import unset_hf_deepspeed_config
+
     for tracker in accelerator.trackers:
         tracker.finish()
     accelerator.free_memory()
+    unset_hf_deepspeed_config()  # else from_pretrained would build the saved model under ZeRO-3's zero.Init again
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()

@@ -100,3 +100,10 @@ def test_sbatch_script_passes_bash_syntax_check(sim, tmp_path):
     script = tmp_path / "job.sbatch"
     script.write_text(sbatch_script(Run("multitask_llama3", "idlora", [], "paper")))
     assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+
+
+def test_readme_memory_plan_is_the_scripts_output():
+    readme = (REPO / "README.md").read_text()
+    start = readme.index("<!-- memory_plan:")
+    block = readme[readme.index("\n", start) + 1:readme.index("<!-- /memory_plan -->")].strip()
+    assert block == (REPO / "results/tables/memory_plan.md").read_text().strip()
