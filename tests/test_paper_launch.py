@@ -107,3 +107,23 @@ def test_readme_memory_plan_is_the_scripts_output():
     start = readme.index("<!-- memory_plan:")
     block = readme[readme.index("\n", start) + 1:readme.index("<!-- /memory_plan -->")].strip()
     assert block == (REPO / "results/tables/memory_plan.md").read_text().strip()
+
+
+def test_pmrc_step_caches_every_matrix_once_and_then_clusters_nothing(sim, monkeypatch):
+    from idlora import pmrc
+    from idlora.config import compose
+    from idlora.prepare import precompute_pmrc
+
+    root, model, data = sim
+    cfg = compose(["model=llama3_8b", "method=idlora", "scale=paper", f"local_models.llama3_8b={model}"])
+    assert precompute_pmrc(cfg)
+    cached = list(pmrc.cache_root().rglob("*.pt"))
+    assert len(cached) == 14  # 2 layers x q,k,v,o,gate,up,down
+
+    def must_not_cluster(*a, **kw):
+        raise AssertionError("clustered again")
+
+    monkeypatch.setattr(pmrc, "pmrc_rows_batch", must_not_cluster)
+    assert precompute_pmrc(cfg)
+    assert not precompute_pmrc(compose(["model=llama3_8b", "method=lora", "scale=paper",
+                                        f"local_models.llama3_8b={model}"]))

@@ -90,3 +90,34 @@ def test_run_identity_ignores_how_a_run_was_executed_but_not_what_it_is():
                                                                "save_steps": 20}}
     assert run_identity(a) == run_identity(b)  # make tableN trains with train.resume=true
     assert run_identity(a) != run_identity({**a, "train": {**a["train"], "lr": 2e-4}})
+
+
+def test_committed_mini_runs_stay_complete_under_the_current_configs():
+    """Config keys added since the runs were recorded (local copies, per-method scale settings) keep the committed
+    results usable: a table target does not retrain them (results.ADDED_KEYS, LOCATION_KEYS)."""
+    from pathlib import Path
+
+    from idlora.launch import is_complete
+    from idlora.orchestrate import table_runs
+
+    results = Path(__file__).parents[1] / "results" / "runs"
+    runs = table_runs("table8", "mini")
+    assert len(runs) == 4 and all(is_complete(r, results) for r in runs)
+
+
+def test_a_recorded_run_of_another_config_is_not_usable(tmp_path):
+    import json
+
+    from idlora.results import SCHEMA_VERSION, usable_record
+
+    config = {"seed": 1, "train": {"lr": 1e-4, "resume": False}, "scale": {"name": "mini"}, "output_root": "a"}
+    path = tmp_path / "r.json"
+    rec = {"schema_version": SCHEMA_VERSION, "config": config, "train": {}, "benchmarks": {"gsm8k": {}}}
+    path.write_text(json.dumps(rec))
+    moved = {**config, "output_root": "b", "train": {"lr": 1e-4, "resume": True},
+             "scale": {"name": "mini", "gradient_checkpointing": {"default": False}}}
+    assert usable_record(path, moved, ["gsm8k"]) is not None  # location, execution and added-default keys
+    assert usable_record(path, {**config, "seed": 2}) is None
+    assert usable_record(path, config, ["gsm8k", "mmlu"]) is None
+    path.write_text(json.dumps({**rec, "benchmarks": {"gsm8k": {"error": "boom"}}}))
+    assert usable_record(path, config, ["gsm8k"]) is None
