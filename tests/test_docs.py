@@ -1,0 +1,78 @@
+"""The design lives in the repository: no file points outside it, and every "DESIGN.md §N" citation resolves.
+
+Citations of the form ``DESIGN.md §N`` (also ``§N–M`` ranges, and ``\\u00a7N`` as JSON writes the sign) appear in
+code, configs, the README and the committed generated tables; each must name a section ``## N.`` of
+``docs/DESIGN.md``. Generated files under ``results/`` are checked for citations but not for paths.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DESIGN = REPO / "docs" / "DESIGN.md"
+# spelled in pieces so that this file does not match itself
+OUTSIDE_PATHS = (".." + "/shared", "/work" + "/shared")
+CITATION = re.compile(r"DESIGN\.md\W{0,3}(?:§|\\u00a7)\s*(\d+)(?:\s*[–-]\s*(\d+))?")
+SKIP_DIRS = {".git", ".venv", "__pycache__", ".pytest_cache", "runs", "wheels", "outputs", "multirun", "wandb",
+             ".cache", ".locks"}
+
+
+def repo_files() -> list[str]:
+    """Paths (relative, POSIX) of the files git tracks or would track; a plain walk where git is unavailable."""
+    try:
+        out = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+                             capture_output=True, check=True, timeout=60).stdout
+        return sorted({p for p in out.decode().split("\0") if p and (REPO / p).is_file()})
+    except (OSError, subprocess.SubprocessError):
+        files = []
+        for path in REPO.rglob("*"):
+            rel = path.relative_to(REPO)
+            if path.is_file() and not (set(rel.parts[:-1]) & SKIP_DIRS or rel.parts[0] == "runs"):
+                files.append(rel.as_posix())
+        return sorted(files)
+
+
+def design_sections() -> set[int]:
+    return {int(m.group(1)) for m in re.finditer(r"^## (\d+)\.", DESIGN.read_text(encoding="utf-8"), re.MULTILINE)}
+
+
+def test_design_doc_has_the_cited_numbering():
+    assert DESIGN.exists(), "docs/DESIGN.md is missing"
+    assert design_sections() == {1, 2, 3, 4, 5, 6, 7}
+
+
+def test_no_file_points_outside_the_repository():
+    offenders = []
+    for rel in repo_files():
+        if rel.startswith("results/"):
+            continue
+        data = (REPO / rel).read_bytes()
+        offenders += [f"{rel}: {p}" for p in OUTSIDE_PATHS if p.encode() in data]
+    assert not offenders, "files that point outside the repository:\n" + "\n".join(offenders)
+
+
+def test_every_design_citation_names_an_existing_section():
+    sections = design_sections()
+    citations, bad = 0, []
+    for rel in repo_files():
+        text = (REPO / rel).read_bytes().decode("utf-8", errors="ignore")
+        for m in CITATION.finditer(text):
+            citations += 1
+            for group in m.groups():
+                if group is not None and int(group) not in sections:
+                    line = text.count("\n", 0, m.start()) + 1
+                    bad.append(f"{rel}:{line}: {m.group(0)!r}")
+    assert citations > 0, "no DESIGN.md citations found: is the pattern still right?"
+    assert not bad, "citations of sections docs/DESIGN.md does not have:\n" + "\n".join(bad)
+
+
+@pytest.mark.parametrize("text, sections", [("DESIGN.md §1", ["1"]), ("docs/DESIGN.md §3.", ["3"]),
+                                            ("`DESIGN.md` §1–2", ["1", "2"]), ("DESIGN.md \\u00a71)", ["1"])])
+def test_citation_pattern(text, sections):
+    m = CITATION.search(text)
+    assert m is not None and [g for g in m.groups() if g] == sections
