@@ -3,7 +3,7 @@
     apply_method(model, {"name": "idlora", "r": 128, "alpha": 256, "dropout": 0.05, "k": 4, ...})
 
 Methods: ``idlora`` (ours), ``lora`` and ``dora`` (PEFT's own, ``use_dora=True``), ``hydralora`` and
-``moelora`` (own PEFT methods, DESIGN.md §2), ``fft`` (full fine-tuning: every weight trainable), and ``lori``
+``moelora`` (own PEFT methods, docs/DESIGN.md §2), ``fft`` (full fine-tuning: every weight trainable), and ``lori``
 (LoRI, the baseline the paper's reviewers asked for; not in the paper's tables, marked as ours).
 All adapters target the same modules (the paper's q,k,v,o,gate,up,down by default).
 """

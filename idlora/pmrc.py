@@ -1,4 +1,4 @@
-"""Row selection for ID-LoRA's frozen bases, computed once and cached (DESIGN.md §1 "PMRC").
+"""Row selection for ID-LoRA's frozen bases, computed once and cached (docs/DESIGN.md §1 "PMRC").
 
 ``select_rows(W, k, r, selection)`` returns a long tensor ``(k, r)`` holding the index sets ``S_1..S_k``:
   * ``pmrc``   — Parameter Matrix Row Clustering: the d_out rows of W are clustered into k clusters by

@@ -1,4 +1,4 @@
-"""Size-constrained k-means for PMRC (DESIGN.md §1): the reference algorithm and row selection.
+"""Size-constrained k-means for PMRC (docs/DESIGN.md §1): the reference algorithm and row selection.
 
 ``reference_kmeans`` wraps Levy-Kramer's ``k-means-constrained`` (the paper's citation): Lloyd iterations whose
 assignment step is a min-cost flow with every cluster holding at least ``size_min`` rows, best of ``n_init``

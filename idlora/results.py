@@ -1,4 +1,4 @@
-"""One run, one results file (DESIGN.md §6): ``results/runs/<run_id>.json``.
+"""One run, one results file (docs/DESIGN.md §6): ``results/runs/<run_id>.json``.
 
 The file holds the run's identity (``run_id``, ``experiment``, ``scale``, ``model``, ``method``), its resolved
 ``config``, ``trainable_params`` / ``total_params``, ``metrics`` (percent, keys of paper_numbers.json), the

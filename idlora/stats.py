@@ -1,4 +1,4 @@
-"""Significance of ID-LoRA against LoRA on paired per-example scores: the † of Tables 1 and 2 (DESIGN.md §3)."""
+"""Significance of ID-LoRA against LoRA on paired per-example scores: the † of Tables 1 and 2 (docs/DESIGN.md §3)."""
 
 from __future__ import annotations
 

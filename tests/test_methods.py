@@ -70,7 +70,7 @@ def test_fft_makes_everything_trainable():
 
 @pytest.mark.parametrize("model_fn", [tiny_llama, tiny_mistral])
 def test_parameter_counts_follow_design_formulas(model_fn):
-    """DESIGN.md §1's closed forms, summed over the tiny model's modules, against the instantiated adapters."""
+    """docs/DESIGN.md §1's closed forms, summed over the tiny model's modules, against the instantiated adapters."""
     shapes = [(m.in_features, m.out_features) for n, m in model_fn().named_modules()
               if n.rsplit(".", 1)[-1] in ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")]
     r, k = 8, 4

@@ -1,4 +1,4 @@
-"""GSM8K (test split): zero-shot, greedy, exact numeric match (DESIGN.md §5, LoRI's protocol).
+"""GSM8K (test split): zero-shot, greedy, exact numeric match (docs/DESIGN.md §5, LoRI's protocol).
 
 The prompt is the question followed by "Answer the above question. First think step by step and then answer
 the final number."; the answer is the number after "The final answer is:" when present, else the last number

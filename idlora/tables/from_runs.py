@@ -4,7 +4,7 @@ The runs of a table are listed in ``experiments/<table>.yaml``; each names the t
 results file is used only if it exists and its stored config equals the config the list asks for (a file from
 another config, or an older schema, is reported and left out: the cell shows "—", never a mismatched number).
 Cells hold our value beside the paper's; † marks a Wilcoxon signed-rank test of ID-LoRA against LoRA on
-paired per-example scores with p < 0.05 and ID-LoRA ahead (DESIGN.md §3).
+paired per-example scores with p < 0.05 and ID-LoRA ahead (docs/DESIGN.md §3).
 """
 
 from __future__ import annotations

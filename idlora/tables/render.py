@@ -1,4 +1,4 @@
-"""One table, three files (DESIGN.md §6): ``tableN.md`` for people, ``tableN.tex`` for the paper, ``tableN.json``.
+"""One table, three files (docs/DESIGN.md §6): ``tableN.md`` for people, ``tableN.tex`` for the paper, ``tableN.json``.
 
 A table is a list of cells ``{"row", "column", "ours", "paper", "significant", "runs"}``; row and column keys
 are those of ``paper_numbers.json``. Rendering puts ours and the paper's value side by side in each cell,

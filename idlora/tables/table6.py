@@ -2,7 +2,7 @@
 
 The model is built from its ``config.json`` on the meta device (no weights, no download), each method's PEFT
 adapter is instantiated on it, and its trainable parameters are counted. No formula is involved;
-``tests/test_params.py`` checks the counts against DESIGN.md's closed forms independently.
+``tests/test_methods.py`` checks the counts against docs/DESIGN.md §1's closed forms independently.
 """
 
 from __future__ import annotations

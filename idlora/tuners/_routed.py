@@ -1,4 +1,4 @@
-"""A dense mixture of LoRA experts, the shape HydraLoRA and MoELoRA share (DESIGN.md §2).
+"""A dense mixture of LoRA experts, the shape HydraLoRA and MoELoRA share (docs/DESIGN.md §2).
 
 For a frozen ``W`` (d_out, d_in) and a token ``h`` (d_in,), with n experts:
 

@@ -1,4 +1,4 @@
-"""Configuration of HydraLoRA (Tian et al. 2024), as its official code builds it (DESIGN.md §2)."""
+"""Configuration of HydraLoRA (Tian et al. 2024), as its official code builds it (docs/DESIGN.md §2)."""
 
 from __future__ import annotations
 

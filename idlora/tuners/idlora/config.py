@@ -1,4 +1,4 @@
-"""Configuration of ID-LoRA (DESIGN.md §1)."""
+"""Configuration of ID-LoRA (docs/DESIGN.md §1)."""
 
 from __future__ import annotations
 

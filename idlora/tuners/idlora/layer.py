@@ -1,4 +1,4 @@
-"""The ID-LoRA adapter layer (paper §4, eq. 4; DESIGN.md §1).
+"""The ID-LoRA adapter layer (paper §4, eq. 4; docs/DESIGN.md §1).
 
 For a frozen ``W`` (d_out, d_in), an input token ``h`` (d_in,) and row index sets ``S_1..S_k`` (r rows each):
 
@@ -10,7 +10,7 @@ For a frozen ``W`` (d_out, d_in), an input token ``h`` (d_in,) and row index set
 
 Without Rank Boosting ``B`` is (d_out, r) and ``y_i = B x_i``.
 
-Two exact identities make this as cheap as LoRA (DESIGN.md §1), and the forward uses both:
+Two exact identities make this as cheap as LoRA (docs/DESIGN.md §1), and the forward uses both:
   1. ``A_i h = (W h)[S_i]``: the frozen projections are entries of the base output the layer computes anyway,
      so with no dropout on the input (eval mode, or ``dropout_position="rows"``) the A-side is a gather;
      with input dropout it is one fused ``(k*r, d_in)`` matmul ``W[S] drop(h)``.

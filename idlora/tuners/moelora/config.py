@@ -1,4 +1,4 @@
-"""Configuration of MoELoRA as the ID-LoRA paper counts it (Table 6; DESIGN.md §2)."""
+"""Configuration of MoELoRA as the ID-LoRA paper counts it (Table 6; docs/DESIGN.md §2)."""
 
 from __future__ import annotations
 
