@@ -93,14 +93,13 @@ def _generate_kwargs(tokenizer, max_new_tokens: int, temperature: float, pad_id:
 def _run_batch(model, tokenizer, texts: list[str], kwargs: dict, stop: StopFn | None, stats: GenerationStats):
     from transformers import StoppingCriteriaList
 
-    enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model_device(model))
-    width = enc["input_ids"].shape[1]
-    extra = {"stopping_criteria": StoppingCriteriaList([TextStop(tokenizer, width, stop)])} if stop else {}
-    gen = model.generate(**enc, **kwargs, **extra)
-    new = gen[:, width:]
-    real = int(enc["attention_mask"].sum())
+    enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+    width, real = enc["input_ids"].shape[1], int(enc["attention_mask"].sum())
     stats.prompt_tokens += real
     stats.pad_tokens += enc["attention_mask"].numel() - real
+    extra = {"stopping_criteria": StoppingCriteriaList([TextStop(tokenizer, width, stop)])} if stop else {}
+    gen = model.generate(**enc.to(model_device(model)), **kwargs, **extra)
+    new = gen[:, width:]
     stats.tokens += int((new != kwargs["pad_token_id"]).sum())
     return [cut(t, stop) for t in tokenizer.batch_decode(new, skip_special_tokens=True)]
 
