@@ -71,7 +71,7 @@ def local_task(benchmark: str, path: str, tmp: str):
     _check_local_file(benchmark, path)
     task = f"idlora_{benchmark}_local"
     Path(tmp, f"{task}.yaml").write_text(TASKS[benchmark][1].format(task=task, path=Path(path).resolve()))
-    return task, TaskManager(include_path=tmp)
+    return task, TaskManager(include_path=tmp, include_defaults=False)  # the YAML is self-contained
 
 
 def evaluate_mc(benchmark: str, model, tokenizer, path: str | None = None, limit: int | None = None,
