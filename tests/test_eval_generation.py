@@ -53,12 +53,15 @@ def test_a_sampled_batch_is_seeded_from_its_first_job(model_tok):
 def test_text_stop_marks_rows_independently():
     tok = tiny_tokenizer()
     stop = lambda t: t.index("\n") if "\n" in t else None  # noqa: E731
-    crit = TextStop(tok, prompt_length=2, stop=stop)
     rows = ["P:ab\ncd", "P:abcde", "P:a\nbcd"]
     ids = torch.tensor([tok(r, add_special_tokens=False)["input_ids"] for r in rows])
+    crit = TextStop(tok, prompt_length=2, stop=stop, every=1)
     seen = [crit(ids[:, :n]).tolist() for n in range(3, 8)]
     assert seen == [[False, False, False], [False, False, True], [True, False, True], [True, False, True],
                     [True, False, True]]
+    crit = TextStop(tok, prompt_length=2, stop=stop, every=3)  # checked after 3 and 6 new tokens only
+    seen = [crit(ids[:, :n]).tolist() for n in range(3, 9)]  # 1 ... 6 new tokens
+    assert seen == [[False, False, False]] * 2 + [[True, False, True]] * 4
 
 
 def test_a_stopped_row_ends_early_and_the_others_run_on(model_tok):
@@ -72,10 +75,12 @@ def test_a_stopped_row_ends_early_and_the_others_run_on(model_tok):
     head = tok.decode(full[0, :k])
     assert not texts[1].startswith(head)
     stop = lambda t: len(head) if t.startswith(head) else None  # noqa: E731
-    stats = GenerationStats()
-    out = generate(model, tok, prompts, max_new_tokens=12, batch_size=2, stop=stop, stats=stats)
-    assert out == [[head], [texts[1]]]
-    assert stats.tokens == k + 12  # row 0 stopped after k tokens, row 1 ran to max_new_tokens
+    for every in (1, 4):
+        stats = GenerationStats()
+        out = generate(model, tok, prompts, max_new_tokens=12, batch_size=2, stop=stop, stats=stats, stop_every=every)
+        assert out == [[head], [texts[1]]]  # cut at the same place however late the end was noticed
+        # row 0 stopped at the first check after k tokens, row 1 ran to max_new_tokens
+        assert stats.tokens == -(-k // every) * every + 12
 
 
 class _RecordingModel(torch.nn.Module):
