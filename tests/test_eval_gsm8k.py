@@ -53,8 +53,10 @@ def _cut_is_prefix_stable(end, text):
 
 
 ANSWER_ENDS = [
-    ("Step 1: 9 + 9 = 18.\nThe final answer is: 18\nThe final answer is: 20\n", "Step 1: 9 + 9 = 18.\nThe final answer is: 18\n"),
-    ("The final answer is: 18. Checking: 9 + 9 = 18, and 20 is wrong.\nMore", "The final answer is: 18. Checking: 9 + 9 = 18, and 20 is wrong.\n"),
+    ("Step 1: 9 + 9 = 18.\nThe final answer is: 18\nThe final answer is: 20\n",
+     "Step 1: 9 + 9 = 18.\nThe final answer is: 18\n"),
+    ("The final answer is: 18. Checking: 9 + 9 = 18, and 20 is wrong.\nMore",
+     "The final answer is: 18. Checking: 9 + 9 = 18, and 20 is wrong.\n"),
     ("the final answer is $1,200\n\nExtra", "the final answer is $1,200\n"),
     ("The final answer is:\n42\nbye", "The final answer is:\n42\n"),
     ("The final answer is: 18", None),           # no line end yet: may still run on

@@ -130,7 +130,8 @@ COMPLETION_ENDS = [
     ("def f(x):\n    return x\n\ndef g():\n    pass", None),
     # markdown: the code of the fence, up to its closing fence
     ("```python\ndef f(x):\n    return x\n```\nThis works because ...", "```python\ndef f(x):\n    return x\n"),
-    ("Here it is:\n```python\n# helper\ndef f(x):\n    return x\n# note\n```", "Here it is:\n```python\n# helper\ndef f(x):\n    return x\n# note\n"),
+    ("Here it is:\n```python\n# helper\ndef f(x):\n    return x\n# note\n```",
+     "Here it is:\n```python\n# helper\ndef f(x):\n    return x\n# note\n"),
     ("```python\ndef f(x):\n    return x", None),  # still writing
     ("``", None),
 ]

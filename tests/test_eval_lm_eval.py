@@ -32,7 +32,8 @@ def test_mmlu_and_cqa_local_tasks_match_an_independent_loglikelihood_argmax():
     expected = []
     for line in (DATA / "mmlu_two.jsonl").read_text().splitlines():
         doc = json.loads(line)
-        header = f"The following are multiple choice questions (with answers) about {doc['subject'].replace('_', ' ')}.\n\n"
+        subject = doc["subject"].replace("_", " ")
+        header = f"The following are multiple choice questions (with answers) about {subject}.\n\n"
         prompt = header + doc["question"].strip() + "".join(f"\n{l}. {c}" for l, c in zip("ABCD", doc["choices"]))
         prompt += "\nAnswer:"
         scores = [_choice_loglik(model, tok, prompt, l) for l in "ABCD"]
