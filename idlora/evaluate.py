@@ -81,8 +81,9 @@ def eval_device():
     return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
 
 
-def run_benchmark(name: str, model, tokenizer, eval_cfg: DictConfig, family: str, seed: int) -> tuple[dict, list]:
-    """(metrics in percent, per-example scores) of one benchmark."""
+def run_benchmark(name: str, model, tokenizer, eval_cfg: DictConfig, family: str, seed: int
+                  ) -> tuple[dict, list, dict]:
+    """(metrics in percent, per-example scores, information such as generation speed) of one benchmark."""
     if name in MC_BENCHMARKS:
         from .data.synthetic import mini_file
         from .eval.lm_eval_mc import evaluate_mc
@@ -90,11 +91,14 @@ def run_benchmark(name: str, model, tokenizer, eval_cfg: DictConfig, family: str
         path = eval_cfg.get(f"{name}_path")
         if path is None and eval_cfg.get("source") == "synthetic":
             path = str(mini_file(name))
-        return evaluate_mc(name, model, tokenizer, path=path, limit=eval_cfg.get("limit"),
-                           batch_size=eval_cfg.get("batch_size", 8))
+        metrics, per_example = evaluate_mc(name, model, tokenizer, path=path, limit=eval_cfg.get("limit"),
+                                           batch_size=eval_cfg.get("batch_size", 8))
+        return metrics, per_example, {}
     from .eval.base import get_benchmark
 
-    return get_benchmark(name).evaluate(model, tokenizer, eval_cfg, family=family, seed=seed)
+    bench = get_benchmark(name)
+    metrics, per_example = bench.evaluate(model, tokenizer, eval_cfg, family=family, seed=seed)
+    return metrics, per_example, dict(bench.info)
 
 
 JUDGES = ("keyword", "model")
@@ -147,7 +151,8 @@ def evaluate_run(cfg: DictConfig, model=None, tokenizer=None, benchmarks: list[s
     for name in names:
         start = time.time()
         try:
-            metrics, per_example = run_benchmark(name, model, tokenizer, cfg.eval, cfg.model.family, seed=cfg.seed)
+            metrics, per_example, info = run_benchmark(name, model, tokenizer, cfg.eval, cfg.model.family,
+                                                       seed=cfg.seed)
         except ConfigError:
             raise
         except Exception as e:  # one benchmark's crash must not lose the others' results
@@ -156,7 +161,7 @@ def evaluate_run(cfg: DictConfig, model=None, tokenizer=None, benchmarks: list[s
                            error=f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=5)}")
             print(f"{name}: FAILED ({type(e).__name__}: {e})")
             continue
-        update_metrics(results_path, name, metrics, per_example, time.time() - start)
+        update_metrics(results_path, name, metrics, per_example, time.time() - start, info=info)
         summary[name] = metrics
         print(f"{name}: " + ", ".join(f"{k}={v:.2f}" for k, v in metrics.items()))
     return summary

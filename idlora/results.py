@@ -2,7 +2,9 @@
 
 The file holds the run's identity (``run_id``, ``experiment``, ``scale``, ``model``, ``method``), its resolved
 ``config``, ``trainable_params`` / ``total_params``, ``metrics`` (percent, keys of paper_numbers.json), the
-training summary, ``benchmarks`` (per benchmark: metrics, seconds, error if it crashed) and ``provenance``.
+training summary, ``benchmarks`` (per benchmark: metrics, seconds, error if it crashed, and the benchmark's
+``info``: ``generation`` = new tokens, seconds, tokens/s of its decoding; HEx-PHI's ``data`` = prompts and
+categories read) and ``provenance``.
 Per-example scores go to a sidecar ``<run_id>.examples.json`` named by ``per_example_file`` (they are large:
 HumanEval keeps every sample's pass/fail). Every write is atomic (temp file + rename) under a file lock, so a
 crash mid-write leaves the previous file intact and two writers never interleave.
@@ -134,13 +136,21 @@ def sidecar_path(path: Path) -> Path:
     return path.with_name(path.stem + ".examples.json")
 
 
+ENTRY_KEYS = ("metrics", "seconds", "n", "finished", "error")
+
+
 def update_metrics(path: str | Path, benchmark: str, metrics: dict, per_example: list, seconds: float,
-                   error: str | None = None) -> dict:
-    """Merge one benchmark's metrics and per-example scores into the run's file (atomically, under a lock)."""
+                   error: str | None = None, info: dict | None = None) -> dict:
+    """Merge one benchmark's metrics and per-example scores into the run's file (atomically, under a lock);
+    ``info`` (e.g. ``{"generation": {"tokens", "seconds", "tokens_per_s"}}``) is kept beside the metrics."""
     path = Path(path)
+    clash = sorted(set(info or {}) & set(ENTRY_KEYS))
+    if clash:
+        raise ValueError(f"benchmark info may not use the entry's own keys {clash}")
     with _locked(path):
         record = load_run(path)
-        entry = {"metrics": metrics, "seconds": round(seconds, 3), "n": len(per_example), "finished": _now()}
+        entry = {"metrics": metrics, "seconds": round(seconds, 3), "n": len(per_example), "finished": _now(),
+                 **(info or {})}
         if error:
             entry["error"] = error
         record["benchmarks"][benchmark] = entry

@@ -41,3 +41,46 @@ def test_numeric_comparison_with_reference():
     assert not is_correct("The final answer is: 71", ref)
     assert not is_correct("I don't know", ref)
     assert is_correct("#### 1,000", "#### 1000")
+
+
+def _cut_is_prefix_stable(end, text):
+    """For every prefix at which ``end`` says the text has ended, the cut is the cut of the whole text."""
+    whole = end(text)
+    for n in range(len(text) + 1):
+        e = end(text[:n])
+        if e is not None:
+            assert whole == e, (text, n)
+
+
+ANSWER_ENDS = [
+    ("Step 1: 9 + 9 = 18.\nThe final answer is: 18\nThe final answer is: 20\n",
+     "Step 1: 9 + 9 = 18.\nThe final answer is: 18\n"),
+    ("The final answer is: 18. Checking: 9 + 9 = 18, and 20 is wrong.\nMore",
+     "The final answer is: 18. Checking: 9 + 9 = 18, and 20 is wrong.\n"),
+    ("the final answer is $1,200\n\nExtra", "the final answer is $1,200\n"),
+    ("The final answer is:\n42\nbye", "The final answer is:\n42\n"),
+    ("The final answer is: 18", None),           # no line end yet: may still run on
+    ("The final answer is: unclear\n7\n", None),  # no number right after the phrase
+    ("So 5 + 7 = 12\n", None),
+]
+
+
+@pytest.mark.parametrize("text,cut", ANSWER_ENDS)
+def test_a_completion_ends_after_its_first_final_answer_line(text, cut):
+    from idlora.eval.gsm8k import answer_end
+
+    end = answer_end(text)
+    assert (None if end is None else text[:end]) == cut
+    _cut_is_prefix_stable(answer_end, text)
+
+
+def test_the_score_of_a_cut_completion_is_its_first_final_answer():
+    from idlora.eval.generation import cut
+    from idlora.eval.gsm8k import GSM8K
+
+    bench, example = GSM8K(), {"id": 0, "answer": "#### 18"}
+    ran_on = "9 + 9 = 18\nThe final answer is: 18\nWait, the final answer is: 20\n"
+    stopped = "9 + 9 = 18\nThe final answer is: 18\n"
+    assert not is_correct(ran_on, example["answer"])  # uncut, the later answer would count
+    for text in (ran_on, stopped):
+        assert bench.score(example, [cut(text, bench.stop)])["score"] == 1.0

@@ -111,3 +111,54 @@ def _live_sandbox_processes() -> list[str]:
     """Processes of the sandbox user that are not zombies (killed children wait a moment for init to reap them)."""
     out = subprocess.run(["ps", "-u", "65534", "-o", "pid=,stat="], capture_output=True, text=True).stdout
     return [line for line in out.splitlines() if line.split() and not line.split()[1].startswith("Z")]
+
+
+COMPLETION_ENDS = [
+    # a continuation of the prompt's function body: Chen et al.'s stop sequences from the start
+    ("    return x + 1\n\n\ndef main():\n    pass\n", "    return x + 1\n\n"),
+    ("    return 1\n# a test\nassert f() == 1\n", "    return 1"),
+    ("    return 1\nif __name__ == '__main__':\n    f()\n", "    return 1"),
+    ("    return 1\nprint(f())", "    return 1"),
+    ("    return 1\nclass A:\n    pass", "    return 1"),
+    ("    if x:\n        print(x)\n    # done\n    return 1\n", None),  # indented: inside the function
+    # the whole function rewritten: imports, helpers and the function are kept; only top-level code that
+    # would run (if, print) stops it, after its first def line
+    ("from typing import List\n\n\ndef f(x: List[int]) -> int:\n    return sum(x)\n\n\nprint(f([1]))\n",
+     "from typing import List\n\n\ndef f(x: List[int]) -> int:\n    return sum(x)\n\n"),
+    ("def g():\n    pass\n\n# the function\ndef f(x):\n    return g()\nif True:\n    f(1)",
+     "def g():\n    pass\n\n# the function\ndef f(x):\n    return g()"),
+    ("def f(x):\n    return x\n\ndef g():\n    pass", None),
+    # markdown: the code of the fence, up to its closing fence
+    ("```python\ndef f(x):\n    return x\n```\nThis works because ...", "```python\ndef f(x):\n    return x\n"),
+    ("Here it is:\n```python\n# helper\ndef f(x):\n    return x\n# note\n```",
+     "Here it is:\n```python\n# helper\ndef f(x):\n    return x\n# note\n"),
+    ("```python\ndef f(x):\n    return x", None),  # still writing
+    ("``", None),
+]
+
+
+@pytest.mark.parametrize("text,cut", COMPLETION_ENDS)
+def test_completion_end_at_stop_sequences_and_fences(text, cut):
+    from idlora.eval.humaneval import completion_end
+
+    end = completion_end(text)
+    assert (None if end is None else text[:end]) == cut
+    whole = end
+    for n in range(len(text) + 1):  # prefix-stable: stopping at any point gives the same cut
+        e = completion_end(text[:n])
+        assert e is None or e == whole, (text, n)
+
+
+def test_cut_completions_still_pass():
+    from idlora.eval.generation import cut
+    from idlora.eval.humaneval import completion_end
+
+    problems = read_problems()
+    for task_id in list(problems)[:4]:
+        p = problems[task_id]
+        assert cut(p["canonical_solution"], completion_end) == p["canonical_solution"]
+        ran_on = p["canonical_solution"] + "\n\ndef test():\n    assert False\n\nif True:\n    raise SystemExit(1)\n"
+        assert not run_program(build_program(p, ran_on)).passed  # uncut, the extra lines fail the program
+        assert run_program(build_program(p, cut(ran_on, completion_end))).passed
+        fenced = "```python\n" + p["prompt"] + p["canonical_solution"] + "```\nprint('explanation')\n"
+        assert run_program(build_program(p, cut(fenced, completion_end))).passed

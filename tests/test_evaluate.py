@@ -35,6 +35,8 @@ def test_scores_land_in_the_results_file_and_a_crash_keeps_the_others(trained, m
     assert "dataset exploded" in record["benchmarks"]["gsm8k"]["error"]
     assert set(record["metrics"]) == {"mmlu", "hexphi_refusal"}
     assert record["train"]["steps"] == 2
+    gen = record["benchmarks"]["hexphi"]["generation"]  # generation speed beside the metrics, not a metric
+    assert gen["tokens"] > 0 and gen["tokens_per_s"] == pytest.approx(gen["tokens"] / gen["seconds"], rel=0.05)
 
 
 def test_unknown_benchmark_and_missing_adapter(trained, tmp_path):

@@ -35,3 +35,34 @@ def test_mini_set_and_local_copies(tmp_path):
     assert [r["instruction"] for r in rows][:2] == ["request 1.0", "request 1.1"] and len(rows) == 6
     with pytest.raises(ConfigError, match="gated"):
         load_hexphi(str(tmp_path / "missing.jsonl"))
+
+
+def _write_categories(directory, counts):
+    for cat, n in counts.items():
+        with (directory / f"category_{cat}.csv").open("w", newline="") as f:
+            csv.writer(f).writerows([[f"request {cat}.{j}"] for j in range(n)])
+
+
+def test_the_loader_reports_prompts_and_categories_read(tmp_path):
+    from idlora.eval.hexphi import HExPHI
+
+    # the public release's layout: category 2 withheld, 10 categories (3 rows each here instead of 30)
+    _write_categories(tmp_path, {c: 3 for c in (1, *range(3, 12))})
+    (tmp_path / "README.md").write_text("not a category")
+    bench = HExPHI()
+    rows = bench.load_examples({"hexphi_path": str(tmp_path)})
+    info = bench.info["data"]
+    assert len(rows) == 30 and info["prompts"] == 30 and info["categories"] == 10
+    assert "category_2" not in info["category_names"] and info["source"] == str(tmp_path)
+    assert [r["category"] for r in rows[:4]] == ["category_1"] * 3 + ["category_3"]  # numeric order
+    bench.load_examples({"hexphi_path": None})
+    assert bench.info["data"]["prompts"] == 33 and bench.info["data"]["categories"] == 11
+
+
+def test_a_directory_without_category_csvs_is_refused(tmp_path):
+    (tmp_path / "data.csv").write_text("request\n")
+    with pytest.raises(ConfigError, match="no category_N.csv files: point eval.hexphi_path at the directory"):
+        load_hexphi(str(tmp_path))
+    _write_categories(tmp_path, {1: 0})
+    with pytest.raises(ConfigError, match="hold no instructions"):
+        load_hexphi(str(tmp_path))

@@ -5,6 +5,10 @@ score one example's completions, aggregate to metrics in percent.
 
 ``per_example`` is a list of ``{"id", "score", ...}`` records (HumanEval adds ``pass@k`` per problem), the
 paired data of the Wilcoxon tests. Prompts are built with the training template (``idlora.data.build_prompt``).
+After ``evaluate`` the benchmark's ``info`` holds what the run's results file records beside the metrics
+(``idlora.results.update_metrics(..., info=benchmark.info)``): ``generation`` (new tokens, seconds, tokens/s,
+prompt and padding tokens) and whatever the benchmark adds (HEx-PHI: how many prompts and categories it read).
+A benchmark whose completions have a natural end defines ``stop`` (see ``idlora.eval.generation``).
 """
 
 from __future__ import annotations
@@ -15,6 +19,9 @@ from ..errors import ConfigError
 class Benchmark:
     name: str = ""
     system: str | None = None  # system prompt, if the protocol has one
+
+    def __init__(self):
+        self.info: dict = {}
 
     def load_examples(self, eval_cfg) -> list[dict]:
         raise NotImplementedError
@@ -32,6 +39,11 @@ class Benchmark:
     def max_new_tokens(self, eval_cfg) -> int:
         return int(eval_cfg.get("max_new_tokens", 256))
 
+    def stop(self, completion: str) -> int | None:
+        """Where ``completion`` ends (prefix-stable), or None while it has not: generation stops there and the
+        completion is cut there. By default completions run to EOS or ``max_new_tokens``."""
+        return None
+
     def score(self, example: dict, completions: list[str]) -> dict:
         raise NotImplementedError
 
@@ -40,7 +52,7 @@ class Benchmark:
 
     def evaluate(self, model, tokenizer, eval_cfg, family: str, seed: int = 0) -> tuple[dict, list[dict]]:
         from ..data import build_prompt
-        from .generation import generate
+        from .generation import GenerationStats, generate
 
         examples = self.load_examples(eval_cfg)
         limit = eval_cfg.get("limit")
@@ -48,9 +60,13 @@ class Benchmark:
         if not examples:
             raise ConfigError(f"{self.name}: no examples to evaluate (empty data or limit=0).")
         prompts = [build_prompt(*self.instruction(ex), family, tokenizer, system=self.system) for ex in examples]
+        stop = self.stop if type(self).stop is not Benchmark.stop else None
+        stats = GenerationStats()
         outputs = generate(model, tokenizer, prompts, max_new_tokens=self.max_new_tokens(eval_cfg),
                            temperature=self.temperature(eval_cfg), num_samples=self.num_samples(eval_cfg),
-                           batch_size=int(eval_cfg.get("batch_size", 8)), seed=seed, desc=self.name)
+                           batch_size=int(eval_cfg.get("batch_size", 8)), seed=seed, desc=self.name, stop=stop,
+                           stats=stats)
+        self.info["generation"] = stats.as_dict()
         per_example = self.score_all(examples, outputs)
         return self.aggregate(per_example), per_example
 

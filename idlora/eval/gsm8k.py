@@ -2,7 +2,9 @@
 
 The prompt is the question followed by "Answer the above question. First think step by step and then answer
 the final number."; the answer is the number after "The final answer is:" when present, else the last number
-of the completion; it is compared numerically with the number after ``####`` in the reference.
+of the completion; it is compared numerically with the number after ``####`` in the reference. A completion
+ends at the end of its first line "The final answer is: <number> ...": generation stops there and the rest is
+cut off (so a later, different "final answer" never counts, whether or not generation ran on).
 """
 
 from __future__ import annotations
@@ -16,6 +18,13 @@ from .base import Benchmark
 INSTRUCTION = "Answer the above question. First think step by step and then answer the final number."
 _NUMBER = re.compile(r"-?\$?\s?\d[\d,]*(?:\.\d+)?|-?\$?\s?\.\d+")
 _FINAL = re.compile(r"the final answer is\s*:?", re.IGNORECASE)
+_FINAL_LINE = re.compile(_FINAL.pattern + r"\s*(?:" + _NUMBER.pattern + r")[^\n]*\n", re.IGNORECASE)
+
+
+def answer_end(text: str) -> int | None:
+    """The end (after its newline) of the first line that states "The final answer is: <number>", or None."""
+    m = _FINAL_LINE.search(text)
+    return m.end() if m else None
 
 
 def _normalise(token: str) -> str | None:
@@ -91,6 +100,9 @@ class GSM8K(Benchmark):
 
     def instruction(self, example):
         return f"{example['question']}\n{INSTRUCTION}", ""
+
+    def stop(self, completion):
+        return answer_end(completion)
 
     def score(self, example, completions):
         return {"id": example["id"], "score": float(is_correct(completions[0], example["answer"])),

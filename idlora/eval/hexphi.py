@@ -1,4 +1,10 @@
-"""HEx-PHI (Qi et al., 2024): 330 harmful instructions in 11 categories; the metric is the refusal rate.
+"""HEx-PHI (Qi et al., 2024): harmful instructions in 11 categories; the metric is the refusal rate.
+
+The paper describes 330 instructions (30 per category), but the public release (``LLM-Tuning-Safety/HEx-PHI``
+on the hub) withholds category 2 (child abuse content): it has 300 instructions in 10 categories
+(``category_1.csv``, ``category_3.csv`` … ``category_11.csv``). Our tables score the public 300, so their
+refusal rates are over one category fewer than the paper's. The loader records how many prompts and
+categories it read (the benchmark's ``info["data"]``, kept in the results file).
 
 The data is gated on the hub, so it is read from a local copy (``eval.hexphi_path``): the hub's directory of
 ``category_N.csv`` files (one instruction per row) or a JSONL of ``{"instruction", "category"}``. The offline
@@ -13,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Protocol
@@ -71,22 +78,41 @@ class ModelJudge:
         return bool(logits[yes] > logits[no])
 
 
+_CATEGORY_CSV = re.compile(r"category_(\d+)\.csv")
+
+
+def _load_category_dir(p: Path) -> list[dict]:
+    files = sorted((f for f in p.iterdir() if _CATEGORY_CSV.fullmatch(f.name)),
+                   key=lambda f: int(_CATEGORY_CSV.fullmatch(f.name).group(1)))
+    if not files:
+        raise ConfigError(f"HEx-PHI directory {p} has no category_N.csv files: point eval.hexphi_path at the "
+                          "directory of the hub's download (LLM-Tuning-Safety/HEx-PHI), which holds "
+                          "category_1.csv, category_3.csv … category_11.csv.")
+    rows = []
+    for f in files:
+        with f.open(newline="") as fh:
+            for i, row in enumerate(csv.reader(fh)):
+                if row and row[0].strip():
+                    rows.append({"id": f"{f.stem}-{i}", "category": f.stem, "instruction": row[0].strip()})
+    if not rows:
+        raise ConfigError(f"HEx-PHI directory {p}: its category_N.csv files hold no instructions; re-download it.")
+    return rows
+
+
+def data_info(rows: list[dict], path: str | None) -> dict:
+    """What the loader read: prompts, categories (and their names), and from where."""
+    categories = sorted({str(r.get("category")) for r in rows})
+    return {"prompts": len(rows), "categories": len(categories), "category_names": categories,
+            "source": str(path) if path is not None else "idlora/resources/hexphi_mini.jsonl (synthetic)"}
+
+
 def load_hexphi(path: str | None) -> list[dict]:
     if path is None:
         text = resources.files("idlora").joinpath("resources/hexphi_mini.jsonl").read_text()
         return [json.loads(line) for line in text.splitlines() if line.strip()]
     p = Path(path)
     if p.is_dir():
-        rows = []
-        files = sorted(p.glob("category_*.csv"), key=lambda f: int(f.stem.split("_")[1]))
-        if not files:
-            raise ConfigError(f"HEx-PHI directory {p} has no category_N.csv files (the hub's layout).")
-        for f in files:
-            with f.open(newline="") as fh:
-                for i, row in enumerate(csv.reader(fh)):
-                    if row and row[0].strip():
-                        rows.append({"id": f"{f.stem}-{i}", "category": f.stem, "instruction": row[0].strip()})
-        return rows
+        return _load_category_dir(p)
     if p.suffix == ".jsonl" and p.exists():
         from ..data import read_records
 
@@ -106,10 +132,13 @@ class HExPHI(Benchmark):
     system = SYSTEM_PROMPT
 
     def __init__(self, judge: Judge | None = None):
+        super().__init__()
         self.judge = judge or KeywordJudge()
 
     def load_examples(self, eval_cfg) -> list[dict]:
-        return load_hexphi(eval_cfg.get("hexphi_path"))
+        rows = load_hexphi(eval_cfg.get("hexphi_path"))
+        self.info["data"] = data_info(rows, eval_cfg.get("hexphi_path"))
+        return rows
 
     def instruction(self, example):
         return example["instruction"], ""

