@@ -159,8 +159,13 @@ def make_table(table: str, scale: str = "mini", cluster: str = "local", results_
             if failed:
                 print(f"{len(failed)} run(s) failed: {', '.join(failed)} — their cells stay empty; rerun to retry.")
                 status = 1
-    t = build_table(table, scale, str(results))
+    t = build_table(table, scale, str(results), overrides)
     paths = t.write(out_dir)
     print(t.to_markdown())
     print("wrote " + ", ".join(str(p) for p in paths))
+    if table in RUN_TABLES and status == 0:
+        incomplete = [r.config().run_id for r in runs if not is_complete(r, results)]
+        if incomplete:  # e.g. a benchmark that crashed: the table has empty cells, and the exit status says so
+            print(f"{len(incomplete)} run(s) without complete results: {', '.join(incomplete)}")
+            status = 1
     return status

@@ -7,7 +7,7 @@ RUN_TABLES = ("table1", "table2", "table3", "table7", "table8", "table_init")
 TABLES = ("table1", "table2", "table3", "table4", "table5", "table6", "table7", "table8", "table_init")
 
 
-def build_table(name: str, scale: str = "mini", results_dir: str = "results/runs"):
+def build_table(name: str, scale: str = "mini", results_dir: str = "results/runs", overrides: list[str] | None = None):
     """Build one table from results files (Tables 1-3, 7, 8), configs (4, 5) or adapters on meta models (6)."""
     if name not in TABLES:
         raise ConfigError(f"unknown table {name!r}; available: {', '.join(TABLES)}")
@@ -21,4 +21,4 @@ def build_table(name: str, scale: str = "mini", results_dir: str = "results/runs
         return build(name, scale)
     from .from_runs import build
 
-    return build(name, scale, results_dir)
+    return build(name, scale, results_dir, overrides)

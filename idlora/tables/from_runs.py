@@ -84,7 +84,9 @@ def per_example_scores(record: dict, results_dir: Path, metric: str) -> dict[str
     return {str(r["id"]): float(r[key]) for r in rows if key in r}
 
 
-def build(table_name: str, scale: str, results_dir: str | Path = "results/runs") -> Table:
+def build(table_name: str, scale: str, results_dir: str | Path = "results/runs",
+          overrides: list[str] | None = None) -> Table:
+    """The table from results files; ``overrides`` are those its runs were trained with (e.g. local copies)."""
     results_dir = Path(results_dir)
     spec = experiment_list(table_name)
     # the paper's tables take title and columns from paper_numbers.json; a table beyond the paper names its own
@@ -96,7 +98,7 @@ def build(table_name: str, scale: str, results_dir: str | Path = "results/runs")
     records: dict[str, list[dict]] = {r: [] for r in rows}
     problems, run_ids = [], {r: [] for r in rows}
     for run in spec["runs"]:
-        cfg = compose(run.hydra_overrides(scale))
+        cfg = compose(run.hydra_overrides(scale) + list(overrides or []))
         run_ids[run.row].append(cfg.run_id)
         record, why = load_result(results_dir / f"{cfg.run_id}.json", OmegaConf.to_container(cfg, resolve=True))
         if why:
