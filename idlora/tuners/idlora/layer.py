@@ -75,7 +75,7 @@ class IDLoRALayer(BaseTunerLayer):
             self.idlora_A[adapter_name] = index.to(self.get_base_layer().weight.dtype)
         else:
             self.idlora_index[adapter_name] = index.to(torch.long)
-        if is_placeholder(index):
+        if is_placeholder(index) and not index.is_meta:  # on the meta device a forward computes shapes only
             self.rows_pending[adapter_name] = module_name
         else:
             self.rows_pending.pop(adapter_name, None)
