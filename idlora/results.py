@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .errors import ConfigError
-from .io import atomic_write_json
+from .files import atomic_write_json
 
 SCHEMA_VERSION = 1
 PACKAGES = ("torch", "transformers", "peft", "accelerate", "datasets", "lm_eval", "deepspeed", "idlora")

@@ -16,7 +16,7 @@ def main() -> None:
     from omegaconf import OmegaConf
 
     from idlora.errors import ConfigError
-    from idlora.evaluate import evaluate_run, find_run, load_trained
+    from idlora.eval.evaluate import evaluate_run, find_run, load_trained
 
     args = parse_overrides(sys.argv[1:], allowed={"run": None, "eval": None, "limit": None, "results": None})
     if "run" not in args:
@@ -26,7 +26,7 @@ def main() -> None:
     if "limit" in args:
         cfg.eval.limit = int(args["limit"])
     names = args["eval"].split(",") if "eval" in args else list(cfg.eval.benchmarks)
-    from idlora.evaluate import available_benchmarks
+    from idlora.eval.evaluate import available_benchmarks
 
     unknown = [n for n in names if n not in available_benchmarks()]
     if unknown:  # before loading any weights

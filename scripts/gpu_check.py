@@ -1,7 +1,7 @@
 """GPU check: ``make gpu-check`` (or ``python scripts/gpu_check.py [dry_run=true] [parts=train,pmrc,...] [out=FILE]``).
 
 On one CUDA device, in under 8 minutes: training steps of every method, PMRC's torch backend, Figure 3's ratios at
-LLaMA-3-8B shapes, generation tokens/s, compiled ratios (see idlora/gpu_check.py). Writes
+LLaMA-3-8B shapes, generation tokens/s, compiled ratios (see idlora/bench/gpu_check.py). Writes
 results/bench/gpu_check.json; without a CUDA device it says so and writes nothing. dry_run=true runs every part on
 the CPU at tiny sizes (writes only to out=FILE). Exits 1 if a part failed.
 """
@@ -13,7 +13,7 @@ from idlora.cli import main_guard, parse_overrides
 
 @main_guard
 def main(argv) -> None:
-    from idlora.gpu_check import PARTS, run
+    from idlora.bench.efficiency.gpu_check import PARTS, run
 
     args = parse_overrides(["dry_run=true" if a == "--dry-run" else a for a in argv],
                            {"dry_run": ("true", "false"), "parts": None, "out": None})

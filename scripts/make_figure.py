@@ -14,7 +14,7 @@ def main() -> None:
     args = parse_overrides(sys.argv[1:], allowed={"fig": None, "scale": None, "results": None, "bench": None,
                                                   "out": None})
     from idlora.errors import ConfigError
-    from idlora.figures import make_figure
+    from idlora.reports.figures import make_figure
 
     if "fig" not in args:
         raise ConfigError("name the figure: fig=fig3 or fig=fig4")

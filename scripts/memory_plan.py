@@ -2,7 +2,7 @@
 
 Keys: gpus (2), gpu_gib (80), fraction (0.9), micro_batch_size / max_length (scale=paper's), models
 (llama3_8b,mistral_7b,llama32_3b). Writes results/bench/memory_plan.json and results/tables/memory_plan.md
-(see idlora/memory_plan.py for what is counted and how).
+(see idlora/bench/memory_plan.py for what is counted and how).
 """
 
 import sys
@@ -13,7 +13,7 @@ from idlora.cli import main_guard, parse_overrides
 @main_guard
 def main(argv) -> None:
     from idlora.errors import ConfigError
-    from idlora.memory_plan import PAPER_MODELS, build_plan, markdown, write
+    from idlora.bench.efficiency.memory_plan import PAPER_MODELS, build_plan, markdown, write
 
     args = parse_overrides(argv, {"gpus": None, "gpu_gib": None, "fraction": None, "micro_batch_size": None,
                                   "max_length": None, "models": None})

@@ -19,7 +19,7 @@ from idlora.config import CONFIG_DIR, resolve
 @hydra.main(config_path=str(CONFIG_DIR), config_name="train", version_base="1.3")
 @main_guard
 def main(cfg: DictConfig) -> None:
-    from idlora.prepare import precompute_pmrc
+    from idlora.training.prepare import precompute_pmrc
 
     precompute_pmrc(resolve(cfg))
 

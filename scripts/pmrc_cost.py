@@ -2,7 +2,7 @@
 
 ``--table`` rebuilds the table from an existing results/bench/pmrc_cost.json without measuring again.
 
-Writes results/bench/pmrc_cost.json and results/tables/table_pmrc_cost.{md,tex,json} (see idlora/pmrc_cost.py).
+Writes results/bench/pmrc_cost.json and results/tables/table_pmrc_cost.{md,tex,json} (see idlora/bench/pmrc_cost.py).
 """
 
 import sys
@@ -13,7 +13,7 @@ from idlora.cli import main_guard
 @main_guard
 def main() -> None:
     from idlora.errors import ConfigError
-    from idlora.pmrc_cost import rebuild_table, run
+    from idlora.bench.efficiency.pmrc_cost import rebuild_table, run
 
     unknown = [a for a in sys.argv[1:] if a not in ("--quick", "--table")]
     if unknown:

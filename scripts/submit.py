@@ -20,9 +20,9 @@ OWN = {"experiment": None, "methods": None, "scale": None, "dry_run": ("true", "
 
 @main_guard
 def main(argv: list[str]) -> None:
-    from idlora.launch import Run, submit
+    from idlora.runs.launch import Run, submit
 
-    from idlora.launch import slurm_options
+    from idlora.runs.launch import slurm_options
 
     args, slurm, overrides = split_arguments(argv, OWN)
     slurm_options(slurm)

@@ -6,7 +6,7 @@
         train.resume=true
     python scripts/train.py experiment=multitask_llama3 scale=paper --cfg job     # print the config
 
-Logic lives in idlora.train (training) and idlora.evaluate (benchmarks); this file only wires Hydra to them.
+Logic lives in idlora.training.loop (training) and idlora.eval.evaluate (benchmarks); this file only wires Hydra to them.
 """
 
 import hydra
@@ -19,7 +19,7 @@ from idlora.config import CONFIG_DIR, resolve
 @hydra.main(config_path=str(CONFIG_DIR), config_name="train", version_base="1.3")
 @main_guard
 def main(cfg: DictConfig) -> None:
-    from idlora.train import train_and_evaluate
+    from idlora.training.loop import train_and_evaluate
 
     train_and_evaluate(resolve(cfg))
 

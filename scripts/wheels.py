@@ -1,5 +1,5 @@
 """Download the wheels ``make gpu-check`` installs on a machine without a package index: ``make wheels``
-(``python scripts/wheels.py [python=3.11] [dest=wheels] [all=1]``; see idlora/wheels.py for what and why)."""
+(``python scripts/wheels.py [python=3.11] [dest=wheels] [all=1]``; see idlora/runs/wheels.py for what and why)."""
 
 import subprocess
 import sys
@@ -10,7 +10,7 @@ from idlora.cli import main_guard, parse_overrides
 
 @main_guard
 def main(argv) -> None:
-    from idlora.wheels import pip_commands
+    from idlora.runs.wheels import pip_commands
 
     args = parse_overrides(argv, {"python": None, "dest": None, "all": ("0", "1")})
     dest = args.get("dest", "wheels")

@@ -1,4 +1,4 @@
-"""Shared set-up of the paper-scale simulation tests: the tiny HF LLaMA and hub-schema files (idlora.testing), the
+"""Shared set-up of the paper-scale simulation tests: the tiny HF LLaMA and hub-schema files (idlora.models.tiny), the
 overrides that point a table's runs at them, and fake Slurm commands (sbatch, squeue, scontrol) on PATH."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import os
 import stat
 from pathlib import Path
 
-from idlora import testing
+from idlora.models import tiny as testing
 
 REPO = Path(__file__).parents[1]
 

@@ -20,13 +20,13 @@ TINY = ["experiment=gsm8k_llama3", "scale=tiny", "train.wandb=false", "train.max
 
 def _train(root: Path, *overrides: str):
     from idlora.config import compose
-    from idlora.train import run
+    from idlora.training.loop import run
 
     return run(compose([*TINY, f"output_root={root}/runs", f"results_dir={root}/results", *overrides]))
 
 
 def _evaluate(root: Path, run: str, benchmarks=None):
-    from idlora.evaluate import evaluate_run, find_run
+    from idlora.eval.evaluate import evaluate_run, find_run
 
     path, record = find_run(run, f"{root}/results", f"{root}/runs")
     from omegaconf import OmegaConf
@@ -35,7 +35,7 @@ def _evaluate(root: Path, run: str, benchmarks=None):
 
 
 def _table(root: Path, **kw):
-    from idlora.orchestrate import make_table
+    from idlora.reports.orchestrate import make_table
 
     args = {"table": "table1", "scale": "tiny", "cluster": "local", "jobs": 1, **kw}
     return make_table(args["table"], args["scale"], args["cluster"], f"{root}/results", f"{root}/tables",

@@ -7,8 +7,9 @@ import torch
 from peft import PeftModel, get_peft_model
 from torch import nn
 
-from idlora import IDLoRAConfig, pmrc
-from idlora.testing import tiny_llama
+from idlora import IDLoRAConfig
+from idlora import pmrc
+from idlora.models.tiny import tiny_llama
 from idlora.tuners.idlora.layer import Linear
 
 D_IN, D_OUT, K, R = 12, 16, 3, 4

@@ -13,7 +13,7 @@ import torch
 from peft import PeftModel, get_peft_model
 
 from idlora import pmrc
-from idlora.testing import tiny_llama, tiny_tokenizer
+from idlora.models.tiny import tiny_llama, tiny_tokenizer
 
 from test_peft_matrix import METHODS, TOKENS, logits, saved_adapter
 

@@ -5,7 +5,7 @@ import pytest
 from idlora.config import compose, group_options
 from idlora.errors import ConfigError
 from idlora.methods import build_peft_config
-from idlora.tables.render import paper_numbers
+from idlora.reports.tables.render import paper_numbers
 
 EXPERIMENTS = group_options("experiment")
 TABLE_KEYS = {"gsm8k_llama3": "gsm8k_llama3", "gsm8k_mistral": "gsm8k_mistral", "code_llama3": "codealpaca_llama3",

@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 from idlora.data import SFTCollator, load_dataset_for, multitask_mixture, read_records, tokenize_example
 from idlora.data import synthetic
 from idlora.errors import ConfigError
-from idlora.testing import tiny_tokenizer
+from idlora.models.tiny import tiny_tokenizer
 
 DATA = Path(__file__).parent / "data"
 

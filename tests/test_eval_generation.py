@@ -4,9 +4,8 @@ are seeded from their first job, rows stop independently, completions are cut co
 import pytest
 import torch
 
-from idlora.eval.generation import (GenerationStats, TextStop, batch_seed, generate, length_sorted_batches,
-                                    model_device)
-from idlora.testing import tiny_llama, tiny_tokenizer
+from idlora.eval.generation import GenerationStats, TextStop, batch_seed, generate, length_sorted_batches, model_device
+from idlora.models.tiny import tiny_llama, tiny_tokenizer
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import torch
 
 from idlora.errors import ConfigError
 from idlora.eval.lm_eval_mc import evaluate_mc
-from idlora.testing import tiny_llama, tiny_tokenizer
+from idlora.models.tiny import tiny_llama, tiny_tokenizer
 
 DATA = Path(__file__).parent / "data"
 

@@ -8,8 +8,8 @@ import torch
 
 from idlora.config import compose
 from idlora.errors import ConfigError
-from idlora.evaluate import evaluate_run, find_run, load_trained
-from idlora.train import run
+from idlora.eval.evaluate import evaluate_run, find_run, load_trained
+from idlora.training.loop import run
 
 
 @pytest.fixture(scope="module")
@@ -56,9 +56,9 @@ def test_unknown_benchmark_and_missing_adapter(trained, tmp_path):
 
 @pytest.mark.parametrize("method", ["lora", "dora", "lori", "idlora", "hydralora"])
 def test_inference_model_merges_fixed_updates_and_keeps_the_function(method):
-    from idlora.evaluate import inference_model
+    from idlora.eval.evaluate import inference_model
     from idlora.methods import apply_method
-    from idlora.testing import tiny_llama
+    from idlora.models.tiny import tiny_llama
 
     tokens = torch.randint(3, 250, (2, 10), generator=torch.Generator().manual_seed(0))
     cfg = {"name": method, "r": 8 if method == "idlora" else 4}

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from idlora.errors import ConfigError
-from idlora.figures import fig3_data, fig4_data, make_figure
-from idlora.tables.from_runs import experiment_list
+from idlora.reports.figures import fig3_data, fig4_data, make_figure
+from idlora.reports.tables.from_runs import experiment_list
 from test_tables import _write_run
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -74,7 +74,7 @@ def test_effective_rank_views_against_the_algebra():
     from torch import nn
 
     from idlora import IDLoRAConfig
-    from idlora.effective_rank import numerical_rank, spectra
+    from idlora.reports.effective_rank import numerical_rank, spectra
     from idlora.tuners.idlora.layer import Linear
 
     torch.manual_seed(0)
@@ -90,7 +90,7 @@ def test_effective_rank_views_against_the_algebra():
     assert d["idlora_inputs"]["rank"] == 16 and d["idlora_inputs"]["shape"] == [128, 40]
     assert d["idlora_uniform"]["rank"] == 4
     # the literal ΔW_1 = (alpha/r) [B W[S_1]^1 ; B W[S_1]^2], rank 2·rank(B) = r
-    from idlora.effective_rank import idlora_deltas
+    from idlora.reports.effective_rank import idlora_deltas
 
     B, A = idl.idlora_B["default"].weight.double(), base.weight.double()[index[0]]
     lit = 2.0 * torch.cat([B @ A[:2], B @ A[2:]])

@@ -1,4 +1,4 @@
-"""The GPU check (idlora/gpu_check.py): without CUDA it writes nothing; its dry run takes every part's code path on
+"""The GPU check (idlora/bench/gpu_check.py): without CUDA it writes nothing; its dry run takes every part's code path on
 the CPU at tiny sizes; budgets skip with a reason; the bootstrap interval brackets the median."""
 
 import json
@@ -7,7 +7,7 @@ import time
 import pytest
 import torch
 
-from idlora import gpu_check
+from idlora.bench.efficiency import gpu_check
 from idlora.errors import ConfigError
 
 

@@ -5,8 +5,9 @@ import torch
 from peft import PeftModel, get_peft_model
 from safetensors.torch import load_file, save_file
 
-from idlora import IDLoRAConfig, pmrc
-from idlora.testing import tiny_llama
+from idlora import IDLoRAConfig
+from idlora import pmrc
+from idlora.models.tiny import tiny_llama
 
 TOKENS = torch.randint(3, 250, (1, 9), generator=torch.Generator().manual_seed(0))
 

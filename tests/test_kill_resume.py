@@ -14,7 +14,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from idlora.checkpoint import FAULT_ENV
+from idlora.training.checkpoint import FAULT_ENV
 
 REPO = Path(__file__).parents[1]
 RUN_ID = "gsm8k_llama3.tiny.idlora"

@@ -13,8 +13,8 @@ from safetensors.torch import load_file
 
 from idlora.config import compose, effective_lr
 from idlora.methods import apply_method, count_parameters
-from idlora.testing import tiny_llama
-from idlora.train import run
+from idlora.models.tiny import tiny_llama
+from idlora.training.loop import run
 from idlora.tuners.lori import LoRIConfig, LoRILayer, magnitude_masks
 
 TOKENS = torch.randint(3, 250, (2, 10), generator=torch.Generator().manual_seed(0))
@@ -149,7 +149,7 @@ def test_training_calibrates_lori_d_then_trains_lori_s_under_the_mask(tmp_path):
 
 
 def test_the_method_config_and_table6_use_the_peft_default_sparsity():
-    from idlora.tables.table6 import LORI_SPARSITY
+    from idlora.reports.tables.table6 import LORI_SPARSITY
 
     cfg = compose(["experiment=gsm8k_llama3", "method=lori"])
     assert cfg.method.sparsity == LORI_SPARSITY == LoRIConfig(r=4).sparsity

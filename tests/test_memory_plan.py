@@ -1,11 +1,11 @@
-"""The memory plan (idlora/memory_plan.py): its estimator against hand counts, and configs/scale/paper.yaml against
+"""The memory plan (idlora/bench/memory_plan.py): its estimator against hand counts, and configs/scale/paper.yaml against
 the plan it computes (so the shipped per-method switches cannot drift from it)."""
 
 import json
 
 import pytest
 
-from idlora import memory_plan as mp
+from idlora.bench.efficiency import memory_plan as mp
 from idlora.config import load_group
 from idlora.errors import ConfigError
 

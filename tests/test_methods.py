@@ -6,7 +6,7 @@ import torch
 from peft import PeftModel
 
 from idlora.methods import apply_method, build_peft_config, count_parameters
-from idlora.testing import tiny_llama, tiny_mistral
+from idlora.models.tiny import tiny_llama, tiny_mistral
 
 MODELS = {"tiny_llama": tiny_llama, "tiny_mistral": tiny_mistral}
 METHOD_CASES = {

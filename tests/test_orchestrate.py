@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from idlora import orchestrate
+from idlora.reports import orchestrate
 from idlora.errors import ConfigError
-from idlora.launch import Run
+from idlora.runs.launch import Run
 
 
 def _runs():

@@ -95,7 +95,7 @@ def test_unknown_slurm_option_is_refused_before_submitting(tmp_path):
 
 
 def test_sbatch_script_passes_bash_syntax_check(sim, tmp_path):
-    from idlora.launch import Run, sbatch_script
+    from idlora.runs.launch import Run, sbatch_script
 
     script = tmp_path / "job.sbatch"
     script.write_text(sbatch_script(Run("multitask_llama3", "idlora", [], "paper")))
@@ -112,7 +112,7 @@ def test_readme_memory_plan_is_the_scripts_output():
 def test_pmrc_step_caches_every_matrix_once_and_then_clusters_nothing(sim, monkeypatch):
     from idlora import pmrc
     from idlora.config import compose
-    from idlora.prepare import precompute_pmrc
+    from idlora.training.prepare import precompute_pmrc
 
     root, model, data = sim
     cfg = compose(["model=llama3_8b", "method=idlora", "scale=paper", f"local_models.llama3_8b={model}"])

@@ -74,7 +74,7 @@ def test_readme_paper_launch_runs_as_written(sim, tmp_path):
 
 @pytest.mark.parametrize("method,config", [("lori", "zero2"), ("fft", "zero3")])
 def test_lori_on_zero2_and_full_fine_tuning_on_zero3(sim, tmp_path, method, config):
-    from idlora.launch import accelerate_config
+    from idlora.runs.launch import accelerate_config
 
     assert accelerate_config(method) == f"configs/accelerate/{config}.yaml"  # what tables and Slurm launch
     model, data = sim

@@ -12,8 +12,9 @@ import torch
 from peft import AutoPeftModelForCausalLM, PeftConfig, PeftModel, get_peft_model
 from transformers import AutoModelForCausalLM
 
-from idlora import HydraLoRAConfig, IDLoRAConfig, LoRIConfig, MoELoRAConfig, pmrc
-from idlora.testing import tiny_llama
+from idlora import HydraLoRAConfig, IDLoRAConfig, LoRIConfig, MoELoRAConfig
+from idlora import pmrc
+from idlora.models.tiny import tiny_llama
 
 METHODS = {
     "idlora": lambda **kw: IDLoRAConfig(r=4, k=2, alpha=8, **kw),

@@ -10,8 +10,7 @@ import torch
 
 from idlora import pmrc
 from idlora.pmrc import select_rows
-from idlora.pmrc_kmeans import (_min_cost_flow, assignment_certificate, constrained_assignment, constrained_kmeans,
-                                constrained_kmeans_batch, kmeans_objective, reference_kmeans, select_nearest_rows)
+from idlora.pmrc.kmeans import _min_cost_flow, assignment_certificate, constrained_assignment, constrained_kmeans, constrained_kmeans_batch, kmeans_objective, reference_kmeans, select_nearest_rows
 
 
 def clustered(n, d, k, seed=0, spread=0.3):
@@ -99,7 +98,7 @@ def test_deterministic_for_a_seed_in_process_and_across_processes():
     a = constrained_kmeans(X, 4, 30, seed=5)[0]
     b = constrained_kmeans(X, 4, 30, seed=5)[0]
     assert torch.equal(a, b)
-    code = ("import torch; from idlora.pmrc_kmeans import constrained_kmeans; from tests.test_pmrc import clustered; "
+    code = ("import torch; from idlora.pmrc.kmeans import constrained_kmeans; from tests.test_pmrc import clustered; "
             "print(constrained_kmeans(clustered(300, 12, 4, seed=3), 4, 30, seed=5)[0].tolist())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=str(__import__("pathlib").Path(__file__).parents[1]))

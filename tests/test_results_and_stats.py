@@ -8,7 +8,7 @@ from scipy.stats import wilcoxon
 
 from idlora.errors import ConfigError
 from idlora.results import load_per_example, load_run, new_run_record, update_metrics, write_run_record
-from idlora.stats import significant, wilcoxon_paired
+from idlora.reports.stats import significant, wilcoxon_paired
 
 
 def _record(tmp_path):
@@ -32,7 +32,7 @@ def test_benchmarks_merge_and_a_failed_one_keeps_the_others(tmp_path):
 def test_a_crash_mid_write_leaves_the_previous_file(tmp_path, monkeypatch):
     path = _record(tmp_path)
     before = path.read_text()
-    import idlora.io as io
+    import idlora.files as io
 
     def exploding_dump(*a, **k):
         raise OSError("disk full")
@@ -71,7 +71,7 @@ def test_wilcoxon_matches_scipy_and_handles_ties():
 def test_atomic_writes_get_ordinary_permissions(tmp_path):
     import os
 
-    from idlora.io import atomic_write_json
+    from idlora.files import atomic_write_json
 
     old = os.umask(0o022)
     try:
@@ -97,8 +97,8 @@ def test_committed_mini_runs_stay_complete_under_the_current_configs():
     results usable: a table target does not retrain them (results.ADDED_KEYS, LOCATION_KEYS)."""
     from pathlib import Path
 
-    from idlora.launch import is_complete
-    from idlora.orchestrate import table_runs
+    from idlora.runs.launch import is_complete
+    from idlora.reports.orchestrate import table_runs
 
     results = Path(__file__).parents[1] / "results" / "runs"
     runs = table_runs("table8", "mini")

@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import load_file
 
 from idlora.config import compose
-from idlora.train import run
+from idlora.training.loop import run
 
 METHODS = ["idlora", "lora", "dora", "hydralora", "moelora", "fft", "lori"]
 

@@ -15,7 +15,7 @@ import os
 import random
 from pathlib import Path
 
-from ..io import atomic_write_text
+from ..files import atomic_write_text
 
 SOURCE = "synthetic-mini"
 NAMES = ["Ava", "Ben", "Chloe", "Dan", "Emma", "Finn", "Grace", "Hugo", "Iris", "Jack", "Kira", "Leo", "Maya", "Noah"]

@@ -16,7 +16,7 @@ class LoRIConfig(AdapterConfigBase):
     Args:
         sparsity: fraction of ``B``'s entries the mask zeroes (LoRI-S; the LoRI paper's 0.9). ``0`` is LoRI-D,
             the dense calibration stage. A model made with ``sparsity > 0`` starts with an all-ones mask; training
-            (``idlora.train``) first trains LoRI-D, then sets the masks with :func:`magnitude_masks` (model-wise:
+            (``idlora.training.loop``) first trains LoRI-D, then sets the masks with :func:`magnitude_masks` (model-wise:
             one magnitude threshold over every ``B`` of the model) and trains ``B`` again from zero under them.
             The masks are saved with the adapter, so a loaded LoRI-S adapter is exactly the trained one.
     """

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .io import atomic_write_json
+from ..files import atomic_write_json
 
 META = "meta.json"
 # Fault injection for the kill-and-resume tests: ``IDLORA_FAULT_KILL_IN_SAVE=<step>`` makes the process SIGKILL

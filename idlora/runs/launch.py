@@ -14,10 +14,10 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import compose
-from .errors import ConfigError
+from ..config import compose
+from ..errors import ConfigError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SBATCH_TEMPLATE = REPO / "experiments" / "slurm" / "train.sbatch"
 _COMPOSE_LOCK = threading.Lock()  # Hydra's compose API keeps global state: one composition at a time
 
@@ -41,7 +41,7 @@ def is_complete(run: Run, results_dir: Path | None = None) -> bool:
     """True if the run's results file holds this config's training and every configured benchmark."""
     from omegaconf import OmegaConf
 
-    from .results import usable_record
+    from ..results import usable_record
 
     cfg = run.config()
     path = Path(results_dir or cfg.results_dir) / f"{cfg.run_id}.json"
@@ -73,7 +73,7 @@ def pmrc_command(run: Run) -> list[str] | None:
     """The single-process PMRC step a run needs first (``scripts/pmrc.py``), or None for a method without PMRC."""
     import sys
 
-    from .methods import needs_pmrc
+    from ..methods import needs_pmrc
 
     if not needs_pmrc(run.config().method):
         return None

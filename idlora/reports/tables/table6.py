@@ -11,8 +11,8 @@ from pathlib import Path
 
 import torch
 
-from ..methods import apply_method, count_parameters
-from ..tuners.lori import LoRIConfig, kept_entries
+from ...methods import apply_method, count_parameters
+from ...tuners.lori import LoRIConfig, kept_entries
 from .render import Table, paper_numbers
 
 RANKS = (8, 16, 32, 64, 128)
@@ -20,7 +20,7 @@ LORI_SPARSITY = LoRIConfig.__dataclass_fields__["sparsity"].default  # = configs
 METHODS = ("lora", "dora", "hydralora", "moelora", "idlora", "lori")
 LABELS = {"lora": "LoRA", "dora": "DoRA", "hydralora": "HydraLoRA", "moelora": "MoELoRA", "idlora": "ID-LoRA",
           "lori": "LoRI (ours)"}
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "hf"
+CONFIG_DIR = Path(__file__).resolve().parents[3] / "configs" / "hf"
 
 
 def meta_model(name: str, config_dir: Path = CONFIG_DIR):

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch
 
-from .errors import ConfigError
-from .io import atomic_write_text
+from ..errors import ConfigError
+from ..files import atomic_write_text
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -100,7 +100,7 @@ def _load_hub(model_cfg, dtype):
 
 
 def _load_tiny(model_cfg, dtype):
-    from . import testing
+    from . import tiny as testing
 
     builders = {"llama": testing.tiny_llama, "mistral": testing.tiny_mistral}
     if model_cfg.arch not in builders:

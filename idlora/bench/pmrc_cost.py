@@ -20,9 +20,9 @@ from pathlib import Path
 
 import torch
 
-from .config import CONFIG_DIR
-from .errors import ConfigError
-from .io import atomic_write_json
+from ..config import CONFIG_DIR
+from ..errors import ConfigError
+from ..files import atomic_write_json
 
 BACKENDS = ("reference", "torch")
 MODELS = {"llama3_8b": 128, "mistral_7b": 128, "llama32_3b": 128}  # model -> the paper's r (k = 4)
@@ -50,7 +50,7 @@ def _rss_bytes() -> int:
 
 
 def _child(conn, d_out, d_in, r, backend, seed):
-    from . import pmrc_kmeans
+    from ..pmrc import kmeans as pmrc_kmeans
 
     W = torch.randn(d_out, d_in, generator=torch.Generator().manual_seed(seed))
     base = _rss_bytes()
@@ -106,15 +106,16 @@ def model_cost(model: str, r: int, backends=BACKENDS, cache: dict | None = None)
 
 def smollm2_cost(r: int = 32) -> dict | None:
     """SmolLM2-135M measured on its real weights (every targeted matrix), if its cached weights exist."""
-    from .models import cache_dir
-    from .pmrc_bench import TARGETS
+    from ..models import cache_dir
+    from .pmrc import TARGETS
 
     path = cache_dir() / "models" / "smollm2_135m" / "model.safetensors"
     if not path.exists():
         return None
     from safetensors.torch import load_file
 
-    from . import pmrc, pmrc_kmeans
+    from .. import pmrc
+    from ..pmrc import kmeans as pmrc_kmeans
 
     weights = [w for n, w in load_file(path).items() if n.endswith(".weight") and n.split(".")[-2] in TARGETS]
     out = {"matrices": len(weights), "r": r, "k": K, "measured": "real weights, every matrix"}
@@ -163,7 +164,7 @@ def rebuild_table(path: str | Path = "results/bench/pmrc_cost.json", out_tables:
 
 def write_table(doc: dict, out_tables: str | Path = "results/tables", source: str = "results/bench/pmrc_cost.json"):
     """``table_pmrc_cost.{md,tex,json}`` from a ``pmrc_cost.json`` document (``scripts/pmrc_cost.py --table``)."""
-    from .tables.render import Table
+    from ..reports.tables.render import Table
 
     cols = ["matrices", "r", "seconds_reference", "seconds_torch", "speedup", "peak_mib_reference", "peak_mib_torch"]
     t = Table(name="table_pmrc_cost", title="PMRC preprocessing cost per model and backend (k=4; r=128 on the paper's models, the mini r on SmolLM2)",

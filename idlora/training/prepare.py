@@ -12,13 +12,13 @@ import time
 
 from omegaconf import DictConfig
 
-from .methods import needs_pmrc
+from ..methods import needs_pmrc
 
 
 def precompute_pmrc(cfg: DictConfig) -> bool:
     """Cluster and cache every targeted matrix of ``cfg``'s model for its method; False if the method has no PMRC."""
-    from .methods import apply_method
-    from .models import load_model_and_tokenizer
+    from ..methods import apply_method
+    from ..models import load_model_and_tokenizer
 
     if not needs_pmrc(cfg.method):
         print(f"{cfg.run_id}: method {cfg.method.name} (selection {cfg.method.get('selection')}) needs no PMRC")

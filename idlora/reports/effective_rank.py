@@ -23,8 +23,8 @@ from pathlib import Path
 
 import torch
 
-from .errors import ConfigError
-from .io import atomic_write_json
+from ..errors import ConfigError
+from ..files import atomic_write_json
 
 PAIR = ("lora_r32", "idlora_r128")  # Table 7 rows
 TOL = 1e-6
@@ -89,9 +89,9 @@ def analyse(scale: str = "mini", results_dir: str | Path = "results/runs", modul
     """Load Table 7's LoRA r=32 and ID-LoRA r=128 runs (their adapters) and compute the spectra of one layer."""
     from omegaconf import OmegaConf
 
-    from .evaluate import load_trained
+    from ..eval.evaluate import load_trained
     from .tables.from_runs import experiment_list, load_result
-    from .config import compose
+    from ..config import compose
 
     specs = {r.row: r for r in experiment_list("table7")["runs"]}
     layers, runs = {}, {}

@@ -124,7 +124,7 @@ def inference_ratios(base, method_cfgs: dict[str, dict], prompt_batch: dict, dec
 
     Each adapter is built on the shared base model, timed interleaved with the same model with its adapter
     disabled (the base), then unloaded, so a large model is held in memory once."""
-    from .methods import apply_method
+    from ..methods import apply_method
 
     out: dict[str, float] = {}
     base.eval()
@@ -168,9 +168,9 @@ def paper_adapter_bytes(model_name: str = "llama3_8b") -> dict[str, float]:
     At mini scale the routers (k x d_in per module) weigh more next to the small B's than at paper scale."""
     from omegaconf import OmegaConf
 
-    from .config import compose
-    from .methods import apply_method
-    from .tables.table6 import meta_model
+    from ..config import compose
+    from ..methods import apply_method
+    from ..reports.tables.table6 import meta_model
 
     sizes = {}
     for name in ("idlora", "hydralora", "moelora"):
@@ -186,7 +186,7 @@ def paper_adapter_bytes(model_name: str = "llama3_8b") -> dict[str, float]:
 def train_step_ratios(make_model: Callable[[], torch.nn.Module], idlora_cfg: dict, lora_cfg: dict, batch: dict,
                       trials: int) -> dict[str, float]:
     """Step time (forward, backward, AdamW) of ID-LoRA at rank 4r over LoRA at rank r, per dropout position."""
-    from .methods import apply_method
+    from ..methods import apply_method
 
     out = {}
     lora_step = train_step_fn(apply_method(make_model(), lora_cfg), batch)
@@ -239,10 +239,10 @@ def run_efficiency_benchmark(model_name: str = "smollm2_135m", quick: bool = Fal
 
     from omegaconf import OmegaConf
 
-    from .config import compose, load_group
-    from .errors import ConfigError
-    from .io import atomic_write_json
-    from .models import load_model_and_tokenizer
+    from ..config import compose, load_group
+    from ..errors import ConfigError
+    from ..files import atomic_write_json
+    from ..models import load_model_and_tokenizer
 
     scale = "tiny" if quick else "mini"
     trials = trials or (2 if quick else 7)
@@ -288,7 +288,7 @@ def run_efficiency_benchmark(model_name: str = "smollm2_135m", quick: bool = Fal
         results["train_step_ratio_idlora_vs_lora"] = results["train_step_ratio_idlora_vs_lora_rows"]
 
     if "pmrc" in parts:
-        from . import pmrc_bench
+        from . import pmrc as pmrc_bench
 
         results.update(pmrc_bench.pmrc_comparison(base, k=4, r=methods["idlora"]["r"], quick=quick))
     provenance = {"torch": torch.__version__, "threads": torch.get_num_threads(), "machine": platform.machine(),

@@ -4,7 +4,7 @@ that scale actually runs (ranks and budgets differ by design, see configs/scale/
 
 from __future__ import annotations
 
-from ..config import compose, effective_lr
+from ...config import compose, effective_lr
 from .render import Table, paper_numbers
 
 ROWS = {

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from .io import atomic_torch_save
+from ..files import atomic_torch_save
 
 # Bump when the algorithm changes in a way that changes its output: old cache entries stop matching.
 ALGORITHM_VERSION = 1
@@ -91,7 +91,7 @@ def gaussian_bases(weight: torch.Tensor, k: int, r: int, generator: torch.Genera
 
 def pmrc_rows(weight: torch.Tensor, k: int, r: int, seed: int, backend: str = "reference") -> torch.Tensor:
     """Cluster the rows of ``weight`` (d_out, d_in) and take the r rows nearest each centroid: (k, r)."""
-    from . import pmrc_kmeans
+    from . import kmeans as pmrc_kmeans
 
     X = weight.detach().float()
     if backend == "reference":
@@ -127,7 +127,7 @@ def cluster_batch(weights: list[torch.Tensor], k: int, r: int, seed: int) -> lis
     """The torch backend's size-constrained k-means of many matrices: those of one shape are clustered together,
     in batches of at most ``BATCH_BYTES``. One (labels, centers, objective) per matrix, in the order given, each
     what ``constrained_kmeans`` gives that matrix alone."""
-    from . import pmrc_kmeans
+    from . import kmeans as pmrc_kmeans
 
     out: list = [None] * len(weights)
     for part in _batches(weights):
@@ -140,7 +140,7 @@ def cluster_batch(weights: list[torch.Tensor], k: int, r: int, seed: int) -> lis
 def pmrc_rows_batch(weights: list[torch.Tensor], k: int, r: int, seed: int) -> list[torch.Tensor]:
     """``pmrc_rows(w, k, r, seed, "torch")`` of each of several matrices: the same indices, faster
     (``cluster_batch``: one batched Lloyd step for all matrices still iterating)."""
-    from . import pmrc_kmeans
+    from . import kmeans as pmrc_kmeans
 
     return [pmrc_kmeans.select_nearest_rows(w.detach().float(), labels, centers, r).cpu()
             for w, (labels, centers, _) in zip(weights, cluster_batch(weights, k, r, seed))]
@@ -185,13 +185,13 @@ def select_rows(
     if selection == "serial":
         return serial_rows(k, r)
     if selection == "random":
-        from .tuners._base import layer_generator
+        from ..tuners._base import layer_generator
 
         return random_rows(d_out, k, r, layer_generator(seed, module_name))
     if selection == "svd":
         return svd_bases(weight, k, r)
     if selection == "gaussian":
-        from .tuners._base import layer_generator
+        from ..tuners._base import layer_generator
 
         return gaussian_bases(weight, k, r, layer_generator(seed, module_name))
     if selection != "pmrc":

@@ -16,11 +16,11 @@ from pathlib import Path
 import yaml
 from omegaconf import OmegaConf
 
-from ..config import compose
-from ..errors import ConfigError
+from ...config import compose
+from ...errors import ConfigError
 from .render import Table, paper_numbers
 
-EXPERIMENTS_DIR = Path(__file__).resolve().parents[2] / "experiments"
+EXPERIMENTS_DIR = Path(__file__).resolve().parents[3] / "experiments"
 # metric key -> (benchmark whose per-example scores it is computed from, the per-example field)
 METRIC_SOURCE = {
     "gsm8k": ("gsm8k", "score"), "mmlu": ("mmlu", "score"), "cqa": ("cqa", "score"),
@@ -59,7 +59,7 @@ def experiment_list(table: str) -> dict:
 
 def load_result(path: Path, expected_config: dict) -> tuple[dict | None, str | None]:
     """(record, None) if usable, else (None, why not)."""
-    from ..results import SCHEMA_VERSION, run_identity
+    from ...results import SCHEMA_VERSION, run_identity
 
     if not path.exists():
         return None, None
@@ -75,7 +75,7 @@ def load_result(path: Path, expected_config: dict) -> tuple[dict | None, str | N
 
 
 def per_example_scores(record: dict, results_dir: Path, metric: str) -> dict[str, float] | None:
-    from ..results import load_per_example
+    from ...results import load_per_example
 
     bench, key = METRIC_SOURCE[metric]
     rows = load_per_example(record, bench, results_dir)

@@ -10,7 +10,7 @@ method's PEFT adapter instantiated on ``configs/hf/<model>``, as Table 6 counts 
   ZeRO-2: ``2 P_f + [2 P_t + 18 P_t / G]`` (no offload) or ``2 P_f + [2 P_t]`` (optimizer on the CPU);
   ZeRO-3: ``2 P_f / G + [4 L + 18 P_t / G]`` or ``2 P_f / G + [4 L + 2 P_t / G]``, L the largest layer's
   parameters (DeepSpeed's gathered-layer term), plus the model's buffers. 18 = 2 (bf16 grads) + 4 (fp32 grads) +
-  4 (fp32 master weights) + 8 (Adam moments). The stage is the one ``idlora.launch`` runs: ZeRO-3 for ``fft``,
+  4 (fp32 master weights) + 8 (Adam moments). The stage is the one ``idlora.runs.launch`` runs: ZeRO-3 for ``fft``,
   ZeRO-2 for the adapters.
 * **Activations** of one micro-batch of T = micro_batch_size x max_length tokens (every sequence padded to
   max_length: the worst case). Per decoder layer the bytes autograd saves are *measured*, not typed: decoder layer 0
@@ -44,7 +44,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 GIB = 2**30
 PAPER_MODELS = ("llama3_8b", "mistral_7b", "llama32_3b")
@@ -55,7 +55,7 @@ ATTN_NAME = "idlora_fused_sdpa_meta"
 
 
 def zero_stage(method: str) -> int:
-    """The ZeRO stage ``idlora.launch`` runs a method with (configs/accelerate/zero3.yaml for fft, zero2 else)."""
+    """The ZeRO stage ``idlora.runs.launch`` runs a method with (configs/accelerate/zero3.yaml for fft, zero2 else)."""
     return 3 if method == "fft" else 2
 
 
@@ -70,7 +70,7 @@ class Counts:
 def parameter_counts(model: torch.nn.Module) -> Counts:
     """Exact counts of a (meta-device) model; tied weights once. ``largest_layer`` as DeepSpeed's
     ``stage3.model_to_params`` computes it (it cannot be called on meta tensors: it dedupes by data_ptr)."""
-    from .methods import count_parameters
+    from ..methods import count_parameters
 
     trainable, total = count_parameters(model)
     largest = max(sum(p.numel() for p in m.parameters(recurse=False)) for m in model.modules())
@@ -168,8 +168,8 @@ class Profile:
 def adapted_meta_model(model_name: str, method_cfg: dict, config_dir=None) -> torch.nn.Module:
     """The model of ``configs/hf/<model_name>`` (or ``config_dir/<model_name>``) on the meta device with the method
     applied, in bf16."""
-    from .methods import apply_method
-    from .tables.table6 import CONFIG_DIR, meta_model
+    from ..methods import apply_method
+    from ..reports.tables.table6 import CONFIG_DIR, meta_model
 
     with torch.device("meta"):
         model = apply_method(meta_model(model_name, config_dir or CONFIG_DIR), method_cfg)
@@ -232,7 +232,7 @@ def method_config(method: str) -> dict:
     """The method's config at paper scale (ranks of Tables 1-3: ID-LoRA r=128 k=4, LoRA/DoRA/LoRI r=32, ...)."""
     from omegaconf import OmegaConf
 
-    from .config import compose
+    from ..config import compose
 
     return OmegaConf.to_container(compose(["scale=paper", f"method={method}"]).method)
 
@@ -257,7 +257,7 @@ def build_plan(models=PAPER_MODELS, methods=METHOD_ORDER, gpus: int = 2, gpu_gib
     """The plan for every (model, method): see the module docstring. Batch shape defaults to scale=paper's."""
     from tqdm.auto import tqdm
 
-    from .config import load_group
+    from ..config import load_group
 
     scale = load_group("scale", "paper")
     mbs, length = micro_batch_size or int(scale.micro_batch_size), max_length or int(scale.max_length)
@@ -330,8 +330,8 @@ def write(plan: dict, json_path: str = "results/bench/memory_plan.json",
     import deepspeed
     import transformers
 
-    from .io import atomic_write_json, atomic_write_text
-    from .results import git_commit
+    from ..files import atomic_write_json, atomic_write_text
+    from ..results import git_commit
 
     plan = {**plan, "provenance": {"deepspeed": deepspeed.__version__, "transformers": transformers.__version__,
                                    "torch": torch.__version__, "commit": git_commit(),

@@ -7,7 +7,7 @@ model (no weights), the data is loaded, and only then are the weights loaded and
 the main process first, then every rank reads the cached indices). Each optimizer step sees ``batch_size``
 examples — split over the processes and over micro-batches by gradient accumulation — taken from a per-epoch
 permutation seeded by (seed, epoch), so the order does not depend on the number of devices or on resuming.
-Checkpoints (``idlora.checkpoint``) hold the trainable weights, optimizer, scheduler, RNG states and loss
+Checkpoints (``idlora.training.checkpoint``) hold the trainable weights, optimizer, scheduler, RNG states and loss
 history; ``train.resume=true`` continues from the newest complete one and ends with the same adapter.
 """
 
@@ -23,10 +23,10 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from . import checkpoint as ckpt_io
-from .config import effective_lr, per_method
-from .errors import ConfigError
-from .methods import apply_method, build_peft_config, count_parameters
-from .results import new_run_record, scored_benchmarks, usable_record, write_run_record
+from ..config import effective_lr, per_method
+from ..errors import ConfigError
+from ..methods import apply_method, build_peft_config, count_parameters
+from ..results import new_run_record, scored_benchmarks, usable_record, write_run_record
 
 
 def _meta_check(cfg: DictConfig) -> None:
@@ -35,7 +35,7 @@ def _meta_check(cfg: DictConfig) -> None:
     its shipped ``configs/hf/<name>/config.json`` (no download), or from the tiny model itself."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from .config import CONFIG_DIR
+    from ..config import CONFIG_DIR
 
     shipped = CONFIG_DIR / "hf" / cfg.model.name / "config.json"
     local = cfg.model.get("path")
@@ -44,7 +44,7 @@ def _meta_check(cfg: DictConfig) -> None:
     elif shipped.exists():
         hf_config = AutoConfig.from_pretrained(shipped.parent)
     elif cfg.model.source == "tiny":
-        from .models import load_model_and_tokenizer
+        from ..models import load_model_and_tokenizer
 
         hf_config = load_model_and_tokenizer(cfg.model)[0].config
     else:
@@ -82,13 +82,13 @@ def _previous_identity(path: Path) -> dict | None:
         previous = json.loads(path.read_text()).get("config")
     except (OSError, ValueError):
         return None
-    from .results import run_identity
+    from ..results import run_identity
 
     return run_identity(previous) if previous else None
 
 
 def _check_previous_results(path: Path, config: dict) -> None:
-    from .results import run_identity
+    from ..results import run_identity
 
     previous, config = _previous_identity(path), run_identity(config)
     if previous is not None and previous != config:
@@ -120,7 +120,7 @@ STOP_FILE = "STOP"
 def _check_checkpoint_config(ckpt_root: Path, config: dict) -> None:
     """Resume only from a checkpoint written by this run's config: its optimizer state carries the old lr and
     its weights the old method, so a stale one would silently continue another experiment."""
-    from .results import run_identity
+    from ..results import run_identity
 
     found = ckpt_io.latest(ckpt_root)
     if found is None:
@@ -138,8 +138,8 @@ def validate(cfg: DictConfig) -> dict:
     """Every check that needs no weights, before any work: the method, the benchmarks and their data sources, the
     training data's files, the optimizer, and an earlier results file or checkpoint of the same run id. Returns the
     resolved config as a dict (what the results file records)."""
-    from .data import check_data_config
-    from .evaluate import check_eval_config
+    from ..data import check_data_config
+    from ..eval.evaluate import check_eval_config
 
     plain_cfg = OmegaConf.to_container(cfg, resolve=True)
     build_peft_config(cfg.method)  # a bad method value fails before anything else
@@ -214,7 +214,7 @@ def _zero_stage(accelerator) -> int | None:
 def _build_model(cfg: DictConfig, rank: int):
     """(model, tokenizer, LoRI calibration info): base weights, the method (PMRC on rank 0 first; the other ranks
     then read its cache), LoRI's masks, gradient checkpointing."""
-    from .models import load_model_and_tokenizer
+    from ..models import load_model_and_tokenizer
 
     model, tokenizer = load_model_and_tokenizer(cfg.model)
     if rank != 0:
@@ -236,7 +236,7 @@ def _build_model(cfg: DictConfig, rank: int):
 
 
 def _examples(cfg: DictConfig, records: list[dict], tokenizer) -> list[dict]:
-    from .data import tokenize_example
+    from ..data import tokenize_example
 
     tc = cfg.train
     examples = [tokenize_example(r, tokenizer, cfg.model.family, tc.max_length) for r in records]
@@ -254,7 +254,7 @@ def run(cfg: DictConfig) -> dict:
     the run then saved a checkpoint and stopped without writing its results; ``train.resume=true`` continues it."""
     from accelerate.utils import set_seed
 
-    from .data import load_dataset_for
+    from ..data import load_dataset_for
 
     t0 = time.time()
     plain_cfg = validate(cfg)
@@ -325,7 +325,7 @@ def _train_loop(cfg, state: _TrainState, examples, tokenizer, params, start_step
     """Optimizer steps ``start_step .. total_steps``; True if it stopped early on a stop request (checkpoint saved)."""
     from tqdm.auto import tqdm
 
-    from .data import SFTCollator
+    from ..data import SFTCollator
 
     tc, acc, rank, nproc = cfg.train, state.accelerator, state.rank, state.nproc
     collate, ckpt_root, stop_file = SFTCollator(tokenizer), _out_dir(cfg) / "checkpoints", _out_dir(cfg) / STOP_FILE
@@ -429,7 +429,7 @@ def train_and_evaluate(cfg: DictConfig) -> dict | None:
     rank 0 (the others exit). A distributed run is scored from its saved adapter in one process on one device;
     a single-process run scores the model in memory. Benchmarks already scored are not redone on a resumed run.
     Returns the benchmarks' metrics on rank 0 (None elsewhere or when preempted)."""
-    from .evaluate import evaluate_run
+    from ..eval.evaluate import evaluate_run
 
     config = OmegaConf.to_container(cfg, resolve=True)
     done = usable_record(_results_path(cfg), config) if cfg.train.resume else None
@@ -477,8 +477,8 @@ def _calibrate_lori(cfg: DictConfig, model) -> dict:
     ``sparsity=0``, under ``<run dir>/calibration``, then set model-wise magnitude masks on ``model``."""
     from safetensors import safe_open
 
-    from .results import run_identity
-    from .tuners.lori import magnitude_masks
+    from ..results import run_identity
+    from ..tuners.lori import magnitude_masks
 
     out_dir = Path(cfg.output_root) / cfg.run_id
     dense = OmegaConf.to_container(cfg, resolve=True)
@@ -520,7 +520,7 @@ def _save_checkpoint(root: Path, step: int, losses: list, state: _TrainState, ke
 
     def write(tmp: Path) -> None:
         if rank == 0:
-            from .results import run_identity
+            from ..results import run_identity
 
             (tmp / CHECKPOINT_CONFIG).write_text(json.dumps(run_identity(state.config)))
         torch.save(ckpt_io.rng_state(), tmp / f"rng-{rank}.pt")

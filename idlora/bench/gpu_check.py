@@ -4,7 +4,7 @@ device, in under 8 minutes. Writes ``results/bench/gpu_check.json`` with provena
 Parts (each with a time budget; work not started before its part's budget runs out is skipped and the reason
 recorded; a part that fails is recorded as an error and the others still run):
 
-1. ``train``: 3 bf16 training steps of every method through ``idlora.train.run`` (tiny scale: the paper's weights
+1. ``train``: 3 bf16 training steps of every method through ``idlora.training.loop.run`` (tiny scale: the paper's weights
    are not on the machine): the losses and the seconds per step (set-up included).
 2. ``pmrc``: PMRC's torch backend on CUDA on one random matrix (fixed seed) of each LLaMA-3-8B projection shape, k=4,
    r=128, seconds per shape; and on one small matrix its k-means objective over the reference's
@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 PARTS = ("train", "pmrc", "fig3", "generate", "compile")
 BUDGET_S = {"train": 120, "pmrc": 80, "fig3": 110, "generate": 40, "compile": 60}  # 410 s in all
@@ -127,11 +127,11 @@ def _train_overrides(method: str, tmp: str, dry: bool) -> list[str]:
 
 
 def part_train(device: str, dry: bool, budget: Budget, ctx: dict) -> dict:
-    """A few training steps of each method through the real training path (``idlora.train.run``)."""
+    """A few training steps of each method through the real training path (``idlora.training.loop.run``)."""
     import math
 
-    from .config import compose
-    from .train import run
+    from ..config import compose
+    from ..training.loop import run
 
     methods = ctx.get("methods") or (("idlora",) if dry else TRAIN_METHODS)
     out, old_cache = {}, os.environ.get("IDLORA_CACHE")
@@ -155,7 +155,7 @@ def part_train(device: str, dry: bool, budget: Budget, ctx: dict) -> dict:
 
 def part_pmrc(device: str, dry: bool, budget: Budget, ctx: dict) -> dict:
     """PMRC's torch backend on the device on LLaMA-3-8B's projection shapes, and its objective vs the reference."""
-    from . import pmrc_kmeans
+    from ..pmrc import kmeans as pmrc_kmeans
 
     gen, r, shapes = torch.Generator().manual_seed(0), size("pmrc_r", dry), {}
     for (d_out, d_in), per_layer in tqdm(size("pmrc_shapes", dry).items(), desc="gpu-check: PMRC", unit="shape"):
@@ -191,12 +191,12 @@ def part_pmrc(device: str, dry: bool, budget: Budget, ctx: dict) -> dict:
 def _fig3_base(device: str, dry: bool):
     """LLaMA-3-8B's decoder layers (``FIG3_LAYERS`` of them) and vocabulary, random weights; a tiny LLaMA when dry."""
     if dry:
-        from .testing import tiny_llama
+        from ..models.tiny import tiny_llama
 
         return tiny_llama(seed=0).eval()
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from .config import CONFIG_DIR
+    from ..config import CONFIG_DIR
 
     config = AutoConfig.from_pretrained(CONFIG_DIR / "hf" / "llama3_8b")
     config.num_hidden_layers = FIG3_LAYERS
@@ -252,8 +252,8 @@ def _method_ratios(model, batch: dict, prompt: torch.Tensor, device: str, dry: b
 
 
 def _fig3(device: str, dry: bool, budget: Budget, ctx: dict, compiled: bool) -> dict:
-    from .bench import _randomize_adapter
-    from .methods import apply_method
+    from .efficiency import _randomize_adapter
+    from ..methods import apply_method
 
     base = ctx.get("fig3_base")
     if base is None:
@@ -295,8 +295,8 @@ def part_generate(device: str, dry: bool, budget: Budget, ctx: dict) -> dict:
     """HF generate tokens/s on a random SmolLM2-135M (greedy, fixed length), per batch size."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from .config import CONFIG_DIR
-    from .testing import tiny_llama
+    from ..config import CONFIG_DIR
+    from ..models.tiny import tiny_llama
 
     if dry:
         model = tiny_llama(seed=0)
@@ -335,7 +335,7 @@ def provenance(device: str) -> dict:
     import peft
     import transformers
 
-    from .results import git_commit
+    from ..results import git_commit
 
     cuda = device.startswith("cuda")
     return {"device": torch.cuda.get_device_name(0) if cuda else platform.processor() or platform.machine(),
@@ -357,7 +357,7 @@ def run_part(part: str, device: str, dry: bool, ctx: dict) -> dict:
 
 def run(dry_run: bool = False, out: str | None = None, parts=PARTS, methods=None) -> dict | None:
     """Run the check; returns the report (None, and nothing written, without a CUDA device unless ``dry_run``)."""
-    from .io import atomic_write_json
+    from ..files import atomic_write_json
 
     unknown = [p for p in parts if p not in PARTS]
     if unknown:

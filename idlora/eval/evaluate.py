@@ -19,13 +19,13 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 MC_BENCHMARKS = ("mmlu", "cqa")
 
 
 def available_benchmarks() -> list[str]:
-    from .eval.base import BENCHMARKS
+    from .base import BENCHMARKS
 
     return sorted(set(BENCHMARKS) | set(MC_BENCHMARKS))
 
@@ -48,7 +48,7 @@ def load_trained(record: dict):
     """Base model + the run's adapter (or full weights for fft), in eval mode."""
     from peft import PeftModel
 
-    from .models import load_model_and_tokenizer
+    from ..models import load_model_and_tokenizer
 
     cfg = OmegaConf.create(record["config"])
     adapter_dir = Path(record.get("train", {}).get("adapter_dir") or Path(cfg.output_root) / cfg.run_id / "adapter")
@@ -57,7 +57,7 @@ def load_trained(record: dict):
 
         if not (adapter_dir / "config.json").exists():
             raise ConfigError(f"run {cfg.run_id}: no saved model in {adapter_dir}; re-run training.")
-        from .models import _resolve_dtype
+        from ..models import _resolve_dtype
 
         model = AutoModelForCausalLM.from_pretrained(adapter_dir, dtype=_resolve_dtype(cfg.model.get("dtype")))
         tokenizer = AutoTokenizer.from_pretrained(adapter_dir)
@@ -85,8 +85,8 @@ def run_benchmark(name: str, model, tokenizer, eval_cfg: DictConfig, family: str
                   ) -> tuple[dict, list, dict]:
     """(metrics in percent, per-example scores, information such as generation speed) of one benchmark."""
     if name in MC_BENCHMARKS:
-        from .data.synthetic import mini_file
-        from .eval.lm_eval_mc import evaluate_mc
+        from ..data.synthetic import mini_file
+        from .lm_eval_mc import evaluate_mc
 
         path = eval_cfg.get(f"{name}_path")
         if path is None and eval_cfg.get("source") == "synthetic":
@@ -94,7 +94,7 @@ def run_benchmark(name: str, model, tokenizer, eval_cfg: DictConfig, family: str
         metrics, per_example = evaluate_mc(name, model, tokenizer, path=path, limit=eval_cfg.get("limit"),
                                            batch_size=eval_cfg.get("batch_size", 8))
         return metrics, per_example, {}
-    from .eval.base import get_benchmark
+    from .base import get_benchmark
 
     bench = get_benchmark(name)
     metrics, per_example = bench.evaluate(model, tokenizer, eval_cfg, family=family, seed=seed)
@@ -139,7 +139,7 @@ def inference_model(model):
 def evaluate_run(cfg: DictConfig, model=None, tokenizer=None, benchmarks: list[str] | None = None,
                  results_path: Path | None = None) -> dict:
     """Run every benchmark of ``cfg.eval`` (or ``benchmarks``); returns {benchmark: metrics or error}."""
-    from .results import update_metrics
+    from ..results import update_metrics
 
     names = check_eval_config(cfg.eval, benchmarks)
     results_path = results_path or Path(cfg.results_dir) / f"{cfg.run_id}.json"

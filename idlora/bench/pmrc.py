@@ -16,7 +16,8 @@ import time
 import torch
 from tqdm.auto import tqdm
 
-from . import pmrc, pmrc_kmeans
+from .. import pmrc
+from ..pmrc import kmeans as pmrc_kmeans
 
 TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 # LLaMA-3-8B: (d_out, d_in) of each projection and how many of that shape one layer has.

@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .errors import ConfigError
-from .io import atomic_write
+from ..errors import ConfigError
+from ..files import atomic_write
 
 FIGURES = ("fig3", "fig4", "fig_rank")
 FIG3_METHODS = ("lora_unmerged", "dora_unmerged", "hydralora", "moelora", "idlora")

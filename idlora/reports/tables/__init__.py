@@ -1,6 +1,6 @@
 """Tables of the paper rebuilt from this project's own numbers (``make tableN``)."""
 
-from ..errors import ConfigError
+from ...errors import ConfigError
 
 RUN_TABLES = ("table1", "table2", "table3", "table7", "table8", "table_init")
 # table_init is beyond the paper (its reviewers' question "why interpolative decomposition?"): ours only

@@ -19,8 +19,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
-from .errors import ConfigError
-from .launch import REPO, Run, accelerate_launcher, is_complete, pmrc_command, submit, train_command
+from ..errors import ConfigError
+from ..runs.launch import REPO, Run, accelerate_launcher, is_complete, pmrc_command, submit, train_command
 
 SCALES = ("mini", "paper", "tiny")
 CLUSTERS = ("local", "slurm")
@@ -138,7 +138,7 @@ def make_table(table: str, scale: str = "mini", cluster: str = "local", results_
         raise ConfigError(f"unknown CLUSTER={cluster!r}; choose one of: {', '.join(CLUSTERS)}")
     n_jobs = parse_jobs(jobs, scale)
     if cluster == "slurm":
-        from .launch import slurm_options
+        from ..runs.launch import slurm_options
 
         slurm_options(slurm or {})  # an unknown option fails before anything runs
     results = Path(results_dir).resolve()  # the runs' processes work in the repository, wherever this was called

@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
 
-from ..io import atomic_write_json, atomic_write_text
+from ...files import atomic_write_json, atomic_write_text
 
 NO_RUN = "—"
 
