@@ -20,7 +20,7 @@ def main(argv=None) -> None:
     ap.add_argument("--parts", default="infer,train,pmrc", help="which parts to measure (default: all three)")
     ap.add_argument("--out", default="results/bench/efficiency.json")
     args = ap.parse_args(argv)
-    from idlora.bench.efficiency.efficiency import run_efficiency_benchmark
+    from idlora.bench.efficiency import run_efficiency_benchmark
 
     run_efficiency_benchmark(model_name="tiny_llama" if args.quick else args.model, quick=args.quick,
                              trials=args.trials, out=args.out,

@@ -13,7 +13,7 @@ from idlora.cli import main_guard, parse_overrides
 
 @main_guard
 def main(argv) -> None:
-    from idlora.bench.efficiency.gpu_check import PARTS, run
+    from idlora.bench.gpu_check import PARTS, run
 
     args = parse_overrides(["dry_run=true" if a == "--dry-run" else a for a in argv],
                            {"dry_run": ("true", "false"), "parts": None, "out": None})

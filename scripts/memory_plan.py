@@ -13,7 +13,7 @@ from idlora.cli import main_guard, parse_overrides
 @main_guard
 def main(argv) -> None:
     from idlora.errors import ConfigError
-    from idlora.bench.efficiency.memory_plan import PAPER_MODELS, build_plan, markdown, write
+    from idlora.bench.memory_plan import PAPER_MODELS, build_plan, markdown, write
 
     args = parse_overrides(argv, {"gpus": None, "gpu_gib": None, "fraction": None, "micro_batch_size": None,
                                   "max_length": None, "models": None})

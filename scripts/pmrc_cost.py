@@ -13,7 +13,7 @@ from idlora.cli import main_guard
 @main_guard
 def main() -> None:
     from idlora.errors import ConfigError
-    from idlora.bench.efficiency.pmrc_cost import rebuild_table, run
+    from idlora.bench.pmrc_cost import rebuild_table, run
 
     unknown = [a for a in sys.argv[1:] if a not in ("--quick", "--table")]
     if unknown:

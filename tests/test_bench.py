@@ -31,7 +31,7 @@ def test_quick_benchmark_writes_every_key(tmp_path):
 def test_paper_adapter_bytes_are_table6_counts_in_float32():
     """Exact, not timed: ID-LoRA's bytes at the paper's setting are Table 6's r=128 count (+ router: counted there)
     in float32 plus its int64 row indices (k*r per module)."""
-    from idlora.bench.efficiency.efficiency import paper_adapter_bytes
+    from idlora.bench.efficiency import paper_adapter_bytes
 
     b = paper_adapter_bytes("llama3_8b")
     index_bytes = 224 * 4 * 128 * 8  # 224 targeted matrices, k=4 clusters of r=128 rows, int64
@@ -43,7 +43,7 @@ def test_paper_adapter_bytes_are_table6_counts_in_float32():
 def test_peak_live_bytes_counts_intermediate_tensors():
     import torch
 
-    from idlora.bench.efficiency.efficiency import peak_live_bytes
+    from idlora.bench.efficiency import peak_live_bytes
 
     a = torch.randn(100, 100)
     assert peak_live_bytes(lambda: (a @ a) @ a) == 2 * 100 * 100 * 4  # two live (100, 100) float32 results
@@ -55,7 +55,7 @@ def test_peak_live_bytes_leaves_out_weights_and_views():
     its parameter bytes in the 2026-11-24 efficiency.json.)"""
     import torch
 
-    from idlora.bench.efficiency.efficiency import peak_live_bytes
+    from idlora.bench.efficiency import peak_live_bytes
 
     lin = torch.nn.Linear(1000, 500, bias=False)
     x = torch.randn(10, 1000)
@@ -65,7 +65,7 @@ def test_peak_live_bytes_leaves_out_weights_and_views():
 
 
 def test_projection_shapes_from_the_model_configs():
-    from idlora.bench.efficiency.pmrc_cost import projection_shapes
+    from idlora.bench.pmrc_cost import projection_shapes
 
     s = projection_shapes("llama3_8b")  # hidden 4096, 32 heads, 8 KV heads, FFN 14336, 32 layers
     assert s == {(4096, 4096): 64, (1024, 4096): 64, (14336, 4096): 64, (4096, 14336): 32}
@@ -74,7 +74,7 @@ def test_projection_shapes_from_the_model_configs():
 
 
 def test_pmrc_cost_quick_writes_its_files(tmp_path):
-    from idlora.bench.efficiency.pmrc_cost import run
+    from idlora.bench.pmrc_cost import run
 
     doc = run(tmp_path / "cost.json", tmp_path / "tables", models=("llama32_3b",), quick=True)
     c = doc["models"]["llama32_3b"]
@@ -87,7 +87,7 @@ def test_pmrc_cost_quick_writes_its_files(tmp_path):
     import pytest
 
     from idlora.errors import ConfigError
-    from idlora.bench.efficiency.pmrc_cost import rebuild_table
+    from idlora.bench.pmrc_cost import rebuild_table
 
     rebuild_table(tmp_path / "cost.json", tmp_path / "again")
     assert (tmp_path / "again" / "table_pmrc_cost.md").read_text() == md
@@ -100,7 +100,7 @@ def test_pmrc_cost_quick_writes_its_files(tmp_path):
 
 
 def test_a_run_of_some_parts_keeps_the_other_parts_of_the_file():
-    from idlora.bench.efficiency.efficiency import merge_parts
+    from idlora.bench.efficiency import merge_parts
 
     old = {"model": "m", "quick": False, "provenance": {"date": "d0"},
            "metrics": {"infer_time_ratio_idlora": 1.1, "extra_memory_idlora": 5.0, "train_step_ratio_x": 0.9,

@@ -7,7 +7,7 @@ import time
 import pytest
 import torch
 
-from idlora.bench.efficiency import gpu_check
+from idlora.bench import gpu_check
 from idlora.errors import ConfigError
 
 

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from idlora.bench.efficiency import memory_plan as mp
+from idlora.bench import memory_plan as mp
 from idlora.config import load_group
 from idlora.errors import ConfigError
 
