@@ -73,20 +73,3 @@ class Benchmark:
     def score_all(self, examples: list[dict], outputs: list[list[str]]) -> list[dict]:
         return [self.score(ex, out) for ex, out in zip(examples, outputs)]
 
-
-def _registry() -> dict[str, type[Benchmark]]:
-    from .gsm8k import GSM8K
-    from .hexphi import HExPHI
-    from .humaneval import HumanEval
-
-    return {"gsm8k": GSM8K, "humaneval": HumanEval, "hexphi": HExPHI}
-
-
-BENCHMARKS = ("gsm8k", "humaneval", "hexphi")
-
-
-def get_benchmark(name: str) -> Benchmark:
-    reg = _registry()
-    if name not in reg:
-        raise ConfigError(f"unknown benchmark {name!r}; valid: {', '.join(sorted(reg) + ['mmlu', 'cqa'])}")
-    return reg[name]()

@@ -3,7 +3,7 @@
     evaluate_run(cfg)                       # after training (scripts/train.py), model already in memory
     python scripts/evaluate.py run=<run id or dir> [eval=gsm8k,humaneval] [limit=N]
 
-Generation benchmarks (GSM8K, HumanEval, HEx-PHI) share one interface (``idlora.eval.base``): load examples,
+Generation benchmarks (GSM8K, HumanEval, HEx-PHI) share one interface (``idlora.eval.base``; the registry in ``idlora.eval``): load examples,
 build prompts, generate in batches, score each output, aggregate. MMLU and CommonsenseQA are log-likelihood
 multiple choice through lm-eval (``idlora.eval.lm_eval_mc``). Each benchmark's metrics and per-example scores
 are merged into the run's JSON atomically as soon as it finishes; a benchmark that crashes is recorded as an
@@ -25,7 +25,7 @@ MC_BENCHMARKS = ("mmlu", "cqa")
 
 
 def available_benchmarks() -> list[str]:
-    from .base import BENCHMARKS
+    from . import BENCHMARKS
 
     return sorted(set(BENCHMARKS) | set(MC_BENCHMARKS))
 
@@ -94,7 +94,7 @@ def run_benchmark(name: str, model, tokenizer, eval_cfg: DictConfig, family: str
         metrics, per_example = evaluate_mc(name, model, tokenizer, path=path, limit=eval_cfg.get("limit"),
                                            batch_size=eval_cfg.get("batch_size", 8))
         return metrics, per_example, {}
-    from .base import get_benchmark
+    from . import get_benchmark
 
     bench = get_benchmark(name)
     metrics, per_example = bench.evaluate(model, tokenizer, eval_cfg, family=family, seed=seed)

@@ -185,13 +185,13 @@ def select_rows(
     if selection == "serial":
         return serial_rows(k, r)
     if selection == "random":
-        from ..tuners._base import layer_generator
+        from ..seeding import layer_generator
 
         return random_rows(d_out, k, r, layer_generator(seed, module_name))
     if selection == "svd":
         return svd_bases(weight, k, r)
     if selection == "gaussian":
-        from ..tuners._base import layer_generator
+        from ..seeding import layer_generator
 
         return gaussian_bases(weight, k, r, layer_generator(seed, module_name))
     if selection != "pmrc":

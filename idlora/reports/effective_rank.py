@@ -109,9 +109,9 @@ def analyse(scale: str = "mini", results_dir: str | Path = "results/runs", modul
 
 
 def plot(data: dict, out: str | Path) -> Path:
-    from .figures import _pyplot, _save
+    from .plotting import pyplot, save
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.2))
     styles = {"lora": ("tab:blue", f"LoRA r={data['lora']['r']}: ΔW"),
               "idlora_uniform": ("tab:red", "ID-LoRA: mean_i ΔW_i (uniform router)"),
@@ -133,7 +133,7 @@ def plot(data: dict, out: str | Path) -> Path:
                  f"ID-LoRA r={idl['r']}, k={idl['k']}{', RB' if idl['rank_boosting'] else ''}; "
                  f"numerical rank: σ > {data['tol']:g}·σ_1", fontsize=9)
     ax.legend(fontsize=7)
-    return _save(fig, Path(out))
+    return save(fig, Path(out))
 
 
 def make_fig_rank(scale: str = "mini", results_dir: str = "results/runs", out_dir: str = "results/figures",

@@ -13,7 +13,8 @@ import json
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..files import atomic_write
+from .plotting import pyplot as _pyplot
+from .plotting import save as _save
 
 FIGURES = ("fig3", "fig4", "fig_rank")
 FIG3_METHODS = ("lora_unmerged", "dora_unmerged", "hydralora", "moelora", "idlora")
@@ -22,22 +23,6 @@ FIG3_LABELS = {"lora_unmerged": "LoRA\n(unmerged)", "dora_unmerged": "DoRA\n(unm
 FIG4_PANELS = ("gsm8k", "mmlu", "cqa", "humaneval_pass@1", "humaneval_pass@5", "humaneval_pass@10")
 FIG4_TITLES = {"gsm8k": "GSM8K", "mmlu": "MMLU", "cqa": "CommonsenseQA", "humaneval_pass@1": "HumanEval pass@1",
                "humaneval_pass@5": "HumanEval pass@5", "humaneval_pass@10": "HumanEval pass@10"}
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path) -> Path:
-    """PNG written atomically (a crash leaves any previous figure intact)."""
-    out = atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=150, bbox_inches="tight"), mode="wb")
-    _pyplot().close(fig)
-    return out
 
 
 def fig3_data(bench_path: str | Path) -> dict:

@@ -14,6 +14,8 @@ from peft.config import PeftConfig
 from peft.tuners.tuners_utils import BaseTuner, BaseTunerLayer
 from torch import nn
 
+from ..seeding import layer_generator  # noqa: F401  (the tuners take it from here)
+
 # The paper adapts every projection of a LLaMA/Mistral block (§5.1).
 PAPER_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -212,13 +214,6 @@ def kaiming_init_(linear: nn.Linear, generator: torch.Generator) -> None:
     with torch.no_grad():
         w = torch.empty(linear.weight.shape, dtype=torch.float32).uniform_(-bound, bound, generator=generator)
         linear.weight.copy_(w)
-
-
-def layer_generator(seed: int, key: str) -> torch.Generator:
-    """A generator seeded from (seed, module name): every layer's init is reproducible on its own."""
-    import zlib
-
-    return torch.Generator().manual_seed((seed * 1_000_003 + zlib.crc32(key.encode())) % (2**63))
 
 
 def _adapter_names_pre_forward_hook(module, args, kwargs, adapter_names):
