@@ -187,17 +187,30 @@ def scored_benchmarks(record: dict) -> set[str]:
 
 
 
-def usable_record(path: str | Path, config: dict, benchmarks=()) -> dict | None:
-    """The record in ``path`` if it is usable for a run of ``config`` (a resolved config, as a dict): readable, of
-    this schema version, of the same run identity, with its training recorded and every benchmark in
-    ``benchmarks`` scored without error. None otherwise (missing, unreadable, another run, or unfinished)."""
+def check_record(path: str | Path, config: dict) -> tuple[dict | None, str | None]:
+    """The one rule for "is the results file in ``path`` a record of a run of ``config``" (a resolved config, as a
+    dict): readable, of this schema version, of the same run identity. ``(record, None)`` if so; ``(None, None)``
+    if there is no file; ``(None, why not)`` otherwise. Tables read records through this alone (a partly scored run
+    fills the cells it has); :func:`usable_record` adds that the run is finished."""
     path = Path(path)
+    if not path.exists():
+        return None, None
     try:
         record = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    if record.get("schema_version") != SCHEMA_VERSION or "train" not in record:
-        return None
+    except (OSError, ValueError) as e:
+        return None, f"{path.name}: unreadable ({e})"
+    if record.get("schema_version") != SCHEMA_VERSION:
+        return None, f"{path.name}: schema {record.get('schema_version')!r}, expected {SCHEMA_VERSION} — re-run it"
     if run_identity(record.get("config") or {}) != run_identity(config):
+        return None, f"{path.name}: written by a different config — re-run it (make clean-results or delete it)"
+    return record, None
+
+
+def usable_record(path: str | Path, config: dict, benchmarks=()) -> dict | None:
+    """The record in ``path`` if it is usable for a run of ``config`` (a resolved config, as a dict): a record of
+    that run (:func:`check_record`) with its training recorded and every benchmark in ``benchmarks`` scored without
+    error. None otherwise (missing, unreadable, another run, or unfinished)."""
+    record, _ = check_record(path, config)
+    if record is None or "train" not in record:
         return None
     return record if set(benchmarks) <= scored_benchmarks(record) else None

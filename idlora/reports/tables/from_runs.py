@@ -9,7 +9,6 @@ paired per-example scores with p < 0.05 and ID-LoRA ahead (docs/DESIGN.md §3).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,20 +57,10 @@ def experiment_list(table: str) -> dict:
 
 
 def load_result(path: Path, expected_config: dict) -> tuple[dict | None, str | None]:
-    """(record, None) if usable, else (None, why not)."""
-    from ...results import SCHEMA_VERSION, run_identity
+    """(record, None) if usable, else (None, why not): the results file's one rule, ``results.check_record``."""
+    from ...results import check_record
 
-    if not path.exists():
-        return None, None
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        return None, f"{path.name}: unreadable ({e})"
-    if record.get("schema_version") != SCHEMA_VERSION:
-        return None, f"{path.name}: schema {record.get('schema_version')!r}, expected {SCHEMA_VERSION} — re-run it"
-    if run_identity(record.get("config") or {}) != run_identity(expected_config):
-        return None, f"{path.name}: written by a different config — re-run it (make clean-results or delete it)"
-    return record, None
+    return check_record(path, expected_config)
 
 
 def per_example_scores(record: dict, results_dir: Path, metric: str) -> dict[str, float] | None:
