@@ -12,7 +12,7 @@ from idlora.reports.tables.from_runs import experiment_list
 
 
 def _write_run(results, spec, scale, metrics, per_example=None, tamper=False):
-    cfg = compose(spec.hydra_overrides(scale))
+    cfg = compose(spec.at(scale).args())
     config = OmegaConf.to_container(cfg, resolve=True)
     if tamper:
         config["method"]["dropout"] = 0.5

@@ -96,7 +96,7 @@ def analyse(scale: str = "mini", results_dir: str | Path = "results/runs", modul
     specs = {r.row: r for r in experiment_list("table7")["runs"]}
     layers, runs = {}, {}
     for row in PAIR:
-        cfg = compose(specs[row].hydra_overrides(scale))
+        cfg = compose(specs[row].at(scale).args())
         record, why = load_result(Path(results_dir) / f"{cfg.run_id}.json", OmegaConf.to_container(cfg, resolve=True))
         if record is None:
             raise ConfigError(f"fig_rank needs Table 7's run {cfg.run_id} ({why}); run `make table7 SCALE={scale}`.")

@@ -30,11 +30,7 @@ def table_runs(table: str, scale: str, extra: list[str] | None = None) -> list[R
     """The runs of a table; ``extra`` overrides (local copies of data and models, ...) go to every run."""
     from .tables.from_runs import experiment_list
 
-    runs = []
-    for spec in experiment_list(table)["runs"]:
-        overrides = list(spec.overrides) + ([f"run_tag={spec.run_tag}"] if spec.run_tag else []) + list(extra or [])
-        runs.append(Run(spec.experiment, spec.method, overrides, scale))
-    return runs
+    return [run.at(scale, extra or ()) for run in experiment_list(table)["runs"]]
 
 
 def auto_jobs(scale: str) -> int:
@@ -71,7 +67,7 @@ def run_locally(run: Run, results_dir: Path, output_root: str | None = None, thr
         if is_complete(run, results_dir):  # another target may have finished it while we waited
             return True
         where = [f"results_dir={results_dir}"] + ([f"output_root={output_root}"] if output_root else [])
-        placed = Run(run.experiment, run.method, [*run.overrides, *where], run.scale)
+        placed = run.at(run.scale, where)
         env = dict(os.environ)
         if threads:
             env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))

@@ -11,7 +11,7 @@ import json
 import shlex
 import subprocess
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..config import compose
@@ -24,10 +24,19 @@ _COMPOSE_LOCK = threading.Lock()  # Hydra's compose API keeps global state: one 
 
 @dataclass
 class Run:
+    """One run: the one spec of a run, for a launch and for the table it fills (``experiments/<table>.yaml`` lists
+    them, ``idlora.reports.tables.from_runs.experiment_list`` reads them). ``row`` is the table row it fills, a
+    label only: two runs with the same config are the same run whatever their rows."""
+
     experiment: str
     method: str
     overrides: list[str] = field(default_factory=list)
     scale: str = "mini"
+    row: str = field(default="", compare=False)
+
+    def at(self, scale: str, extra=()) -> "Run":
+        """This run at ``scale``, with ``extra`` overrides after its own."""
+        return replace(self, scale=scale, overrides=[*self.overrides, *extra])
 
     def args(self) -> list[str]:
         return [f"experiment={self.experiment}", f"method={self.method}", f"scale={self.scale}", *self.overrides]

@@ -9,7 +9,6 @@ paired per-example scores with p < 0.05 and ID-LoRA ahead (docs/DESIGN.md §3).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -17,6 +16,7 @@ from omegaconf import OmegaConf
 
 from ...config import compose
 from ...errors import ConfigError
+from ...runs.launch import Run
 from .render import Table, paper_numbers
 
 EXPERIMENTS_DIR = Path(__file__).resolve().parents[3] / "experiments"
@@ -34,26 +34,23 @@ COLUMN_LABELS = {"params_pct": "# Params (%)", "gsm8k": "GSM8K", "mmlu": "MMLU",
                  "hexphi_refusal": "HEx-PHI"}
 
 
-@dataclass
-class RunSpec:
-    row: str
-    experiment: str
-    method: str
-    overrides: list[str] = field(default_factory=list)
-    run_tag: str = ""
-
-    def hydra_overrides(self, scale: str) -> list[str]:
-        out = [f"experiment={self.experiment}", f"method={self.method}", f"scale={scale}", *self.overrides]
-        return out + ([f"run_tag={self.run_tag}"] if self.run_tag else [])
-
-
 def experiment_list(table: str) -> dict:
     path = EXPERIMENTS_DIR / f"{table}.yaml"
     if not path.exists():
         raise ConfigError(f"no experiment list {path}")
     doc = yaml.safe_load(path.read_text())
-    doc["runs"] = [RunSpec(**r) for r in doc["runs"]]
+    doc["runs"] = [_run(dict(r)) for r in doc["runs"]]
     return doc
+
+
+def _run(entry: dict) -> Run:
+    """A list entry (row, experiment, method, overrides, run_tag) as a :class:`Run`; ``run_tag`` is its last
+    override. The scale is the table's, set with ``Run.at``."""
+    tag = entry.pop("run_tag", "")
+    entry["overrides"] = [*entry.get("overrides", []), *([f"run_tag={tag}"] if tag else [])]
+    if "row" not in entry:
+        raise ConfigError(f"experiment list entry {entry} names no row")
+    return Run(**entry)
 
 
 def load_result(path: Path, expected_config: dict) -> tuple[dict | None, str | None]:
@@ -87,7 +84,7 @@ def build(table_name: str, scale: str, results_dir: str | Path = "results/runs",
     records: dict[str, list[dict]] = {r: [] for r in rows}
     problems, run_ids = [], {r: [] for r in rows}
     for run in spec["runs"]:
-        cfg = compose(run.hydra_overrides(scale) + list(overrides or []))
+        cfg = compose(run.at(scale, overrides or ()).args())
         run_ids[run.row].append(cfg.run_id)
         record, why = load_result(results_dir / f"{cfg.run_id}.json", OmegaConf.to_container(cfg, resolve=True))
         if why:
