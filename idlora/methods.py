@@ -20,6 +20,18 @@ from .tuners import HydraLoRAConfig, IDLoRAConfig, LoRIConfig, MoELoRAConfig
 from .tuners._base import PAPER_TARGETS
 
 METHODS = ("idlora", "lora", "dora", "hydralora", "moelora", "fft", "lori")
+# The one list of the methods' labels, in the order the tables list them (the paper's: FFT first, ID-LoRA last; then
+# LoRI, the baseline the reviewers asked for, which the tables of results mark "(ours)": the paper has no LoRI numbers).
+LABELS = {"fft": "FFT", "lora": "LoRA", "dora": "DoRA", "hydralora": "HydraLoRA", "moelora": "MoELoRA",
+          "idlora": "ID-LoRA", "lori": "LoRI"}
+TABLE_ORDER = tuple(LABELS)
+BEYOND_PAPER = ("lori",)
+assert set(LABELS) == set(METHODS)
+
+
+def table_label(method: str) -> str:
+    """The label of ``method`` in a table of results: ``LABELS``, with "(ours)" for a method the paper lacks."""
+    return LABELS[method] + (" (ours)" if method in BEYOND_PAPER else "")
 
 # Keys each method accepts besides the common ones (r, alpha, dropout, target_modules, seed).
 _SPECIFIC = {

@@ -32,10 +32,11 @@ import torch
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError
+from ..methods import TABLE_ORDER
 
 PARTS = ("train", "pmrc", "fig3", "generate", "compile")
 BUDGET_S = {"train": 120, "pmrc": 80, "fig3": 110, "generate": 40, "compile": 60}  # 410 s in all
-TRAIN_METHODS = ("fft", "lora", "dora", "hydralora", "moelora", "idlora", "lori")
+TRAIN_METHODS = TABLE_ORDER  # every method
 # Figure 3's methods at the paper's ranks (ID-LoRA r=128 k=4, LoRA r=32, HydraLoRA r=16 x3, MoELoRA r=8 x4).
 FIG3_METHODS = {"idlora": {"name": "idlora", "r": 128, "alpha": 256, "k": 4, "selection": "serial"},
                 "lora_unmerged": {"name": "lora", "r": 32, "alpha": 64},

@@ -45,10 +45,11 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import ConfigError
+from ..methods import LABELS, TABLE_ORDER
 
 GIB = 2**30
 PAPER_MODELS = ("llama3_8b", "mistral_7b", "llama32_3b")
-METHOD_ORDER = ("fft", "lora", "dora", "hydralora", "moelora", "idlora", "lori")
+METHOD_ORDER = TABLE_ORDER
 # (gradient checkpointing, optimizer offload), cheapest in run time first.
 LADDER = ((False, False), (True, False), (True, True))
 ATTN_NAME = "idlora_fused_sdpa_meta"
@@ -289,10 +290,6 @@ def resolve_switch(mapping, method: str) -> bool:
     """A per-method switch of a scale config (``{fft: true, default: false}``) for one method."""
     mapping = dict(mapping or {})
     return bool(mapping.get(method, mapping.get("default", False)))
-
-
-LABELS = {"fft": "FFT", "lora": "LoRA", "dora": "DoRA", "hydralora": "HydraLoRA", "moelora": "MoELoRA",
-          "idlora": "ID-LoRA", "lori": "LoRI"}
 
 
 def _gib(x: float) -> str:

@@ -5,7 +5,8 @@ seconds, summed over every targeted matrix of the model; the torch backend clust
 as ID-LoRA's set-up does, the reference one matrix at a time), ``pmrc_objective_ratio`` (summed k-means objectives,
 torch / reference), and ``pmrc_seconds_llama3_8b_estimate_<backend>``: one matrix of each distinct LLaMA-3-8B
 projection shape (random values, real shapes: the real weights need a download) is clustered and the times are
-extrapolated to all 224 matrices (32 layers × q,k,v,o,gate,up,down). That extrapolation is an estimate: real
+extrapolated to all 224 matrices (32 layers × q,k,v,o,gate,up,down; the shapes are ``pmrc_cost.projection_shapes``,
+from ``configs/hf/llama3_8b/config.json``, as ``make pmrc_cost``'s). That extrapolation is an estimate: real
 weights converge in a different number of iterations than random ones.
 """
 
@@ -17,12 +18,11 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import pmrc
+from ..methods import PAPER_TARGETS
 from ..pmrc import kmeans as pmrc_kmeans
+from .pmrc_cost import projection_shapes
 
-TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-# LLaMA-3-8B: (d_out, d_in) of each projection and how many of that shape one layer has.
-LLAMA3_8B_SHAPES = {(4096, 4096): 2, (1024, 4096): 2, (14336, 4096): 2, (4096, 14336): 1}
-LLAMA3_8B_LAYERS = 32
+TARGETS = tuple(PAPER_TARGETS)
 
 
 def _time(fn) -> tuple[float, float]:
@@ -47,15 +47,16 @@ def pmrc_comparison(model: torch.nn.Module, k: int, r: int, quick: bool = False,
     out = {"pmrc_speedup": t_ref / t_torch, "pmrc_objective_ratio": obj_torch / obj_ref,
            "pmrc_seconds_model_reference": t_ref, "pmrc_seconds_model_torch": t_torch,
            "pmrc_matrices": float(len(weights))}
-    shapes = {(256, 128): 1} if quick else LLAMA3_8B_SHAPES
+    # {(d_out, d_in): how many matrices of that shape}: LLaMA-3-8B's, from configs/hf/llama3_8b (as make pmrc_cost)
+    shapes = {(256, 128): 1} if quick else projection_shapes("llama3_8b")
     gen = torch.Generator().manual_seed(seed)
     est = {"reference": 0.0, "torch": 0.0}
-    for (d_out, d_in), per_layer in tqdm(shapes.items(), desc="bench: PMRC LLaMA-3-8B shapes", unit="shape"):
+    for (d_out, d_in), count in tqdm(shapes.items(), desc="bench: PMRC LLaMA-3-8B shapes", unit="shape"):
         W = torch.randn(d_out, d_in, generator=gen)
         rr = min(128, d_out // k) if not quick else 16
-        est["reference"] += per_layer * _time(lambda: pmrc_kmeans.reference_kmeans(W, k, rr, seed))[0]
-        est["torch"] += per_layer * _time(lambda: pmrc_kmeans.constrained_kmeans(W, k, rr, seed))[0]
+        est["reference"] += count * _time(lambda: pmrc_kmeans.reference_kmeans(W, k, rr, seed))[0]
+        est["torch"] += count * _time(lambda: pmrc_kmeans.constrained_kmeans(W, k, rr, seed))[0]
     for backend, seconds in est.items():
-        out[f"pmrc_seconds_llama3_8b_estimate_{backend}"] = seconds * (1 if quick else LLAMA3_8B_LAYERS)
+        out[f"pmrc_seconds_llama3_8b_estimate_{backend}"] = seconds
     out["pmrc_seconds_llama3_8b_estimate"] = out["pmrc_seconds_llama3_8b_estimate_torch"]
     return out

@@ -107,7 +107,7 @@ def model_cost(model: str, r: int, backends=BACKENDS, cache: dict | None = None)
 def smollm2_cost(r: int = 32) -> dict | None:
     """SmolLM2-135M measured on its real weights (every targeted matrix), if its cached weights exist."""
     from ..models import cache_dir
-    from .pmrc import TARGETS
+    from ..methods import PAPER_TARGETS as TARGETS
 
     path = cache_dir() / "models" / "smollm2_135m" / "model.safetensors"
     if not path.exists():

@@ -13,13 +13,14 @@ import json
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..methods import LABELS
 from .plotting import pyplot as _pyplot
 from .plotting import save as _save
 
 FIGURES = ("fig3", "fig4", "fig_rank")
 FIG3_METHODS = ("lora_unmerged", "dora_unmerged", "hydralora", "moelora", "idlora")
-FIG3_LABELS = {"lora_unmerged": "LoRA\n(unmerged)", "dora_unmerged": "DoRA\n(unmerged)", "hydralora": "HydraLoRA",
-               "moelora": "MoELoRA", "idlora": "ID-LoRA"}
+FIG3_LABELS = {"lora_unmerged": "LoRA\n(unmerged)", "dora_unmerged": "DoRA\n(unmerged)",
+               **{m: LABELS[m] for m in ("hydralora", "moelora", "idlora")}}
 FIG4_PANELS = ("gsm8k", "mmlu", "cqa", "humaneval_pass@1", "humaneval_pass@5", "humaneval_pass@10")
 FIG4_TITLES = {"gsm8k": "GSM8K", "mmlu": "MMLU", "cqa": "CommonsenseQA", "humaneval_pass@1": "HumanEval pass@1",
                "humaneval_pass@5": "HumanEval pass@5", "humaneval_pass@10": "HumanEval pass@10"}

@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 
 from ...config import compose
 from ...errors import ConfigError
+from ...methods import TABLE_ORDER, table_label
 from ...runs.launch import Run
 from .render import Table, paper_numbers
 
@@ -27,8 +28,7 @@ METRIC_SOURCE = {
     "humaneval_pass@1": ("humaneval", "pass@1"), "humaneval_pass@5": ("humaneval", "pass@5"),
     "humaneval_pass@10": ("humaneval", "pass@10"),
 }
-LABELS = {"fft": "FFT", "lora": "LoRA", "dora": "DoRA", "hydralora": "HydraLoRA", "moelora": "MoELoRA",
-          "idlora": "ID-LoRA", "lori": "LoRI (ours)", "llama3_8b": "LLaMA-3-8B", "mistral_7b": "Mistral-7B"}
+LABELS = {**{m: table_label(m) for m in TABLE_ORDER}, "llama3_8b": "LLaMA-3-8B", "mistral_7b": "Mistral-7B"}
 COLUMN_LABELS = {"params_pct": "# Params (%)", "gsm8k": "GSM8K", "mmlu": "MMLU", "cqa": "CQA",
                  "humaneval_pass@1": "HumanEval P@1", "humaneval_pass@5": "P@5", "humaneval_pass@10": "P@10",
                  "hexphi_refusal": "HEx-PHI"}

@@ -11,15 +11,14 @@ from pathlib import Path
 
 import torch
 
-from ...methods import apply_method, count_parameters
+from ...methods import TABLE_ORDER, apply_method, count_parameters, table_label
 from ...tuners.lori import LoRIConfig, kept_entries
 from .render import Table, paper_numbers
 
 RANKS = (8, 16, 32, 64, 128)
 LORI_SPARSITY = LoRIConfig.__dataclass_fields__["sparsity"].default  # = configs/method/lori.yaml (tested)
-METHODS = ("lora", "dora", "hydralora", "moelora", "idlora", "lori")
-LABELS = {"lora": "LoRA", "dora": "DoRA", "hydralora": "HydraLoRA", "moelora": "MoELoRA", "idlora": "ID-LoRA",
-          "lori": "LoRI (ours)"}
+METHODS = tuple(m for m in TABLE_ORDER if m != "fft")  # the adapters: full fine-tuning has no rank
+LABELS = {m: table_label(m) for m in METHODS}
 CONFIG_DIR = Path(__file__).resolve().parents[3] / "configs" / "hf"
 
 
