@@ -41,6 +41,8 @@ EXECUTION_KEYS = ("resume", "wandb", "log_steps", "keep_checkpoints", "save_step
 # Config keys added after runs were recorded, with the value that reproduces what those runs did: a key holding
 # that value is left out of the identity, so a record written before the key existed still matches.
 ADDED_KEYS = {("scale", "gradient_checkpointing"): {"default": False}, ("scale", "eval_batch_size"): 8}
+# Config keys deleted since runs were recorded because nothing read them: left out of the identity either way.
+REMOVED_KEYS = {("train", "num_workers")}
 
 
 def run_identity(config: dict) -> dict:
@@ -48,6 +50,9 @@ def run_identity(config: dict) -> dict:
     out = {k: v for k, v in config.items() if k not in LOCATION_KEYS}
     if isinstance(out.get("train"), dict):
         out["train"] = {k: v for k, v in out["train"].items() if k not in EXECUTION_KEYS}
+    for group, key in REMOVED_KEYS:
+        if isinstance(out.get(group), dict) and key in out[group]:
+            out[group] = {k: v for k, v in out[group].items() if k != key}
     for (group, key), default in ADDED_KEYS.items():
         if isinstance(out.get(group), dict) and out[group].get(key, default) == default:
             out[group] = {k: v for k, v in out[group].items() if k != key}
