@@ -144,9 +144,16 @@ def check_data_config(data_cfg, scale: str) -> None:
     """What can be checked before any work: a known dataset, and at paper scale the files no hub serves."""
     if data_cfg.name not in DATASETS:
         raise ConfigError(f"unknown dataset {data_cfg.name!r}; valid: {', '.join(DATASETS)}")
-    source = data_cfg.get("source") or ("hub" if scale == "paper" else "synthetic")
-    if data_cfg.name == "saferpaca" and (source != "synthetic" or data_cfg.get("safety_path")):
+    if data_cfg.name == "saferpaca" and _source(data_cfg, scale) != "synthetic":
         check_saferpaca(data_cfg)
+
+
+def _source(data_cfg, scale: str) -> str:
+    """Where a dataset's records come from: ``hub`` (or its files) at paper scale, ``synthetic`` at mini/tiny,
+    ``files`` whenever a local file is given (at any scale: never silently ignored for synthetic data)."""
+    files_given = any(data_cfg.get(k) for k in ("path", "safety_path", "alpaca_path", "gsm8k_path", "code_alpaca_path"))
+    source = data_cfg.get("source") or ("hub" if scale == "paper" else "synthetic")
+    return "files" if source == "synthetic" and files_given else source
 
 
 def load_dataset_for(data_cfg, scale: str, seed: int) -> list[dict]:
@@ -154,11 +161,7 @@ def load_dataset_for(data_cfg, scale: str, seed: int) -> list[dict]:
     name = data_cfg.name
     if name not in DATASETS:
         raise ConfigError(f"unknown dataset {name!r}; valid: {', '.join(DATASETS)}")
-    # a local file given on the command line is used at any scale (never silently ignored for synthetic data)
-    files_given = any(data_cfg.get(k) for k in ("path", "safety_path", "alpaca_path", "gsm8k_path", "code_alpaca_path"))
-    source = data_cfg.get("source") or ("hub" if scale == "paper" else "synthetic")
-    if source == "synthetic" and files_given:
-        source = "files"
+    source = _source(data_cfg, scale)
     if source == "synthetic":
         records = _synthetic(name, seed)
     elif name in ("gsm8k", "code_alpaca", "alpaca"):

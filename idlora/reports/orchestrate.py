@@ -142,9 +142,7 @@ def make_table(table: str, scale: str = "mini", cluster: str = "local", results_
     status = 0
     if table in RUN_TABLES:
         runs = table_runs(table, scale, overrides)
-        for run in runs:  # a bad override fails here, before any run starts
-            run.config()
-        missing = [r for r in runs if not is_complete(r, results)]
+        missing = [r for r in runs if not is_complete(r, results)]  # composes every run: a bad override fails here
         print(f"{table} at scale {scale}: {len(runs)} runs, {len(missing)} to do", flush=True)
         if cluster == "slurm" and missing:
             submit(missing, slurm=slurm)
@@ -160,7 +158,7 @@ def make_table(table: str, scale: str = "mini", cluster: str = "local", results_
     print(t.to_markdown())
     print("wrote " + ", ".join(str(p) for p in paths))
     if table in RUN_TABLES and status == 0:
-        incomplete = [r.config().run_id for r in runs if not is_complete(r, results)]
+        incomplete = [r.config().run_id for r in missing if not is_complete(r, results)]  # the others were
         if incomplete:  # e.g. a benchmark that crashed: the table has empty cells, and the exit status says so
             print(f"{len(incomplete)} run(s) without complete results: {', '.join(incomplete)}")
             status = 1

@@ -436,10 +436,11 @@ def train_and_evaluate(cfg: DictConfig) -> dict | None:
     if done is not None and (_adapter_dir(cfg) / ("config.json" if cfg.method.name == "fft"
                                                    else "adapter_config.json")).exists():
         validate(cfg)
-        if os.environ.get("RANK", "0") == "0":
-            print(f"{cfg.run_id}: training already recorded in {_results_path(cfg)}; scoring what is missing")
         # no process group was started: under a launcher the rank is in the environment, and rank 0 alone scores
-        out = {"model": None, "tokenizer": None, "rank": int(os.environ.get("RANK", "0")), "preempted": False,
+        rank = int(os.environ.get("RANK", "0"))
+        if rank == 0:
+            print(f"{cfg.run_id}: training already recorded in {_results_path(cfg)}; scoring what is missing")
+        out = {"model": None, "tokenizer": None, "rank": rank, "preempted": False,
                "processes": int(os.environ.get("WORLD_SIZE", "1"))}
     else:
         out = run(cfg)
@@ -516,7 +517,7 @@ def _save_checkpoint(root: Path, step: int, losses: list, state: _TrainState, ke
     """A checkpoint of the trainable state only: adapters and their optimizer state (every weight for fft). Under
     DeepSpeed the engine's own layout, without the frozen base (``exclude_frozen_parameters``: a ZeRO-2 checkpoint
     of an 8B adapter run would otherwise hold the 16 GB base each time)."""
-    rank, world = _rank_world()
+    rank, world = state.rank, state.nproc
 
     def write(tmp: Path) -> None:
         if rank == 0:
