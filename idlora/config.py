@@ -63,10 +63,11 @@ def per_method(cfg: DictConfig, key: str, fallback):
 
 
 def effective_lr(cfg: DictConfig) -> float:
-    """The learning rate a run trains with: the experiment's (the paper's Tables 4, 5) times the scale's
-    ``lr_multiplier`` for the method (``default`` for methods not named; 1 when the scale has none); LoRI-S
-    (``method=lori``, sparsity > 0) trains at ``method.sparse_lr_multiplier`` times that, its LoRI-D stage at it."""
-    lr = float(cfg.train.lr) * float(per_method(cfg, "lr_multiplier", 1.0))
+    """The learning rate a run trains with: the scale's own for the method (``scale.lr``: the method's entry, else
+    ``default``) when the scale sets one, else the experiment's (the paper's Tables 4, 5); LoRI-S (``method=lori``,
+    sparsity > 0) trains at ``method.sparse_lr_multiplier`` times that, its LoRI-D stage at it."""
+    fixed = per_method(cfg, "lr", None)
+    lr = float(cfg.train.lr if fixed is None else fixed)
     if cfg.method.name == "lori" and float(cfg.method.get("sparsity") or 0) > 0:  # LoRI-S, after LoRI-D at lr
         lr *= float(cfg.method.get("sparse_lr_multiplier") or 1.0)
     return lr

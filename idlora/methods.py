@@ -26,6 +26,8 @@ LABELS = {"fft": "FFT", "lora": "LoRA", "dora": "DoRA", "hydralora": "HydraLoRA"
           "idlora": "ID-LoRA", "lori": "LoRI"}
 TABLE_ORDER = tuple(LABELS)
 BEYOND_PAPER = ("lori",)
+# Not a method: the untrained model (``method=base``), the base row of the tables of results; nothing trains.
+BASE = "base"
 assert set(LABELS) == set(METHODS)
 
 
@@ -60,14 +62,17 @@ def _plain(cfg: Mapping) -> dict[str, Any]:
 
 
 def build_peft_config(method_cfg: Mapping):
-    """The PEFT config of a method config, or ``None`` for full fine-tuning.
+    """The PEFT config of a method config, or ``None`` for full fine-tuning and for ``base`` (no adapter).
 
     Keys not used by the named method are ignored only if they are ``None``; anything else is an error, so a
     misspelt or misplaced override (``method.k=6`` on LoRA) never passes silently."""
     cfg = _plain(method_cfg)
     name = cfg.pop("name", None)
+    if name == BASE:
+        return None
     if name not in METHODS:
-        raise ConfigError(f"unknown method {name!r}; valid: {', '.join(METHODS)} (set method=<name>).")
+        raise ConfigError(f"unknown method {name!r}; valid: {', '.join(METHODS)}, or {BASE} for the untrained "
+                          "model (set method=<name>).")
     known = set(_COMMON) | set(_SPECIFIC[name])
     unused = {k: v for k, v in cfg.items() if k not in known | set(_TRAINING_ONLY.get(name, ())) and v is not None}
     # Hydra method files share some keys (e.g. description); those are documentation, not parameters.
@@ -95,7 +100,8 @@ def build_peft_config(method_cfg: Mapping):
 
 
 def apply_method(model: torch.nn.Module, method_cfg: Mapping, seed: int | None = None):
-    """Return ``model`` adapted by the method (a ``PeftModel``), or the model itself, all trainable, for ``fft``."""
+    """Return ``model`` adapted by the method (a ``PeftModel``), or the model itself: all trainable for ``fft``,
+    frozen for ``base``."""
     from peft import get_peft_model
 
     peft_config = build_peft_config(method_cfg)
@@ -103,8 +109,7 @@ def apply_method(model: torch.nn.Module, method_cfg: Mapping, seed: int | None =
         seed = int(_plain(method_cfg).get("seed") or 0)
     torch.manual_seed(seed)  # LoRA/DoRA draw their A from the global generator
     if peft_config is None:
-        for p in model.parameters():
-            p.requires_grad_(True)
+        model.requires_grad_(_plain(method_cfg).get("name") != BASE)
         return model
     try:
         return get_peft_model(model, peft_config)

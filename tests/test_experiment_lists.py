@@ -21,7 +21,7 @@ def _runs():
 
 @pytest.mark.parametrize("scale", ["paper", "mini", "tiny"])
 def test_every_listed_run_composes_and_fits_its_model(scale):
-    ids = set()
+    ids, fitted = set(), set()
     for table, run in _runs():
         overrides = [f"experiment={run['experiment']}", f"method={run['method']}", f"scale={scale}",
                      *run.get("overrides", [])]
@@ -31,6 +31,10 @@ def test_every_listed_run_composes_and_fits_its_model(scale):
         ids.add((table, cfg.run_id))
         if scale == "tiny":
             continue  # tiny models are checked by the tiny end-to-end tests
+        shape_key = (cfg.model.name, repr({k: v for k, v in cfg.method.items() if k != "seed"}))
+        if shape_key in fitted:  # seeds and repeated rows build the same shapes
+            continue
+        fitted.add(shape_key)
         hf = AutoConfig.from_pretrained(CONFIG_DIR / "hf" / cfg.model.name)
         with torch.device("meta"):
             apply_method(AutoModelForCausalLM.from_config(hf), cfg.method)  # k*r <= d_out, targets exist
@@ -38,4 +42,4 @@ def test_every_listed_run_composes_and_fits_its_model(scale):
     for table, run_id in ids:
         per_table.setdefault(table, set()).add(run_id)
     counts = {t: len(v) for t, v in per_table.items()}
-    assert counts == {"table1": 36, "table2": 14, "table3": 5, "table7": 9, "table8": 4, "table_init": 5}
+    assert counts == {"table1": 66, "table2": 24, "table3": 16, "table7": 10, "table8": 5, "table_init": 5}

@@ -45,12 +45,17 @@ def find_run(run: str, results_dir: str = "results/runs", output_root: str = "ru
 
 
 def load_trained(record: dict):
-    """Base model + the run's adapter (or full weights for fft), in eval mode."""
+    """Base model + the run's adapter (or full weights for fft; the base model alone for ``base``), in eval mode."""
     from peft import PeftModel
 
     from ..models import load_model_and_tokenizer
 
     cfg = OmegaConf.create(record["config"])
+    if cfg.method.name == "base":  # the untrained model: nothing was saved
+        from ..models import load_model_and_tokenizer
+
+        model, tokenizer = load_model_and_tokenizer(cfg.model)
+        return model.to(eval_device()).eval(), tokenizer
     adapter_dir = Path(record.get("train", {}).get("adapter_dir") or Path(cfg.output_root) / cfg.run_id / "adapter")
     if cfg.method.name == "fft":
         from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -20,7 +20,8 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..runs.launch import REPO, Run, accelerate_launcher, is_complete, pmrc_command, submit, train_command
+from ..runs.launch import (REPO, Run, accelerate_launcher, canonical_runs, is_complete, pmrc_command, submit,
+                           train_command)
 
 SCALES = ("mini", "paper", "tiny")
 CLUSTERS = ("local", "slurm")
@@ -77,7 +78,7 @@ def run_locally(run: Run, results_dir: Path, output_root: str | None = None, thr
 def _commands(run: Run) -> list[list[str]]:
     """What one run executes: at paper scale the single-process PMRC step, then ``accelerate launch`` with the
     method's shipped DeepSpeed config (every GPU of the machine); elsewhere ``scripts/train.py`` in one process."""
-    if run.scale != "paper":
+    if run.scale != "paper" or run.method == "base":  # the untrained model is scored in one process
         return [train_command(run)]
     pmrc = pmrc_command(run)
     return ([pmrc] if pmrc else []) + [train_command(run, launcher=accelerate_launcher(run))]
@@ -142,8 +143,11 @@ def make_table(table: str, scale: str = "mini", cluster: str = "local", results_
     status = 0
     if table in RUN_TABLES:
         runs = table_runs(table, scale, overrides)
-        missing = [r for r in runs if not is_complete(r, results)]  # composes every run: a bad override fails here
-        print(f"{table} at scale {scale}: {len(runs)} runs, {len(missing)} to do", flush=True)
+        # runs identical in effect (at mini, the Mistral half of Tables 1-2) are trained once: their first one
+        distinct = [r for r, first in zip(runs, canonical_runs(runs)) if first is r]
+        missing = [r for r in distinct if not is_complete(r, results)]  # composes every run: a bad override fails here
+        print(f"{table} at scale {scale}: {len(runs)} runs ({len(distinct)} distinct in effect), {len(missing)} to do",
+              flush=True)
         if cluster == "slurm" and missing:
             submit(missing, slurm=slurm)
             print(f"submitted {len(missing)} runs; run `make {table} SCALE={scale}` again when they finish.")

@@ -57,6 +57,40 @@ def is_complete(run: Run, results_dir: Path | None = None) -> bool:
     return usable_record(path, OmegaConf.to_container(cfg, resolve=True), cfg.eval.benchmarks) is not None
 
 
+# A run's names, not what it computes: the experiment and run id it is filed under, the paper model it stands for.
+NAME_KEYS = ("experiment", "run_id", "run_tag", "paper_model")
+
+
+def effect_identity(cfg) -> dict:
+    """What a run's numbers depend on: its identity (``results.run_identity``) without its names, with the lr it
+    trains at in place of the experiment's. At mini both paper models map to SmolLM2 and every experiment trains
+    at the scale's lr, so e.g. ``gsm8k_mistral`` and ``gsm8k_llama3`` have one effect identity."""
+    from omegaconf import OmegaConf
+
+    from ..config import effective_lr
+    from ..results import run_identity
+
+    plain = run_identity(OmegaConf.to_container(cfg, resolve=True))
+    for key in NAME_KEYS:
+        plain.pop(key, None)
+    plain["train"] = {**plain["train"], "lr": effective_lr(cfg)}
+    return plain
+
+
+def canonical_runs(runs: list[Run]) -> list[Run]:
+    """For each run, the run whose results file serves it: the first run of ``runs`` with the same effect identity
+    (``effect_identity``), often itself. A table's runs identical in effect are trained once."""
+    seen: list[tuple[dict, Run]] = []
+    out = []
+    for run in runs:
+        identity = effect_identity(run.config())
+        first = next((r for ident, r in seen if ident == identity), None)
+        if first is None:
+            seen.append((identity, run))
+        out.append(first or run)
+    return out
+
+
 def accelerate_config(method: str) -> str:
     """The shipped Accelerate file a paper-scale run of ``method`` launches with: ZeRO-3 for full fine-tuning (the
     weights must be sharded to fit), ZeRO-2 for the adapters (see ``make memory_plan``)."""

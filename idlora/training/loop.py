@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from . import checkpoint as ckpt_io
 from ..config import effective_lr, per_method
 from ..errors import ConfigError
-from ..methods import apply_method, build_peft_config, count_parameters
+from ..methods import BASE, apply_method, build_peft_config, count_parameters
 from ..results import new_run_record, scored_benchmarks, usable_record, write_run_record
 
 
@@ -433,7 +433,9 @@ def train_and_evaluate(cfg: DictConfig) -> dict | None:
 
     config = OmegaConf.to_container(cfg, resolve=True)
     done = usable_record(_results_path(cfg), config) if cfg.train.resume else None
-    if done is not None and (_adapter_dir(cfg) / ("config.json" if cfg.method.name == "fft"
+    if cfg.method.name == BASE:
+        out = _untrained(cfg, record=done is None)
+    elif done is not None and (_adapter_dir(cfg) / ("config.json" if cfg.method.name == "fft"
                                                    else "adapter_config.json")).exists():
         validate(cfg)
         # no process group was started: under a launcher the rank is in the environment, and rank 0 alone scores
@@ -457,6 +459,32 @@ def train_and_evaluate(cfg: DictConfig) -> dict | None:
     in_memory = out["processes"] == 1 and out["model"] is not None
     return evaluate_run(cfg, model=out["model"] if in_memory else None,
                         tokenizer=out["tokenizer"] if in_memory else None, benchmarks=names)
+
+
+def _untrained(cfg: DictConfig, record: bool = True) -> dict:
+    """``method=base``: the untrained model as a run (nothing trains, no adapter is saved), scored with the same
+    protocol as the trained runs; ``record``: write its results file (not when resuming one); rank 0 alone."""
+    from ..eval.evaluate import eval_device
+    from ..models import load_model_and_tokenizer
+
+    rank = _rank_world()[0]
+    out = {"model": None, "tokenizer": None, "rank": rank, "preempted": False, "processes": 1}
+    if rank != 0:
+        return out
+    t0 = time.time()
+    plain_cfg = validate(cfg)
+    model, tokenizer = load_model_and_tokenizer(cfg.model)
+    model = apply_method(model, cfg.method).to(eval_device()).eval()
+    if not record:
+        return {**out, "model": model, "tokenizer": tokenizer}
+    record = new_run_record(run_id=cfg.run_id, experiment=cfg.experiment, scale=cfg.scale.name, model=cfg.paper_model,
+                            method=cfg.method.name, config=plain_cfg, trainable_params=0,
+                            total_params=count_parameters(model)[1])
+    record["train"] = {"steps": 0, "lr": None, "examples": 0, "loss_curve": [], "final_loss": None,
+                       "seconds": time.time() - t0, "processes": 1, "adapter_dir": None}
+    record["base_model"] = cfg.model.name
+    write_run_record(_results_path(cfg), record)
+    return {**out, "model": model, "tokenizer": tokenizer}
 
 
 def _teardown(accelerator) -> None:
