@@ -11,14 +11,14 @@ from idlora.reports.tables import build_table
 from idlora.reports.tables.from_runs import experiment_list
 
 
-def _write_run(results, spec, scale, metrics, per_example=None, tamper=False):
+def _write_run(results, spec, scale, metrics, per_example=None, tamper=False, trainable=1_234):
     cfg = compose(spec.at(scale).args())
     config = OmegaConf.to_container(cfg, resolve=True)
     if tamper:
         config["method"]["dropout"] = 0.5
     path = results / f"{cfg.run_id}.json"
     write_run_record(path, new_run_record(cfg.run_id, cfg.experiment, scale, cfg.paper_model, cfg.method.name,
-                                          config, 1_234, 100_000))
+                                          config, trainable, 100_000))
     for bench, (m, ex) in metrics.items():
         update_metrics(path, bench, m, ex, 1.0)
     return cfg.run_id
