@@ -21,7 +21,7 @@ MODEL ?= llama3_8b# make pmrc: the model whose PMRC rows to cache
 TABLES := table1 table2 table3 table4 table5 table6 table7 table8
 EXTRA_TABLES := table_init# beyond the paper: the reviewers' question on the choice of A_i
 
-.PHONY: help install test test-slow test-all tables $(TABLES) $(EXTRA_TABLES) fig3 fig4 fig_rank pmrc pmrc_cost bench memory_plan wheels gpu-check clean-results clean
+.PHONY: help install test test-slow test-all claims tables $(TABLES) $(EXTRA_TABLES) fig3 fig4 fig_rank pmrc pmrc_cost bench memory_plan wheels gpu-check clean-results clean
 
 help:
 	@sed -n '1,6p' Makefile
@@ -51,6 +51,10 @@ $(TABLES) $(EXTRA_TABLES): $(STAMP)
 	$(PY) scripts/make_table.py table=$@ scale=$(SCALE) cluster=$(CLUSTER) jobs=$(JOBS) $(ARGS)
 
 tables: $(TABLES) fig3 fig4
+
+# Which of the paper's claims hold, from the results files only: results/claims.json, results/CLAIMS.md
+claims: $(STAMP)
+	$(PY) scripts/make_claims.py scale=$(SCALE)
 
 BENCH_FILE := results/bench/efficiency.json
 $(BENCH_FILE): | $(STAMP)

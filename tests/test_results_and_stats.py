@@ -1,14 +1,13 @@
-"""Results files (atomic, merged per benchmark, schema-checked) and the Wilcoxon test behind the † marks."""
+"""Results files (atomic, merged per benchmark, schema-checked), the sign test behind the † marks, the ± intervals."""
 
 import json
 
 import numpy as np
 import pytest
-from scipy.stats import wilcoxon
 
 from idlora.errors import ConfigError
 from idlora.results import load_per_example, load_run, new_run_record, update_metrics, write_run_record
-from idlora.reports.stats import significant, wilcoxon_paired
+from idlora.reports.stats import bootstrap_ci, paired_test, significant
 
 
 def _record(tmp_path):
@@ -55,17 +54,52 @@ def test_old_schema_and_corrupt_files_are_clear_errors(tmp_path):
         load_run(path)
 
 
-def test_wilcoxon_matches_scipy_and_handles_ties():
-    rng = np.random.default_rng(0)
-    a, b = rng.random(40), rng.random(40)
-    ref = wilcoxon(a, b)
-    got = wilcoxon_paired(a, b)
-    assert got["pvalue"] == pytest.approx(ref.pvalue) and got["statistic"] == pytest.approx(ref.statistic)
-    assert wilcoxon_paired([1, 0, 1], [1, 0, 1])["pvalue"] == 1.0
+def test_sign_test_p_is_the_exact_binomial_tail():
+    # 9 wins, 2 losses, 3 ties: p = 2 * (C(11,0) + C(11,1) + C(11,2)) / 2^11 = 2 * 67 / 2048, by hand
+    a = [1] * 9 + [0] * 2 + [1, 0, 1]
+    b = [0] * 9 + [1] * 2 + [1, 0, 1]
+    got = paired_test(a, b)
+    assert got == {"test": "exact sign test", "p": pytest.approx(134 / 2048), "n_pairs": 11, "n_ties": 3,
+                   "wins": 9, "losses": 2}
+    assert paired_test(b, a)["p"] == got["p"] and paired_test(b, a)["wins"] == 2
+    assert paired_test([1, 0, 1], [1, 0, 1])["p"] == 1.0  # all tied: no evidence
+    assert paired_test([1] * 5, [0] * 5)["p"] == pytest.approx(2 / 32)
+    assert paired_test([1] * 6, [0] * 6)["p"] == pytest.approx(2 / 64)
     better = np.r_[np.ones(30), np.zeros(10)]
     worse = np.r_[np.zeros(25), np.ones(5), np.zeros(10)]
     assert significant(better, worse) and not significant(worse, better)
+    assert not significant([1] * 5, [0] * 5)  # p = 0.0625: five wins are not enough
     assert not significant([1, 0, 1, 0], [0, 1, 0, 1])
+    with pytest.raises(ValueError, match="same length"):
+        paired_test([1, 0], [1])
+
+
+def test_bootstrap_interval_of_one_run_matches_the_normal_approximation():
+    n = 400
+    scores = {str(i): float(i % 4 == 0) for i in range(n)}  # 25% correct
+    ci = bootstrap_ci([scores])
+    half = 1.959964 * np.sqrt(0.25 * 0.75 / n)
+    assert ci["mean"] == pytest.approx(0.25) and ci["n"] == n and ci["seeds"] == 1
+    assert ci["low"] < 0.25 < ci["high"]
+    assert (ci["high"] - ci["low"]) / 2 == pytest.approx(half, rel=0.15)
+    assert bootstrap_ci([scores]) == ci  # seeded: the same interval every time
+
+
+def test_bootstrap_over_seeds_is_wider_and_a_difference_is_paired():
+    n = 200
+    base = {str(i): float(i % 2) for i in range(n)}
+    low = {str(i): float(i % 4 == 0) for i in range(n)}
+    one = bootstrap_ci([base])
+    two = bootstrap_ci([base, low])
+    assert two["mean"] == pytest.approx((0.5 + 0.25) / 2) and two["seeds"] == 2
+    assert two["high"] - two["low"] > one["high"] - one["low"]  # the seeds disagree: wider than examples alone
+    same = bootstrap_ci([base], [base])
+    assert same["mean"] == 0 and same["low"] == 0 and same["high"] == 0  # paired by example: no spread
+    shifted = {k: 1.0 for k in base}
+    diff = bootstrap_ci([shifted], [base])
+    assert diff["mean"] == pytest.approx(0.5) and diff["low"] > 0
+    with pytest.raises(ValueError, match="share no example ids"):
+        bootstrap_ci([{"a": 1.0}], [{"b": 1.0}])
 
 
 def test_atomic_writes_get_ordinary_permissions(tmp_path):

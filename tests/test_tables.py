@@ -1,4 +1,4 @@
-"""The table builder on hand-made results files: missing runs, † marks, rounding, mismatched configs."""
+"""The table builder on hand-made results files: missing runs, † marks, rounding, mismatched configs, ± intervals."""
 
 import json
 
@@ -11,14 +11,14 @@ from idlora.reports.tables import build_table
 from idlora.reports.tables.from_runs import experiment_list
 
 
-def _write_run(results, spec, scale, metrics, per_example=None, tamper=False):
+def _write_run(results, spec, scale, metrics, per_example=None, tamper=False, trainable=1_234):
     cfg = compose(spec.at(scale).args())
     config = OmegaConf.to_container(cfg, resolve=True)
     if tamper:
         config["method"]["dropout"] = 0.5
     path = results / f"{cfg.run_id}.json"
     write_run_record(path, new_run_record(cfg.run_id, cfg.experiment, scale, cfg.paper_model, cfg.method.name,
-                                          config, 1_234, 100_000))
+                                          config, trainable, 100_000))
     for bench, (m, ex) in metrics.items():
         update_metrics(path, bench, m, ex, 1.0)
     return cfg.run_id
@@ -29,10 +29,11 @@ def test_table2_from_results(tmp_path):
     n = 40
     good = [{"id": i, "score": 1.0 if i < 30 else 0.0} for i in range(n)]
     poor = [{"id": i, "score": 1.0 if i < 10 else 0.0} for i in range(n)]
+    third = [{"id": i, "score": 1.0 if i < 10 else 0.0} for i in range(30)]  # 33.33…%
     _write_run(tmp_path, spec["llama3_8b/idlora"], "tiny", {"gsm8k": ({"gsm8k": 75.0}, good),
-                                                               "mmlu": ({"mmlu": 33.333}, poor)})
+                                                               "mmlu": ({"mmlu": 100 / 3}, third)})
     _write_run(tmp_path, spec["llama3_8b/lora"], "tiny", {"gsm8k": ({"gsm8k": 25.0}, poor),
-                                                             "mmlu": ({"mmlu": 33.333}, poor)})
+                                                             "mmlu": ({"mmlu": 100 / 3}, third)})
     _write_run(tmp_path, spec["llama3_8b/dora"], "tiny", {"gsm8k": ({"gsm8k": 99.0}, good)}, tamper=True)
     t = build_table("table2", "tiny", str(tmp_path))
     cell = t.cell("llama3_8b/idlora", "gsm8k")
@@ -44,13 +45,16 @@ def test_table2_from_results(tmp_path):
     assert any("different config" in n for n in t.notes)
     assert t.cell("mistral_7b/fft", "gsm8k")["ours"] is None  # no run
     md = t.to_markdown()
-    assert "75.0† / 59.6" in md and "— / 52.2" in md and "no results file" in md
+    assert f"75.0† ±{(cell['ci_high'] - cell['ci_low']) / 2:.1f} / 59.6" in md
+    assert "— / 52.2" in md and "no results file" in md
     assert "not comparable to the paper" in md
     paths = t.write(tmp_path / "tables")
     doc = json.loads(paths[2].read_text())
     assert doc["table"] == "table2" and doc["scale"] == "tiny"
     assert {"row", "column", "ours", "paper", "significant", "runs"} <= set(doc["cells"][0])
-    assert "\\dagger" in paths[1].read_text()
+    assert "\\dagger" in paths[1].read_text() and "\\scriptsize$\\pm$" in paths[1].read_text()
+    assert cell["seeds"] == 1 and cell["n"] == n and cell["ci_low"] < 75.0 < cell["ci_high"]
+    assert "ci_low" not in t.cell("llama3_8b/lora", "params_pct")  # no per-example scores: no interval
 
 
 def test_unknown_table_is_a_clear_error():

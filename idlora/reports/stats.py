@@ -1,24 +1,96 @@
-"""Significance of ID-LoRA against LoRA on paired per-example scores: the † of Tables 1 and 2 (docs/DESIGN.md §3)."""
+"""Uncertainty and significance from paired per-example scores (docs/DESIGN.md §3): the ± and † of the tables.
+
+**Intervals.** A measured cell is the mean over its runs (seeds) of each run's metric, a run's metric being the mean
+of its per-example scores (HumanEval: the per-problem pass@k). Its 95% interval is a seeded two-level percentile
+bootstrap: each replicate resamples the seeds with replacement, then the example ids with replacement (one draw of
+ids shared by all seeds, since every seed is scored on the same examples), and takes the mean over the drawn seeds of
+the mean over the drawn ids. The interval so covers both the variation between seeds and the finite sample of
+examples; with one seed it is the ordinary bootstrap over examples. A difference of two methods (claims) resamples
+each method's seeds independently and one shared draw of ids for both: the pairing by example is kept.
+
+**The † test** is an exact paired sign test: per example the difference a − b (each method's score averaged over
+its seeds first), ties dropped, and the two-sided exact binomial probability of a split of wins and losses at
+least as uneven as the one seen, under p = 1/2. For 0/1 outcomes this is the exact McNemar test.
+"""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
+LEVEL = 0.95  # the intervals' coverage
+BOOTSTRAP_REPLICATES = 2000
+BOOTSTRAP_SEED = 0
 
-def wilcoxon_paired(a, b) -> dict:
-    """Two-sided Wilcoxon signed-rank test of paired scores ``a`` vs ``b`` (scipy; zero differences dropped,
-    as in Wilcoxon's original test). All pairs equal: no evidence of a difference, p = 1."""
-    from scipy.stats import wilcoxon
 
+def score_matrix(runs: list[dict[str, float]], ids: list[str] | None = None) -> tuple[np.ndarray, list[str]]:
+    """(seeds x examples) scores of ``runs`` (each a dict id -> score) on the ids all of them share (sorted)."""
+    if not runs:
+        raise ValueError("no runs to take scores from")
+    if ids is None:
+        ids = sorted(set.intersection(*(set(r) for r in runs)))
+    if len(ids) == 0:
+        raise ValueError("the runs share no example ids")
+    return np.array([[float(r[i]) for i in ids] for r in runs]), ids
+
+
+def _weights(rng: np.random.Generator, size: int, replicates: int) -> np.ndarray:
+    """(replicates x size) resampling weights: how often each item is drawn, over the number of draws."""
+    draws = rng.integers(0, size, (replicates, size))
+    counts = np.stack([np.bincount(d, minlength=size) for d in draws])
+    return counts / size
+
+
+def bootstrap_ci(a: list[dict[str, float]], b: list[dict[str, float]] | None = None,
+                 replicates: int = BOOTSTRAP_REPLICATES, seed: int = BOOTSTRAP_SEED, level: float = LEVEL) -> dict:
+    """Mean over seeds of the per-example mean of ``a`` (minus that of ``b`` if given, paired by example id), with
+    its two-level bootstrap interval (module docstring). Returns ``{"mean", "low", "high", "n", "seeds"}``; ``n`` is
+    the number of example ids used, ``seeds`` the runs of ``a`` (and ``b``)."""
+    if not a or (b is not None and not b):
+        raise ValueError("no runs to take scores from")
+    sa, ids = score_matrix(a, sorted(set.intersection(*(set(r) for r in [*a, *(b or [])]))))
+    rng = np.random.default_rng(seed)
+    wi = _weights(rng, len(ids), replicates)
+    stat = np.einsum("bs,sn,bn->b", _weights(rng, len(a), replicates), sa, wi)
+    mean = float(sa.mean())
+    if b is not None:
+        sb, _ = score_matrix(b, ids)
+        stat = stat - np.einsum("bs,sn,bn->b", _weights(rng, len(b), replicates), sb, wi)
+        mean -= float(sb.mean())
+    tail = 100 * (1 - level) / 2
+    low, high = np.percentile(stat, [tail, 100 - tail])
+    return {"mean": mean, "low": float(low), "high": float(high), "n": len(ids),
+            "seeds": len(a) if b is None else [len(a), len(b)]}
+
+
+def seed_mean(runs: list[dict[str, float]], ids: list[str]) -> np.ndarray:
+    """Each example's score averaged over the runs (seeds), in the order of ``ids``."""
+    return score_matrix(runs, ids)[0].mean(axis=0)
+
+
+def sign_test_p(wins: int, losses: int) -> float:
+    """Two-sided exact binomial p of ``wins`` against ``losses`` under p = 1/2 (doubled smaller tail, at most 1)."""
+    n = wins + losses
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(min(wins, losses) + 1))
+    return min(1.0, 2 * tail / 2 ** n)
+
+
+def paired_test(a, b) -> dict:
+    """Exact paired sign test of scores ``a`` against ``b`` (same examples, same order): per example a − b, ties
+    dropped. Returns ``{"test", "p", "n_pairs" (non-tied), "n_ties", "wins" (a ahead), "losses"}``."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if a.shape != b.shape:
         raise ValueError(f"paired scores must have the same length, got {a.shape} and {b.shape}")
-    if not np.any(a != b):
-        return {"statistic": 0.0, "pvalue": 1.0, "n": int(a.size)}
-    res = wilcoxon(a, b, zero_method="wilcox", alternative="two-sided")
-    return {"statistic": float(res.statistic), "pvalue": float(res.pvalue), "n": int(a.size)}
+    d = a - b
+    wins, losses = int(np.sum(d > 0)), int(np.sum(d < 0))
+    return {"test": "exact sign test", "p": sign_test_p(wins, losses), "n_pairs": wins + losses,
+            "n_ties": int(d.size) - wins - losses, "wins": wins, "losses": losses}
 
 
 def significant(a, b, alpha: float = 0.05) -> bool:
-    """True if ``a`` beats ``b`` on average and the paired test rejects equality at level ``alpha``."""
-    return bool(np.mean(a) > np.mean(b) and wilcoxon_paired(a, b)["pvalue"] < alpha)
+    """True if ``a`` is ahead of ``b`` (more wins than losses) and the paired sign test rejects equality at ``alpha``."""
+    res = paired_test(a, b)
+    return bool(res["wins"] > res["losses"] and res["p"] < alpha)

@@ -3,12 +3,18 @@
 The runs of a table are listed in ``experiments/<table>.yaml``; each names the table row it fills. A run's
 results file is used only if it exists and its stored config equals the config the list asks for (a file from
 another config, or an older schema, is reported and left out: the cell shows "—", never a mismatched number).
-Cells hold our value beside the paper's; † marks a Wilcoxon signed-rank test of ID-LoRA against LoRA on
-paired per-example scores with p < 0.05 and ID-LoRA ahead (docs/DESIGN.md §3).
+Cells hold our value beside the paper's. A measured cell is the mean over its runs (seeds) of each run's metric,
+with a 95% bootstrap interval over seeds and examples (``n`` examples, ``seeds`` runs; ``idlora.reports.stats``); a
+run whose metric differs from the mean of its per-example scores is reported and left out. † marks an exact paired
+sign test of ID-LoRA against LoRA (per-example scores averaged over seeds) with p < 0.05 and ID-LoRA ahead
+(docs/DESIGN.md §3). A run whose results file another, identical run serves (``launch.canonical_runs``) is read from
+that run's file, and a note says so.
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -17,7 +23,7 @@ from omegaconf import OmegaConf
 from ...config import compose
 from ...errors import ConfigError
 from ...methods import TABLE_ORDER, table_label
-from ...runs.launch import Run
+from ...runs.launch import Run, canonical_runs
 from .render import Table, paper_numbers
 
 EXPERIMENTS_DIR = Path(__file__).resolve().parents[3] / "experiments"
@@ -28,7 +34,9 @@ METRIC_SOURCE = {
     "humaneval_pass@1": ("humaneval", "pass@1"), "humaneval_pass@5": ("humaneval", "pass@5"),
     "humaneval_pass@10": ("humaneval", "pass@10"),
 }
-LABELS = {**{m: table_label(m) for m in TABLE_ORDER}, "llama3_8b": "LLaMA-3-8B", "mistral_7b": "Mistral-7B"}
+BASE = "base"  # the untrained model scored with the same protocol: a row of every run table, not a PEFT method
+LABELS = {**{m: table_label(m) for m in TABLE_ORDER}, BASE: "Base (untrained)", "llama3_8b": "LLaMA-3-8B",
+          "mistral_7b": "Mistral-7B"}
 COLUMN_LABELS = {"params_pct": "# Params (%)", "gsm8k": "GSM8K", "mmlu": "MMLU", "cqa": "CQA",
                  "humaneval_pass@1": "HumanEval P@1", "humaneval_pass@5": "P@5", "humaneval_pass@10": "P@10",
                  "hexphi_refusal": "HEx-PHI"}
@@ -70,6 +78,109 @@ def per_example_scores(record: dict, results_dir: Path, metric: str) -> dict[str
     return {str(r["id"]): float(r[key]) for r in rows if key in r}
 
 
+
+# a run's metric is the mean of its per-example scores in percent; equal up to floating-point summation
+METRIC_TOLERANCE = 1e-6
+
+
+@dataclass
+class TableRuns:
+    """The runs of a table and their usable records, by row (read with :func:`load_runs`)."""
+
+    rows: list[str]
+    records: dict[str, list[dict]]
+    run_ids: dict[str, list[str]]
+    problems: list[str] = field(default_factory=list)
+    served: dict[str, str] = field(default_factory=dict)  # row -> the row whose run serves one of its runs
+
+
+def order_rows(rows: list[str], nested: bool) -> list[str]:
+    """Rows in list order, with each model's base row (``<model>/base``, or ``base``) first in its model's block."""
+    if not nested:
+        return sorted(rows, key=lambda r: r != BASE)
+    models = list(dict.fromkeys(r.split("/")[0] for r in rows))
+    return [r for m in models for r in sorted((r for r in rows if r.split("/")[0] == m),
+                                               key=lambda r: r.split("/")[1] != BASE)]
+
+
+def load_runs(table_name: str, scale: str, results_dir: str | Path = "results/runs",
+              overrides: list[str] | None = None) -> TableRuns:
+    """The usable record of each run of the table (the results files' one rule, ``results.check_record``), each read
+    from the file of the run that serves it (``canonical_runs``) and checked against that run's config."""
+    results_dir = Path(results_dir)
+    spec = experiment_list(table_name)
+    nested = table_name in ("table1", "table2")
+    rows = order_rows(list(dict.fromkeys(r.row for r in spec["runs"])), nested)
+    out = TableRuns(rows=rows, records={r: [] for r in rows}, run_ids={r: [] for r in rows})
+    runs = [r.at(scale, overrides or ()) for r in spec["runs"]]
+    composed: dict[tuple, object] = {}
+    for run, canonical in zip(runs, canonical_runs(runs)):
+        key = tuple(canonical.args())
+        if key not in composed:
+            composed[key] = compose(canonical.args())
+        cfg = composed[key]
+        out.run_ids[run.row].append(cfg.run_id)
+        if canonical is not run and canonical.row != run.row:
+            out.served[run.row] = canonical.row
+        record, why = load_result(results_dir / f"{cfg.run_id}.json", OmegaConf.to_container(cfg, resolve=True))
+        if why and why not in out.problems:
+            out.problems.append(why)
+        if record is not None:
+            out.records[run.row].append(record)
+    return out
+
+
+def cell_scores(records: list[dict], col: str, results_dir: Path) -> tuple[list[dict], list[dict] | None, list[str]]:
+    """(records measuring ``col``, their per-example scores — None if any lacks them —, problems): a record whose
+    metric differs from the mean of its per-example scores is a problem and left out, not trusted."""
+    used, scores, problems = [], [], []
+    for rec in records:
+        if col not in rec.get("metrics", {}):
+            continue
+        s = per_example_scores(rec, results_dir, col) if col in METRIC_SOURCE else None
+        if s:
+            mean = 100.0 * sum(s.values()) / len(s)
+            if not math.isclose(mean, float(rec["metrics"][col]), rel_tol=METRIC_TOLERANCE, abs_tol=METRIC_TOLERANCE):
+                problems.append(f"{rec.get('run_id')}: {col} is {rec['metrics'][col]} but the mean of its "
+                                f"{len(s)} per-example scores is {mean:g} — re-score the run")
+                continue
+        used.append(rec)
+        scores.append(s)
+    return used, (scores if used and all(scores) else None), problems
+
+
+def measured_cell(records: list[dict], col: str, results_dir: Path) -> tuple[dict, list[str]]:
+    """``{"ours", and with per-example scores "ci_low", "ci_high", "n", "seeds"}`` of one cell, and its problems."""
+    from ..stats import bootstrap_ci
+
+    if col == "params_pct":
+        rec = records[0] if records else None
+        return {"ours": None if rec is None else round(100.0 * rec["trainable_params"] / rec["total_params"], 2)}, []
+    used, scores, problems = cell_scores(records, col, results_dir)
+    if not used:
+        return {"ours": None}, problems
+    cell = {"ours": round(sum(float(r["metrics"][col]) for r in used) / len(used), 1), "seeds": len(used)}
+    if scores:
+        ci = bootstrap_ci(scores)
+        cell.update(ci_low=100.0 * ci["low"], ci_high=100.0 * ci["high"], n=ci["n"])
+    return cell, problems
+
+
+def paired_cell_test(a_records: list[dict], b_records: list[dict], col: str, results_dir: Path) -> dict | None:
+    """The paired sign test of two rows' per-example scores on ``col`` (each averaged over its seeds, matched by
+    example id), or None without per-example scores on both sides."""
+    from ..stats import paired_test, seed_mean
+
+    _, a, _ = cell_scores(a_records, col, results_dir)
+    _, b, _ = cell_scores(b_records, col, results_dir)
+    if not a or not b:
+        return None
+    ids = sorted(set.intersection(*(set(s) for s in [*a, *b])))
+    if not ids:
+        return None
+    return paired_test(seed_mean(a, ids), seed_mean(b, ids))
+
+
 def build(table_name: str, scale: str, results_dir: str | Path = "results/runs",
           overrides: list[str] | None = None) -> Table:
     """The table from results files; ``overrides`` are those its runs were trained with (e.g. local copies)."""
@@ -77,20 +188,8 @@ def build(table_name: str, scale: str, results_dir: str | Path = "results/runs",
     spec = experiment_list(table_name)
     # the paper's tables take title and columns from paper_numbers.json; a table beyond the paper names its own
     paper = paper_numbers().get(table_name) or {"title": spec["title"], "columns": spec["columns"], "rows": {}}
-    columns = list(paper["columns"])
     nested = table_name in ("table1", "table2")  # rows keyed <model>/<method>
-    rows = list(dict.fromkeys(r.row for r in spec["runs"]))
-
-    records: dict[str, list[dict]] = {r: [] for r in rows}
-    problems, run_ids = [], {r: [] for r in rows}
-    for run in spec["runs"]:
-        cfg = compose(run.at(scale, overrides or ()).args())
-        run_ids[run.row].append(cfg.run_id)
-        record, why = load_result(results_dir / f"{cfg.run_id}.json", OmegaConf.to_container(cfg, resolve=True))
-        if why:
-            problems.append(why)
-        if record is not None:
-            records[run.row].append(record)
+    runs = load_runs(table_name, scale, results_dir, overrides)
 
     def paper_value(row: str, col: str):
         if nested:
@@ -98,56 +197,60 @@ def build(table_name: str, scale: str, results_dir: str | Path = "results/runs",
             return paper["rows"].get(model, {}).get(method, {}).get(col)
         return paper["rows"].get(row, {}).get(col)
 
-    def ours(row: str, col: str):
-        for rec in records[row]:
-            if col == "params_pct":
-                return round(100.0 * rec["trainable_params"] / rec["total_params"], 2)
-            if col in rec.get("metrics", {}):
-                return round(float(rec["metrics"][col]), 1)
-        return None
-
-    def label(row: str) -> str:
-        if nested:
-            model, method = row.split("/")
-            return f"{LABELS[model]} {LABELS[method]}"
-        return row
-
-    table = Table(name=table_name, title=paper["title"], scale=scale, rows=rows, columns=columns,
-                  row_labels={r: label(r) for r in rows}, column_labels=COLUMN_LABELS,
-                  fmt=str)  # ours() rounds: params 2 decimals, metrics 1 (6.2, not 6.20)
-    sig = spec.get("significance")
-    for row in rows:
-        for col in columns:
-            significant = None
+    table = Table(name=table_name, title=paper["title"], scale=scale, rows=runs.rows, columns=list(paper["columns"]),
+                  row_labels={r: row_label(r, nested) for r in runs.rows}, column_labels=COLUMN_LABELS,
+                  fmt=str)  # measured_cell rounds: params 2 decimals, metrics 1 (6.2, not 6.20)
+    sig, problems, tests = spec.get("significance"), list(runs.problems), []
+    for row in runs.rows:
+        for col in table.columns:
+            cell, why = measured_cell(runs.records[row], col, results_dir)
+            problems += [w for w in why if w not in problems]
+            test = None
             if sig and nested and row.endswith("/" + sig["method"]) and col in METRIC_SOURCE:
-                significant = _significant(records, row, row.replace(sig["method"], sig["against"]), col,
-                                           results_dir)
-            table.add(row, col, ours(row, col), paper=paper_value(row, col), significant=significant,
-                      runs=run_ids[row])
+                against = row.replace(sig["method"], sig["against"])
+                test = paired_cell_test(runs.records[row], runs.records.get(against, []), col, results_dir)
+            if test is not None:
+                tests.append((row, col, test))
+            table.add(row, col, cell.pop("ours"), paper=paper_value(row, col),
+                      significant=None if test is None else _dagger(test), runs=runs.run_ids[row], **cell)
+    _notes(table, scale, runs, sig, tests, problems)
+    return table
+
+
+def row_label(row: str, nested: bool) -> str:
+    if nested:
+        model, method = row.split("/")
+        return f"{LABELS[model]} {LABELS[method]}"
+    return LABELS[BASE] if row == BASE else row
+
+
+def _dagger(test: dict, alpha: float = 0.05) -> bool:
+    return bool(test["wins"] > test["losses"] and test["p"] < alpha)
+
+
+def _notes(table: Table, scale: str, runs: TableRuns, sig, tests: list, problems: list[str]) -> None:
     if scale != "paper":
         table.notes.append(f"Scale `{scale}`: SmolLM2-135M on synthetic offline data with small step and example "
                            "budgets. These are real measurements of the pipeline, not comparable to the paper's "
                            "numbers in absolute terms.")
     table.notes.append("# Params (%): our exact trainable parameters over the model's total parameters (ID-LoRA's "
                        "router included); the paper's percentages do not follow from its Table 6 (DESIGN.md §1).")
+    from ..stats import BOOTSTRAP_REPLICATES, LEVEL
+
+    table.notes.append(f"±: half the width of a {LEVEL:.0%} bootstrap interval ({BOOTSTRAP_REPLICATES:,} seeded "
+                       "replicates resampling the runs' seeds, then the examples); a cell is the mean over its seeds "
+                       f"(`{table.name}.json`: ci_low, ci_high, n examples, seeds).")
     if sig:
-        table.notes.append("†: Wilcoxon signed-rank test, ID-LoRA vs LoRA on paired per-example scores, p < 0.05 "
-                           "with ID-LoRA ahead (our runs); the paper's † are listed in paper_numbers.json.")
+        counts = "; ".join(f"{table.row_labels[r]} {COLUMN_LABELS.get(c, c)}: n = {t['n_pairs']}, p = {t['p']:.3g}"
+                           for r, c, t in tests)
+        table.notes.append("†: exact paired sign test (two-sided binomial; for 0/1 scores the exact McNemar test), "
+                           "ID-LoRA vs LoRA on per-example scores, each method's score averaged over its seeds, ties "
+                           "dropped; p < 0.05 with ID-LoRA ahead (our runs; the paper's † are listed in "
+                           f"paper_numbers.json). n = non-tied pairs" + (f" ({counts})." if counts else "."))
+    if runs.served:
+        served = sorted(runs.served)
+        table.notes.append(f"Rows {', '.join(table.row_labels[r] for r in served)} use the runs of rows "
+                           f"{', '.join(table.row_labels[runs.served[r]] for r in served)}: identical in effect at "
+                           "this scale (same model and config).")
     for p in problems:
         table.notes.append(f"Not used: {p}")
-    return table
-
-
-def _significant(records, row, against_row, col, results_dir) -> bool | None:
-    from ..stats import significant
-
-    if not records.get(against_row) or not records.get(row):
-        return None
-    a = next((s for rec in records[row] if (s := per_example_scores(rec, results_dir, col))), None)
-    b = next((s for rec in records[against_row] if (s := per_example_scores(rec, results_dir, col))), None)
-    if not a or not b:
-        return None
-    ids = sorted(set(a) & set(b))
-    if len(ids) < 2:
-        return None
-    return bool(significant([a[i] for i in ids], [b[i] for i in ids]))

@@ -1,8 +1,10 @@
 """One table, three files (docs/DESIGN.md §6): ``tableN.md`` for people, ``tableN.tex`` for the paper, ``tableN.json``.
 
 A table is a list of cells ``{"row", "column", "ours", "paper", "significant", "runs"}``; row and column keys
-are those of ``paper_numbers.json``. Rendering puts ours and the paper's value side by side in each cell,
-marks † where our Wilcoxon test says so, and writes "—" (no run) where ``ours`` is null.
+are those of ``paper_numbers.json``. A measured cell also holds ``ci_low``, ``ci_high`` (its 95% interval, exact),
+``n`` (examples) and ``seeds`` (runs averaged). Rendering puts ours and the paper's value side by side in each
+cell, ours followed by ± half the interval's width where there is one, marks † where our paired sign test says so,
+and writes "—" (no run) where ``ours`` is null.
 """
 
 from __future__ import annotations
@@ -16,6 +18,16 @@ from typing import Any, Callable
 from ...files import atomic_write_json, atomic_write_text
 
 NO_RUN = "—"
+MEASURED_KEYS = ("ci_low", "ci_high", "n", "seeds")
+PM_DECIMALS = 1  # as the metrics are printed
+
+
+def half_width(cell: dict) -> str:
+    """Half the width of the cell's interval, as printed after ±."""
+    return f"{(cell['ci_high'] - cell['ci_low']) / 2:.{PM_DECIMALS}f}"
+
+
+PM_TEX = r"{{\scriptsize$\pm${}}}"
 
 
 def paper_numbers() -> dict:
@@ -42,17 +54,23 @@ class Table:
         number = self.name.removeprefix("table")
         return f"Table {number}" if number.isdigit() else f"Beyond the paper ({self.name})"
 
-    def add(self, row: str, column: str, ours, paper=None, significant: bool | None = None, runs=()):
+    def add(self, row: str, column: str, ours, paper=None, significant: bool | None = None, runs=(), **measured):
+        """One cell; ``measured`` holds its interval and counts (``ci_low``, ``ci_high``, ``n``, ``seeds``)."""
+        unknown = sorted(set(measured) - set(MEASURED_KEYS))
+        if unknown:
+            raise ValueError(f"unknown cell field(s) {unknown}; valid: {', '.join(MEASURED_KEYS)}")
         self.cells.append({"row": row, "column": column, "ours": ours, "paper": paper,
-                           "significant": significant, "runs": list(runs)})
+                           "significant": significant, "runs": list(runs), **measured})
 
     def cell(self, row: str, column: str) -> dict | None:
         return next((c for c in self.cells if c["row"] == row and c["column"] == column), None)
 
-    def _text(self, c: dict | None, dagger: str) -> tuple[str, str]:
+    def _text(self, c: dict | None, dagger: str, pm: str = " ±{}") -> tuple[str, str]:
         if c is None:
             return NO_RUN, ""
         ours = NO_RUN if c["ours"] is None else self.fmt(c["ours"]) + (dagger if c.get("significant") else "")
+        if c["ours"] is not None and c.get("ci_low") is not None:
+            ours += pm.format(half_width(c))
         paper = "" if c["paper"] is None else str(c["paper"])
         return ours, paper
 
@@ -84,9 +102,10 @@ class Table:
         for r in self.rows:
             cells = []
             for col in self.columns:
-                ours, paper = self._text(self.cell(r, col), r"$^\dagger$")
+                ours, paper = self._text(self.cell(r, col), r"$^\dagger$", pm=PM_TEX)
                 ours = "--" if ours == NO_RUN else ours
-                cells.append(esc(ours).replace(r"\$", "$") + (f" ({esc(paper)})" if paper else ""))
+                cells.append(esc(ours).replace(r"\$", "$")
+                             + (f" ({esc(paper)})" if paper else ""))
             out.append(" & ".join([esc(self.row_labels.get(r, r))] + cells) + r" \\")
         out += [r"\bottomrule", r"\end{tabular}",
                 r"\caption{" + esc(self.title) + f" (scale: {esc(self.scale)}; ours, paper in parentheses)." + "}",

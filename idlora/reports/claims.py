@@ -1,0 +1,250 @@
+"""Which of the paper's claims hold (``make claims``): ``results/claims.json`` and ``results/CLAIMS.md``.
+
+Built only from results files: the runs of Tables 1-3, 7 and 8 read as the tables read them
+(``tables.from_runs.load_runs``), ``results/bench/efficiency.json`` for the efficiency claim and Table 6's builder for
+the parameter counts. Each entry is ``{"claim", "table", "effect", "ci", "p", "test", "verdict", "runs"}``: the
+effect in points, ID-LoRA minus the comparator; its 95% interval a paired bootstrap over examples and seeds
+(``stats.bootstrap_ci``); p from the exact paired sign test (``stats.paired_test``). Verdict: ``supported`` if the
+interval lies above 0, ``contradicted`` if below, else ``not resolved``; a claim whose runs are missing or unusable
+is ``not resolved`` with ``"missing"`` naming the runs and why — never a made-up number.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..files import atomic_write_json, atomic_write_text
+from .stats import bootstrap_ci, paired_test, seed_mean
+from .tables.from_runs import COLUMN_LABELS, LABELS, TableRuns, cell_scores, load_runs
+from .tables.render import paper_numbers
+
+SUPPORTED, CONTRADICTED, NOT_RESOLVED = "supported", "contradicted", "not resolved"
+SIGN_TEST = "exact sign test"
+MODELS = ("llama3_8b", "mistral_7b")
+ABLATION_COLUMNS = ("gsm8k", "mmlu", "cqa", "humaneval_pass@1")  # Tables 3, 7, 8: every benchmark, pass@1 for code
+
+
+def verdict(low: float, high: float) -> str:
+    return SUPPORTED if low > 0 else CONTRADICTED if high < 0 else NOT_RESOLVED
+
+
+def _entry(claim: str, table: str, runs: list[str], test: str = SIGN_TEST) -> dict:
+    return {"claim": claim, "table": table, "effect": None, "ci": None, "p": None, "test": test,
+            "verdict": NOT_RESOLVED, "runs": runs}
+
+
+def _why(tr: TableRuns, row: str, col: str) -> list[dict]:
+    if row not in tr.run_ids:
+        return [{"run": None, "why": f"row {row!r} is not in the experiment list"}]
+    if not tr.records[row]:
+        why = "no usable results file (missing, written by another config, or unreadable)"
+        return [{"run": r, "why": next((p for p in tr.problems if p.startswith(r)), why)} for r in tr.run_ids[row]]
+    return [{"run": r, "why": f"no per-example scores for {col} (or a metric not equal to their mean)"}
+            for r in tr.run_ids[row]]
+
+
+def compare(claim: str, table: str, tr: TableRuns, row: str, against: str, col: str, results_dir: Path) -> dict:
+    """``row`` minus ``against`` on ``col``, in points, with its paired interval and sign test."""
+    entry = _entry(claim, table, [*tr.run_ids.get(row, []), *tr.run_ids.get(against, [])])
+    sides, missing = [], []
+    for r in (row, against):
+        scores = cell_scores(tr.records[r], col, results_dir)[1] if r in tr.records else None
+        sides.append(scores)
+        missing += [] if scores else _why(tr, r, col)
+    if missing:
+        entry["missing"] = missing
+        return entry
+    a, b = sides
+    ci = bootstrap_ci(a, b)
+    ids = sorted(set.intersection(*(set(s) for s in [*a, *b])))
+    test = paired_test(seed_mean(a, ids), seed_mean(b, ids))
+    entry.update(effect=100 * ci["mean"], ci=[100 * ci["low"], 100 * ci["high"]], p=test["p"],
+                 n_pairs=test["n_pairs"], n=ci["n"], seeds=ci["seeds"], verdict=verdict(100 * ci["low"],
+                                                                                          100 * ci["high"]))
+    return entry
+
+
+def _trainable(tr: TableRuns, row: str, col: str | None = None) -> int | None:
+    recs = [r for r in tr.records.get(row, []) if col is None or col in r.get("metrics", {})]
+    return recs[0]["trainable_params"] if recs else None
+
+
+def table1_claims(tr: TableRuns, results_dir: Path) -> list[dict]:
+    out = []
+    for model in MODELS:
+        for col in ("gsm8k", "humaneval_pass@1", "hexphi_refusal"):
+            a, b = f"{model}/idlora", f"{model}/lora"
+            pa, pb = _trainable(tr, a, col), _trainable(tr, b, col)
+            counts = f" (trainable parameters: ID-LoRA {pa:,}, LoRA {pb:,})" if pa is not None and pb is not None else ""
+            e = compare(f"{LABELS[model]}: ID-LoRA >= LoRA single-task on {COLUMN_LABELS[col]}, with fewer trainable "
+                        f"parameters{counts}", "table1", tr, a, b, col, results_dir)
+            e["params"] = {"idlora": pa, "lora": pb}
+            out.append(e)
+    return out
+
+
+def table2_claims(tr: TableRuns, results_dir: Path) -> list[dict]:
+    paper = paper_numbers()["table2"]["rows"]
+    out = []
+    for model in MODELS:
+        for other in ("lora", "dora", "hydralora"):
+            for col in ("humaneval_pass@1", "mmlu"):
+                out.append(compare(f"{LABELS[model]}: ID-LoRA >= {LABELS[other]} multi-task on {COLUMN_LABELS[col]}",
+                                   "table2", tr, f"{model}/idlora", f"{model}/{other}", col, results_dir))
+        share = 100 * paper[model]["idlora"]["params_pct"] / paper[model]["lora"]["params_pct"]
+        a, b = f"{model}/idlora", f"{model}/lora"
+        e = _entry(f"{LABELS[model]}: ID-LoRA trains ~{share:.0f}% of LoRA's parameters (the paper's Table 2)",
+                   "table2", [*tr.run_ids.get(a, []), *tr.run_ids.get(b, [])], test="parameter count")
+        pa, pb = _trainable(tr, a), _trainable(tr, b)
+        if pa is None or pb is None:
+            e["missing"] = (_why(tr, a, "params_pct") if pa is None else []) + (
+                _why(tr, b, "params_pct") if pb is None else [])
+        else:  # exact counts: no interval; "supported" = fewer than LoRA's, the paper's share beside it
+            e.update(effect=100 * pa / pb, paper=share, params={"idlora": pa, "lora": pb},
+                     verdict=SUPPORTED if pa < pb else CONTRADICTED)
+        out.append(e)
+    return out
+
+
+def pairwise_claims(table: str, tr: TableRuns, pairs: list[tuple[str, str, str]], results_dir: Path) -> list[dict]:
+    """One entry per (claim, row, against) and benchmark of ``ABLATION_COLUMNS``."""
+    return [compare(f"{text} on {COLUMN_LABELS[col]}", table, tr, row, against, col, results_dir)
+            for text, row, against in pairs for col in ABLATION_COLUMNS]
+
+
+def table3_pairs() -> list[tuple[str, str, str]]:
+    return [("PMRC selection beats serial selection", "idlora_pmrc_rb", "idlora_serial_rb"),
+            ("PMRC selection beats random selection", "idlora_pmrc_rb", "idlora_random_rb"),
+            ("Rank Boosting helps (PMRC with vs without)", "idlora_pmrc_rb", "idlora_pmrc_no_rb")]
+
+
+def table7_pairs(tr: TableRuns) -> list[tuple[str, str, str]]:
+    """ID-LoRA rows against LoRA rows at the same parameter budget: both sorted by rank, paired in order (the list
+    pairs LoRA r=4..32 with ID-LoRA r=32..256, Figure 4)."""
+    def ranked(prefix):
+        return sorted((r for r in tr.rows if r.startswith(prefix)), key=lambda r: int(r.rsplit("_r", 1)[1]))
+
+    return [(f"At an equal parameter budget ID-LoRA ({i}) beats LoRA ({lo})", i, lo)
+            for lo, i in zip(ranked("lora_r"), ranked("idlora_r"))]
+
+
+def table8_claims(tr: TableRuns, results_dir: Path, best: str = "k4") -> list[dict]:
+    """k = 4 is best: per benchmark, k4 minus the best other k; supported only if k4 beats every other k."""
+    out = []
+    for col in ABLATION_COLUMNS:
+        each = [compare(f"{best} beats {k}", "table8", tr, best, k, col, results_dir) for k in tr.rows if k != best]
+        e = _entry(f"k = {best[1:]} is best on {COLUMN_LABELS[col]} (k4 minus the best other k)", "table8",
+                   sorted({r for x in each for r in x["runs"]}))
+        missing = [m for x in each for m in x.get("missing", [])]
+        if missing or not each:
+            e["missing"] = missing or [{"run": None, "why": "no other k in the experiment list"}]
+        else:
+            worst = min(each, key=lambda x: x["effect"])  # against the best other k
+            verdicts = {x["verdict"] for x in each}
+            e.update(effect=worst["effect"], ci=worst["ci"], p=worst["p"], n_pairs=worst["n_pairs"],
+                     verdict=SUPPORTED if verdicts == {SUPPORTED} else CONTRADICTED if CONTRADICTED in verdicts
+                     else NOT_RESOLVED)
+        e["each"] = [{"claim": x["claim"], "effect": x["effect"], "ci": x["ci"], "verdict": x["verdict"]} for x in each]
+        out.append(e)
+    return out
+
+
+def efficiency_claims(bench_file: Path) -> list[dict]:
+    """Inference time against LoRA's and extra memory against HydraLoRA's and MoELoRA's (efficiency.json)."""
+    paper = paper_numbers()["figure3"]["claims"]
+    time = _entry("ID-LoRA's inference time equals LoRA's", "efficiency", [str(bench_file)], test="timing")
+    memory = [_entry(f"ID-LoRA's extra memory is ~{paper['idlora_extra_memory_reduction_vs_moelora_and_hydralora_pct']}"
+                     f"% below {LABELS[m]}'s", "efficiency", [str(bench_file)], test="memory count") for m in
+              ("hydralora", "moelora")]
+    if not bench_file.exists():
+        for e in (time, *memory):
+            e["missing"] = [{"run": str(bench_file), "why": "no efficiency results: run `make bench`"}]
+        return [time, *memory]
+    metrics = json.loads(bench_file.read_text()).get("metrics", {})
+    ratio = metrics.get("infer_time_ratio_idlora")  # against merged LoRA, which costs what the base model costs
+    if ratio is None:
+        time["missing"] = [{"run": str(bench_file), "why": "no infer_time_ratio_idlora"}]
+    else:
+        time.update(effect=100 * (ratio - 1), paper=paper["idlora_time_overhead_vs_lora_pct"],
+                    why=f"{bench_file.name} keeps the median of per-trial time ratios only, no spread between "
+                        "trials: an equality of times cannot be tested from it")
+    for e, m in zip(memory, ("hydralora", "moelora")):
+        r = metrics.get(f"extra_memory_ratio_idlora_vs_{m}")
+        if r is None:
+            e["missing"] = [{"run": str(bench_file), "why": f"no extra_memory_ratio_idlora_vs_{m}"}]
+            continue
+        # bytes counted, not timed: no interval; "supported" = below the comparator's, the paper's ~45% beside it
+        e.update(effect=100 * (1 - r), paper=paper["idlora_extra_memory_reduction_vs_moelora_and_hydralora_pct"],
+                 verdict=SUPPORTED if r < 1 else CONTRADICTED,
+                 paper_scale_adapter_reduction=_maybe(metrics, f"paper_adapter_bytes_ratio_llama3_8b_idlora_vs_{m}"))
+    return [time, *memory]
+
+
+def _maybe(metrics: dict, key: str):
+    return None if metrics.get(key) is None else 100 * (1 - metrics[key])
+
+
+def table6_claim(table6=None) -> dict:
+    """The paper's Table 6 counts against ours (as built): effect = the largest relative difference, in percent;
+    supported if every count rounds to the number the paper prints."""
+    from .tables.table6 import build, fmt_count
+
+    t = table6 or build()
+    e = _entry("The paper's trainable-parameter counts (Table 6)", "table6", [], test="parameter count")
+    cells = [c for c in t.cells if c["paper"] is not None]
+    if not cells:
+        e["missing"] = [{"run": None, "why": "Table 6 has no cell with a paper number"}]
+        return e
+    scale = {"M": 1e6, "B": 1e9}
+    rel = [(c, 100 * (c["ours"] - float(c["paper"][:-1]) * scale[c["paper"][-1]]) / (float(c["paper"][:-1])
+                                                                                    * scale[c["paper"][-1]]))
+           for c in cells]
+    worst = max(rel, key=lambda x: abs(x[1]))
+    mismatched = [f"{c['column']} r={c['row']}: ours {fmt_count(c['ours'])}, paper {c['paper']}" for c, _ in rel
+                  if fmt_count(c["ours"]) != c["paper"]]
+    e.update(effect=worst[1], verdict=CONTRADICTED if mismatched else SUPPORTED, mismatched=mismatched)
+    return e
+
+
+def build_claims(scale: str = "mini", results_dir: str | Path = "results/runs",
+                 bench_file: str | Path = "results/bench/efficiency.json", table6=None) -> list[dict]:
+    results_dir = Path(results_dir)
+    runs = {t: load_runs(t, scale, results_dir) for t in ("table1", "table2", "table3", "table7", "table8")}
+    return [*table1_claims(runs["table1"], results_dir), *table2_claims(runs["table2"], results_dir),
+            *pairwise_claims("table3", runs["table3"], table3_pairs(), results_dir),
+            *pairwise_claims("table7", runs["table7"], table7_pairs(runs["table7"]), results_dir),
+            *table8_claims(runs["table8"], results_dir), *efficiency_claims(Path(bench_file)), table6_claim(table6)]
+
+
+def _num(x, fmt="{:.1f}") -> str:
+    return "—" if x is None else fmt.format(x)
+
+
+def to_markdown(claims: list[dict], scale: str) -> str:
+    lines = ["# Which of the paper's claims hold", "",
+             f"Scale: `{scale}`. Built by `make claims` from the results files only (`results/claims.json` holds "
+             "every entry in full).", "",
+             "| Claim | Table | Effect ± CI | p | Verdict |", "|---|---|---|---|---|"]
+    for c in claims:
+        effect = _num(c["effect"])
+        if c["ci"] is not None:
+            effect += f" ±{(c['ci'][1] - c['ci'][0]) / 2:.1f} [{c['ci'][0]:.1f}, {c['ci'][1]:.1f}]"
+        verdict = c["verdict"] + (f" (missing: {len(c['missing'])} runs)" if c.get("missing") else "")
+        lines.append(f"| {c['claim']} | {c['table']} | {effect} | {_num(c['p'], '{:.3g}')} | {verdict} |")
+    lines += ["", "Effects are in points, ID-LoRA minus the comparator (efficiency and parameter claims: percent, "
+              "see claims.json). The interval is a 95% paired bootstrap over examples and seeds; p is the two-sided "
+              "exact paired sign test on per-example scores averaged over seeds. A claim is *supported* if its "
+              "interval lies above 0, *contradicted* if below, *not resolved* otherwise or when its runs are missing "
+              "or unusable (claims.json names them and why); exact counts (parameters, bytes) have no interval and "
+              "are judged by their sign. Timings carry no spread, so an equality of times stays not resolved."]
+    if scale != "paper":
+        lines += ["", f"At scale `{scale}` the model is SmolLM2-135M trained on synthetic offline data with small "
+                  "budgets: a verdict here is about this pipeline at that scale, not about the paper's 8B models."]
+    return "\n".join(lines) + "\n"
+
+
+def write(claims: list[dict], scale: str, out_dir: str | Path = "results") -> list[Path]:
+    out_dir = Path(out_dir)
+    return [atomic_write_json(out_dir / "claims.json", {"scale": scale, "claims": claims}),
+            atomic_write_text(out_dir / "CLAIMS.md", to_markdown(claims, scale))]

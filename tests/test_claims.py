@@ -1,0 +1,95 @@
+"""make claims on hand-made results files: supported, contradicted, not resolved, and missing runs named."""
+
+import json
+
+import pytest
+
+from idlora.reports import claims
+from idlora.reports.tables.from_runs import TableRuns
+from idlora.reports.tables.render import Table
+from idlora.runs.launch import Run
+from test_tables import _write_run
+
+
+def _rows(n, correct):
+    return [{"id": i, "score": 1.0 if i < correct else 0.0} for i in range(n)]
+
+
+def _table_runs(tmp_path, scores: dict) -> TableRuns:
+    """Rows of one run each, ``scores``: row -> number correct of 40 (None: no results file)."""
+    tr = TableRuns(rows=list(scores), records={}, run_ids={})
+    for i, (row, correct) in enumerate(scores.items()):
+        run = Run("multitask_llama3", "lora", [f"run_tag=_{i}"], row=row)
+        tr.records[row] = []
+        if correct is None:
+            tr.run_ids[row] = [f"missing_{row}"]
+            continue
+        run_id = _write_run(tmp_path, run, "tiny", {"gsm8k": ({"gsm8k": 100 * correct / 40}, _rows(40, correct))})
+        tr.run_ids[row] = [run_id]
+        tr.records[row].append(json.loads((tmp_path / f"{run_id}.json").read_text()))
+    return tr
+
+
+def test_verdicts_follow_the_interval(tmp_path):
+    tr = _table_runs(tmp_path, {"good": 36, "poor": 4, "same": 36, "gone": None})
+    up = claims.compare("good >= poor", "table3", tr, "good", "poor", "gsm8k", tmp_path)
+    assert up["verdict"] == "supported" and up["effect"] == pytest.approx(80.0) and up["ci"][0] > 0
+    assert up["p"] == pytest.approx(2 / 2 ** 32) and up["n_pairs"] == 32 and up["test"] == "exact sign test"
+    down = claims.compare("poor >= good", "table3", tr, "poor", "good", "gsm8k", tmp_path)
+    assert down["verdict"] == "contradicted" and down["ci"][1] < 0
+    tie = claims.compare("good >= same", "table3", tr, "good", "same", "gsm8k", tmp_path)
+    assert tie["verdict"] == "not resolved" and tie["effect"] == 0 and tie["p"] == 1.0
+    gone = claims.compare("good >= gone", "table3", tr, "good", "gone", "gsm8k", tmp_path)
+    assert gone["verdict"] == "not resolved" and gone["effect"] is None and gone["ci"] is None
+    assert gone["missing"][0]["run"] == "missing_gone" and "no usable results file" in gone["missing"][0]["why"]
+
+
+def test_k4_is_best_only_if_it_beats_every_other_k(tmp_path, monkeypatch):
+    monkeypatch.setattr(claims, "ABLATION_COLUMNS", ("gsm8k",))
+    best = claims.table8_claims(_table_runs(tmp_path / "a", {"k2": 4, "k4": 36, "k6": 6}), tmp_path / "a")[0]
+    assert best["verdict"] == "supported" and best["effect"] == pytest.approx(75.0)  # against k6, the best other
+    (tmp_path / "b").mkdir()
+    tie = claims.table8_claims(_table_runs(tmp_path / "b", {"k2": 4, "k4": 36, "k6": 36}), tmp_path / "b")[0]
+    assert tie["verdict"] == "not resolved" and tie["effect"] == 0
+    (tmp_path / "c").mkdir()
+    gone = claims.table8_claims(_table_runs(tmp_path / "c", {"k2": None, "k4": 36}), tmp_path / "c")[0]
+    assert gone["verdict"] == "not resolved" and gone["missing"][0]["run"] == "missing_k2"
+
+
+def test_efficiency_without_its_file_or_keys_is_not_resolved(tmp_path):
+    missing = claims.efficiency_claims(tmp_path / "efficiency.json")
+    assert all(e["verdict"] == "not resolved" and "make bench" in e["missing"][0]["why"] for e in missing)
+    path = tmp_path / "efficiency.json"
+    path.write_text(json.dumps({"metrics": {"infer_time_ratio_idlora": 1.25, "extra_memory_ratio_idlora_vs_hydralora":
+                                            0.5}}))
+    time, hydra, moe = claims.efficiency_claims(path)
+    assert time["effect"] == pytest.approx(25.0) and time["verdict"] == "not resolved" and "spread" in time["why"]
+    assert hydra["effect"] == pytest.approx(50.0) and hydra["verdict"] == "supported"
+    assert moe["verdict"] == "not resolved" and "extra_memory_ratio_idlora_vs_moelora" in moe["missing"][0]["why"]
+
+
+def test_table6_counts_against_the_paper_and_the_markdown(tmp_path):
+    t = Table(name="table6", title="t", scale="mini", rows=["8"], columns=["lora", "idlora"])
+    t.add("8", "lora", 20_971_520, paper="21.0M")
+    t.add("8", "idlora", 8_000_000, paper="7.7M")
+    e = claims.table6_claim(t)
+    assert e["verdict"] == "contradicted" and e["mismatched"] == ["idlora r=8: ours 8.0M, paper 7.7M"]
+    assert e["effect"] == pytest.approx(100 * (8.0 - 7.7) / 7.7)
+    t.cells.pop()
+    assert claims.table6_claim(t)["verdict"] == "supported"
+    paths = claims.write([e], "mini", tmp_path)
+    md = paths[1].read_text()
+    assert "| The paper's trainable-parameter counts (Table 6) | table6 | 3.9 | — | contradicted |" in md
+    assert "SmolLM2-135M" in md and json.loads(paths[0].read_text())["claims"][0]["verdict"] == "contradicted"
+
+
+def test_make_claims_help_and_a_bad_argument():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parents[1] / "scripts" / "make_claims.py"
+    ok = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True)
+    assert ok.returncode == 0 and "scale=mini" in ok.stdout
+    bad = subprocess.run([sys.executable, str(script), "scale=huge"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "scale='huge' is not valid" in bad.stderr

@@ -1,0 +1,90 @@
+"""Evidence in the tables of runs: seeds averaged with an interval over seeds and examples, a run whose metric
+disagrees with its per-example scores left out, base rows, rows served by an earlier identical run."""
+
+import numpy as np
+import pytest
+
+from idlora.reports.stats import bootstrap_ci
+from idlora.reports.tables import build_table, from_runs
+from idlora.runs.launch import Run
+from test_tables import _write_run
+
+
+def _rows(n, correct):
+    return [{"id": i, "score": 1.0 if i < correct else 0.0} for i in range(n)]
+
+
+def _list(runs):
+    return {"table": "table2", "significance": {"method": "idlora", "against": "lora"}, "runs": runs}
+
+
+@pytest.fixture
+def seeded(monkeypatch):
+    runs = [Run("multitask_llama3", "lora", ["run_tag=_s0"], row="llama3_8b/lora"),
+            Run("multitask_llama3", "idlora", ["seed=1", "run_tag=_s1"], row="llama3_8b/idlora"),
+            Run("multitask_llama3", "idlora", ["seed=2", "run_tag=_s2"], row="llama3_8b/idlora"),
+            Run("multitask_llama3", "lora", ["run_tag=_base"], row="llama3_8b/base")]
+    monkeypatch.setattr(from_runs, "experiment_list", lambda table: _list(runs))
+    return runs
+
+
+def test_seeds_are_averaged_and_the_interval_covers_seeds_and_examples(tmp_path, seeded):
+    n = 40
+    _write_run(tmp_path, seeded[0], "tiny", {"gsm8k": ({"gsm8k": 25.0}, _rows(n, 10))})
+    _write_run(tmp_path, seeded[1], "tiny", {"gsm8k": ({"gsm8k": 75.0}, _rows(n, 30))})
+    _write_run(tmp_path, seeded[2], "tiny", {"gsm8k": ({"gsm8k": 50.0}, _rows(n, 20))})
+    t = build_table("table2", "tiny", str(tmp_path))
+    cell = t.cell("llama3_8b/idlora", "gsm8k")
+    ref = bootstrap_ci([{str(r["id"]): r["score"] for r in _rows(n, c)} for c in (30, 20)])
+    assert cell["ours"] == 62.5 and cell["seeds"] == 2 and cell["n"] == n and len(cell["runs"]) == 2
+    assert (cell["ci_low"], cell["ci_high"]) == pytest.approx((100 * ref["low"], 100 * ref["high"]))
+    # † on seed-averaged scores: ids 0-9 tie (1 vs 1), 10-19 win (1 vs 0), 20-29 win (0.5 vs 0), 30-39 tie
+    assert cell["significant"] is True
+    sign = next(x for x in t.notes if x.startswith("†"))
+    assert "exact paired sign test" in sign and "averaged over its seeds" in sign and "n = 20" in sign
+    assert f"62.5† ±{(cell['ci_high'] - cell['ci_low']) / 2:.1f}" in t.to_markdown()
+    assert "{\\scriptsize$\\pm$" in t.to_latex()
+
+
+def test_a_metric_that_is_not_its_per_example_mean_is_not_trusted(tmp_path, seeded):
+    _write_run(tmp_path, seeded[1], "tiny", {"gsm8k": ({"gsm8k": 90.0}, _rows(40, 30))})  # the mean is 75
+    _write_run(tmp_path, seeded[2], "tiny", {"gsm8k": ({"gsm8k": 50.0}, _rows(40, 20))})
+    t = build_table("table2", "tiny", str(tmp_path))
+    cell = t.cell("llama3_8b/idlora", "gsm8k")
+    assert cell["ours"] == 50.0 and cell["seeds"] == 1  # only the consistent run
+    assert any("gsm8k is 90.0 but the mean of its 40 per-example scores is 75" in x for x in t.notes)
+
+
+def test_the_base_row_comes_first_with_its_label_and_no_paper_numbers(tmp_path, seeded):
+    _write_run(tmp_path, seeded[3], "tiny", {"gsm8k": ({"gsm8k": 5.0}, _rows(40, 2))}, trainable=0)
+    t = build_table("table2", "tiny", str(tmp_path))
+    assert t.rows[0] == "llama3_8b/base" and t.rows[1:] == ["llama3_8b/lora", "llama3_8b/idlora"]
+    assert t.row_labels["llama3_8b/base"] == "LLaMA-3-8B Base (untrained)"
+    assert t.cell("llama3_8b/base", "params_pct")["ours"] == 0.0
+    assert all(t.cell("llama3_8b/base", c)["paper"] is None for c in t.columns)
+    assert "| LLaMA-3-8B Base (untrained) | 0.0 | 5.0 ±" in t.to_markdown()
+    assert from_runs.order_rows(["k2", "base", "k4"], nested=False) == ["base", "k2", "k4"]
+
+
+def test_rows_served_by_an_earlier_identical_run_read_its_file_and_say_so(tmp_path, monkeypatch):
+    runs = [Run("multitask_llama3", "lora", row="llama3_8b/lora"),
+            Run("multitask_llama3", "lora", ["run_tag=_m"], row="mistral_7b/lora")]
+    monkeypatch.setattr(from_runs, "experiment_list", lambda table: _list(runs))
+    monkeypatch.setattr(from_runs, "canonical_runs", lambda rs: [rs[0], rs[0]])
+    run_id = _write_run(tmp_path, runs[0], "tiny", {"gsm8k": ({"gsm8k": 25.0}, _rows(40, 10))})
+    t = build_table("table2", "tiny", str(tmp_path))
+    assert t.cell("mistral_7b/lora", "gsm8k")["ours"] == 25.0
+    assert t.cell("mistral_7b/lora", "gsm8k")["runs"] == [run_id]
+    assert ("Rows Mistral-7B LoRA use the runs of rows LLaMA-3-8B LoRA: identical in effect at this scale "
+            "(same model and config).") in t.notes
+
+
+def test_without_canonical_runs_a_row_reads_only_its_own_file(tmp_path, monkeypatch):
+    runs = [Run("multitask_llama3", "lora", row="llama3_8b/lora"),
+            Run("multitask_llama3", "lora", ["run_tag=_m"], row="mistral_7b/lora")]
+    monkeypatch.setattr(from_runs, "experiment_list", lambda table: _list(runs))
+    _write_run(tmp_path, runs[0], "tiny", {"gsm8k": ({"gsm8k": 25.0}, _rows(40, 10))})
+    t = build_table("table2", "tiny", str(tmp_path))
+    assert t.cell("mistral_7b/lora", "gsm8k")["ours"] is None
+    assert not any(x.startswith("Rows ") for x in t.notes)
+    assert np.isfinite(t.cell("llama3_8b/lora", "gsm8k")["ci_low"])
