@@ -23,7 +23,7 @@ def seeded(monkeypatch):
     runs = [Run("multitask_llama3", "lora", ["run_tag=_s0"], row="llama3_8b/lora"),
             Run("multitask_llama3", "idlora", ["seed=1", "run_tag=_s1"], row="llama3_8b/idlora"),
             Run("multitask_llama3", "idlora", ["seed=2", "run_tag=_s2"], row="llama3_8b/idlora"),
-            Run("multitask_llama3", "lora", ["run_tag=_base"], row="llama3_8b/base")]
+            Run("multitask_llama3", "base", row="llama3_8b/base")]
     monkeypatch.setattr(from_runs, "experiment_list", lambda table: _list(runs))
     return runs
 
@@ -79,9 +79,9 @@ def test_rows_served_by_an_earlier_identical_run_read_its_file_and_say_so(tmp_pa
             "(same model and config).") in t.notes
 
 
-def test_without_canonical_runs_a_row_reads_only_its_own_file(tmp_path, monkeypatch):
+def test_a_row_whose_run_differs_in_effect_reads_only_its_own_file(tmp_path, monkeypatch):
     runs = [Run("multitask_llama3", "lora", row="llama3_8b/lora"),
-            Run("multitask_llama3", "lora", ["run_tag=_m"], row="mistral_7b/lora")]
+            Run("multitask_llama3", "lora", ["seed=1", "run_tag=_m"], row="mistral_7b/lora")]
     monkeypatch.setattr(from_runs, "experiment_list", lambda table: _list(runs))
     _write_run(tmp_path, runs[0], "tiny", {"gsm8k": ({"gsm8k": 25.0}, _rows(40, 10))})
     t = build_table("table2", "tiny", str(tmp_path))

@@ -5,6 +5,8 @@
   paper's claims of Section 5.4 beside ours.
 - Figure 4: LoRA against ID-LoRA per trainable-parameter budget, one panel per benchmark, from the runs of
   Table 7 (the same results files and config checks as the table), the paper's points beside ours.
+- ``fig_budget`` (ours): the training loss per step of long mini runs (``results/budget/``), with the scale's
+  ``max_steps`` marked: the evidence behind the mini step budget.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from ..methods import LABELS
 from .plotting import pyplot as _pyplot
 from .plotting import save as _save
 
-FIGURES = ("fig3", "fig4", "fig_rank")
+FIGURES = ("fig3", "fig4", "fig_rank", "fig_budget")
 FIG3_METHODS = ("lora_unmerged", "dora_unmerged", "hydralora", "moelora", "idlora")
 FIG3_LABELS = {"lora_unmerged": "LoRA\n(unmerged)", "dora_unmerged": "DoRA\n(unmerged)",
                **{m: LABELS[m] for m in ("hydralora", "moelora", "idlora")}}
@@ -148,6 +150,44 @@ def fig4(scale: str = "mini", results_dir: str | Path = "results/runs",
     return _save(fig, Path(out))
 
 
+def budget_curves(results_dir: str | Path) -> dict[str, list[float]]:
+    """{run id: training loss per step} of every results file in ``results_dir`` that recorded a loss curve."""
+    curves = {}
+    for path in sorted(Path(results_dir).glob("*.json")):
+        if path.name.endswith(".examples.json"):
+            continue
+        record = json.loads(path.read_text())
+        if (curve := record.get("train", {}).get("loss_curve")):
+            curves[record["run_id"]] = [float(x) for x in curve]
+    if not curves:
+        raise ConfigError(f"no results file with a training loss curve in {results_dir}; train runs there first "
+                          "(e.g. python scripts/train.py ... train.max_steps=48 results_dir=DIR).")
+    return curves
+
+
+def fig_budget(results_dir: str | Path, out: str | Path, scale: str = "mini") -> Path:
+    """Training loss per step of long runs (``results_dir``), with the scale's step budget marked: how the mini
+    scale's ``max_steps`` was chosen (where the adapters' loss has flattened)."""
+    from ..config import load_group
+
+    steps = load_group("scale", scale).get("max_steps")
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for run_id, curve in budget_curves(results_dir).items():
+        window = 4  # a moving mean over 4 steps: one batch of 4 is a noisy estimate
+        smooth = [sum(curve[max(0, i - window + 1): i + 1]) / len(curve[max(0, i - window + 1): i + 1])
+                  for i in range(len(curve))]
+        line, = ax.plot(range(1, len(curve) + 1), curve, alpha=0.25)
+        ax.plot(range(1, len(curve) + 1), smooth, color=line.get_color(), label=run_id)
+    if steps:
+        ax.axvline(steps, color="k", linestyle="--", label=f"scale {scale}: max_steps = {steps}")
+    ax.set(xlabel="optimizer step (batch 4)", ylabel="training loss (response tokens)", yscale="log",
+           title=f"Training loss per step (thin: per step; thick: mean of 4) — scale {scale}")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _save(fig, Path(out))
+
+
 def make_figure(name: str, scale: str = "mini", results_dir: str = "results/runs",
                 bench: str = "results/bench/efficiency.json", out_dir: str = "results/figures") -> Path:
     if name not in FIGURES:
@@ -157,4 +197,6 @@ def make_figure(name: str, scale: str = "mini", results_dir: str = "results/runs
         from .effective_rank import make_fig_rank
 
         return make_fig_rank(scale, results_dir, out_dir)[0]
+    if name == "fig_budget":
+        return fig_budget(results_dir, out, scale)
     return fig3(bench, out) if name == "fig3" else fig4(scale, results_dir, out)

@@ -46,13 +46,6 @@ class Run:
             return compose(self.args())
 
 
-def canonical_runs(runs: list[Run]) -> list[Run]:
-    """For each run, the run whose results file serves it: itself, or the first earlier run whose resolved config
-    is identical in effect (e.g. at scale mini both paper models are the same SmolLM2 with the same hyperparameters).
-    Placeholder: every run serves itself (the identity-in-effect rule replaces it)."""
-    return list(runs)
-
-
 def is_complete(run: Run, results_dir: Path | None = None) -> bool:
     """True if the run's results file holds this config's training and every configured benchmark."""
     from omegaconf import OmegaConf

@@ -22,7 +22,7 @@ from omegaconf import OmegaConf
 
 from ...config import compose
 from ...errors import ConfigError
-from ...methods import TABLE_ORDER, table_label
+from ...methods import BASE, TABLE_ORDER, table_label
 from ...runs.launch import Run, canonical_runs
 from .render import Table, paper_numbers
 
@@ -34,7 +34,6 @@ METRIC_SOURCE = {
     "humaneval_pass@1": ("humaneval", "pass@1"), "humaneval_pass@5": ("humaneval", "pass@5"),
     "humaneval_pass@10": ("humaneval", "pass@10"),
 }
-BASE = "base"  # the untrained model scored with the same protocol: a row of every run table, not a PEFT method
 LABELS = {**{m: table_label(m) for m in TABLE_ORDER}, BASE: "Base (untrained)", "llama3_8b": "LLaMA-3-8B",
           "mistral_7b": "Mistral-7B"}
 COLUMN_LABELS = {"params_pct": "# Params (%)", "gsm8k": "GSM8K", "mmlu": "MMLU", "cqa": "CQA",
