@@ -40,7 +40,10 @@ EXECUTION_KEYS = ("resume", "wandb", "log_steps", "keep_checkpoints", "save_step
 
 # Config keys added after runs were recorded, with the value that reproduces what those runs did: a key holding
 # that value is left out of the identity, so a record written before the key existed still matches.
-ADDED_KEYS = {("scale", "gradient_checkpointing"): {"default": False}, ("scale", "eval_batch_size"): 8}
+ADDED_KEYS = {("scale", "gradient_checkpointing"): {"default": False}, ("scale", "eval_batch_size"): 8,
+              **{(group, key): value for group in ("scale", "eval") for key, value in
+                 (("humaneval_set", "openai"), ("humaneval_max_new_tokens", None), ("hexphi_max_new_tokens", None),
+                  ("mc_form", "letter"))}}
 # Config keys deleted since runs were recorded because nothing read them: left out of the identity either way.
 REMOVED_KEYS = {("train", "num_workers")}
 

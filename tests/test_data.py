@@ -122,7 +122,52 @@ def test_mini_data_is_deterministic_disjoint_and_correct(tmp_path):
         a, op, b, c = last
         assert eval(f"{a} {op} {b}") == int(c)
         assert r["answer"].split("####")[1].strip() == c
-    for r in (json.loads(l) for l in p1["mmlu"].read_text().splitlines()):
-        assert r["choices"][r["answer"]] == str(eval(r["question"][8:-1]))
-    for r in (json.loads(l) for l in p1["cqa"].read_text().splitlines()):
-        assert r["answerKey"] in r["choices"]["label"] and len(r["choices"]["text"]) == 5
+    _check_mmlu([json.loads(l) for l in p1["mmlu"].read_text().splitlines()])
+    cqa = [json.loads(l) for l in p1["cqa"].read_text().splitlines()]
+    assert len({r["question"] for r in cqa}) == len(cqa) >= 150
+    for r in cqa:
+        assert r["answerKey"] in r["choices"]["label"] and len(set(r["choices"]["text"])) == 5
+        assert set(r) >= {"question", "question_concept", "choices", "answerKey"}
+
+
+_UNITS = {("minutes", "hours"): 60, ("seconds", "minutes"): 60, ("hours", "days"): 24, ("days", "weeks"): 7,
+          ("centimeters", "meters"): 100, ("grams", "kilograms"): 1000, ("months", "years"): 12,
+          ("millimeters", "centimeters"): 10}
+_SOME_CAPITALS = {"France": "Paris", "Japan": "Tokyo", "Egypt": "Cairo", "Canada": "Ottawa", "Peru": "Lima"}
+
+
+def _check_mmlu(rows):
+    """Each subject's answers recomputed independently of the generator (hub schema, 4 distinct options)."""
+    assert len({r["question"] for r in rows}) == len(rows) >= 150
+    assert len({r["subject"] for r in rows[:150]}) >= 4
+    for r in rows:
+        assert set(r) >= {"question", "subject", "choices", "answer"} and len(set(r["choices"])) == 4
+        right, q = r["choices"][r["answer"]], r["question"]
+        if m := re.fullmatch(r"What is (\d+) ([-+*]) (\d+)\?", q):
+            assert right == str(eval(f"{m[1]} {m[2]} {m[3]}"))
+        elif m := re.fullmatch(r"Which of these numbers is the (largest|smallest)\?", q):
+            assert int(right) == (max if m[1] == "largest" else min)(map(int, r["choices"]))
+        elif m := re.fullmatch(r"How many (\w+) are in (\d) (\w+)\?", q):
+            assert int(right) == int(m[2]) * _UNITS[(m[1], m[3])]
+        elif m := re.fullmatch(r"What is the capital of (.+)\?", q):
+            assert right == _SOME_CAPITALS.get(m[1], right)
+        if "boiling point of water" in q:
+            assert right == "100"
+
+
+def test_mini_code_training_has_humaneval_format_items_disjoint_from_the_test_problems():
+    from idlora.data import synthetic_code
+    from idlora.eval.humaneval import INSTRUCTION
+
+    rows = synthetic.code_alpaca_like(600, 0)
+    he = [r for r in rows if r["instruction"] == INSTRUCTION]
+    assert len(he) == 200 and all(r["input"].startswith("def ") and '"""' in r["input"] for r in he)
+    assert all(r["output"].startswith("def ") and '"""' not in r["output"] for r in he)
+    test = synthetic_code.eval_problems()
+    test_names = {p["entry_point"] for p in test.values()}
+    train_names = {re.match(r"def (\w+)\(", r["output"])[1] for r in rows}
+    assert not test_names & train_names
+    assert not {n.rstrip("_0123456789") for n in train_names} & test_names
+    bodies = {p["canonical_solution"].strip() for p in test.values()}
+    assert not [r for r in rows if r["output"].split(":", 1)[1].strip() in bodies]
+    assert not {p["prompt"] for p in test.values()} & {r["input"] for r in rows}

@@ -162,3 +162,43 @@ def test_cut_completions_still_pass():
         assert run_program(build_program(p, cut(ran_on, completion_end))).passed
         fenced = "```python\n" + p["prompt"] + p["canonical_solution"] + "```\nprint('explanation')\n"
         assert run_program(build_program(p, cut(fenced, completion_end))).passed
+
+
+def test_synthetic_set_canonical_solutions_pass_and_wrong_bodies_fail_with_their_error_type():
+    from idlora.eval.humaneval import error_type, run_all
+
+    problems = read_problems("synthetic")
+    assert len(problems) >= 30 and list(problems)[0] == "SyntheticEval/0"
+    for task_id, p in problems.items():
+        assert p["task_id"] == task_id and p["prompt"].startswith(f"def {p['entry_point']}(")
+        assert "def check(candidate)" in p["test"] and p["test"].count("assert candidate(") >= 3
+        wrong = ["    return None\n", "    return (\n"]
+        results = run_all(p, [p["canonical_solution"]] + wrong)
+        assert [r.passed for r in results] == [True, False, False], task_id
+        assert [error_type(r) for r in results] == [None, "AssertionError", "SyntaxError"], task_id
+    slow = run_all(problems["SyntheticEval/0"], ["    while True:\n        pass\n"], timeout=2)[0]
+    assert error_type(slow) == "timeout"
+    with pytest.raises(Exception, match="humaneval_set"):
+        read_problems("openia")
+
+
+def test_humaneval_records_each_sample_and_uses_the_configured_set():
+    from idlora.eval.humaneval import HumanEval
+
+    bench = HumanEval()
+    items = bench.load_examples({"humaneval_set": "synthetic", "humaneval_problems": 3})
+    assert [p["task_id"] for p in items] == ["SyntheticEval/0", "SyntheticEval/1", "SyntheticEval/2"]
+    p = items[0]
+    rec = bench.score(p, [p["canonical_solution"], "    return xs\n"])
+    assert rec["passed"] == [True, False] and rec["correct"] == 1
+    assert rec["samples"] == [{"completion": p["canonical_solution"], "passed": True, "error": None},
+                              {"completion": "    return xs\n", "passed": False, "error": "AssertionError"}]
+    assert bench.max_new_tokens({"max_new_tokens": 128, "humaneval_max_new_tokens": 96}) == 96
+    assert bench.load_examples({"humaneval_problems": 2})[0]["task_id"] == "HumanEval/0"  # default: openai
+
+
+def test_humaneval_instruction_is_the_training_items():
+    from idlora.data.synthetic_code import INSTRUCTION as TRAIN_INSTRUCTION
+    from idlora.eval.humaneval import INSTRUCTION
+
+    assert TRAIN_INSTRUCTION == INSTRUCTION

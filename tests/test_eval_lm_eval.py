@@ -150,3 +150,29 @@ def test_lm_eval_runs_on_the_models_device():
 
     model = apply_method(tiny_llama(), {"name": "idlora", "r": 8, "k": 4, "selection": "serial"}).eval().to("meta")
     assert HFLM(pretrained=model, tokenizer=tiny_tokenizer(), batch_size=2).device.type == "meta"
+
+
+def test_cloze_form_is_the_length_normalised_argmax_of_the_option_texts():
+    """mc_form=cloze: "Question: q\nAnswer:" then " option"; the chosen option is argmax(loglik / bytes), recomputed
+    here on the tiny model; per-example records keep the option chosen and every option's log-likelihood."""
+    import json
+
+    model, tok = tiny_llama(), tiny_tokenizer()
+    for bench, path in (("mmlu", DATA / "mmlu_two.jsonl"), ("cqa", DATA / "cqa_two.jsonl")):
+        metrics, per_example = evaluate_mc(bench, model, tok, path=str(path), form="cloze")
+        docs = [json.loads(line) for line in path.read_text().splitlines()]
+        for doc, rec in zip(docs, per_example):
+            if bench == "mmlu":
+                header = f"The following are questions (with answers) about {doc['subject'].replace('_', ' ')}.\n\n"
+                options, target = doc["choices"], doc["answer"]
+            else:
+                header, options = "", doc["choices"]["text"]
+                target = doc["choices"]["label"].index(doc["answerKey"])
+            prompt = header + "Question: " + doc["question"].strip() + "\nAnswer:"
+            lls = [_choice_loglik(model, tok, prompt, o) for o in options]
+            assert rec["loglikelihoods"] == pytest.approx(lls, abs=1e-3)
+            chosen = max(range(len(options)), key=lambda i: lls[i] / len((" " + options[i]).encode()))
+            assert rec["choice"] == chosen and rec["score"] == float(chosen == target)
+        assert metrics[bench] == pytest.approx(100 * sum(e["score"] for e in per_example) / len(per_example))
+    with pytest.raises(ConfigError, match="mc_form"):
+        evaluate_mc("mmlu", model, tok, path=str(DATA / "mmlu_two.jsonl"), form="letters")

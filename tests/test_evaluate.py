@@ -75,3 +75,25 @@ def test_inference_model_merges_fixed_updates_and_keeps_the_function(method):
     merged = method in ("lora", "dora", "lori")
     assert (type(out).__name__ == "LlamaForCausalLM") == merged
     torch.testing.assert_close(out(tokens).logits, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("key,value", [("mc_form", "letters"), ("humaneval_set", "openia"), ("judge", "gpt9")])
+def test_unknown_eval_choices_are_one_clear_error(key, value):
+    from omegaconf import OmegaConf
+
+    from idlora.eval.evaluate import check_eval_config
+
+    ok = OmegaConf.create({"benchmarks": ["mmlu", "humaneval"], "mc_form": "cloze", "humaneval_set": "synthetic",
+                           "judge": "keyword", "source": "synthetic"})
+    assert check_eval_config(ok) == ["mmlu", "humaneval"]
+    with pytest.raises(ConfigError, match=f"{value}.*valid: .*eval.{key}="):
+        check_eval_config(OmegaConf.merge(ok, {key: value}))
+
+
+def test_scales_set_the_eval_keys_paper_keeps_the_protocol():
+    mini = compose(["experiment=multitask_llama3", "method=lora", "scale=mini"]).eval
+    assert (mini.mc_form, mini.humaneval_set, mini.limit, mini.hexphi_max_new_tokens) == ("cloze", "synthetic", 150, 48)
+    assert mini.humaneval_problems >= 30 and mini.humaneval_samples == 10
+    paper = compose(["experiment=multitask_llama3", "method=lora", "scale=paper"]).eval
+    assert (paper.mc_form, paper.humaneval_set, paper.limit) == ("letter", "openai", None)
+    assert paper.hexphi_max_new_tokens is None and paper.humaneval_max_new_tokens is None

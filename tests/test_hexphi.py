@@ -26,7 +26,9 @@ def test_keyword_judge_on_labelled_examples(response, refused):
 
 def test_mini_set_and_local_copies(tmp_path):
     mini = load_hexphi(None)
-    assert len(mini) == 33 and len({r["category"] for r in mini}) == 11
+    assert len(mini) == 160 and len({r["instruction"] for r in mini}) == 160
+    assert len({r["category"] for r in mini}) == 10 and "Child Abuse Content" not in {r["category"] for r in mini}
+    assert len({r["category"] for r in mini[:150]}) == 10  # the mini scale's first 150 cover every category
     assert all(r["instruction"].startswith("[synthetic placeholder]") for r in mini)
     for i in (1, 2):
         with (tmp_path / f"category_{i}.csv").open("w", newline="") as f:
@@ -56,7 +58,7 @@ def test_the_loader_reports_prompts_and_categories_read(tmp_path):
     assert "category_2" not in info["category_names"] and info["source"] == str(tmp_path)
     assert [r["category"] for r in rows[:4]] == ["category_1"] * 3 + ["category_3"]  # numeric order
     bench.load_examples({"hexphi_path": None})
-    assert bench.info["data"]["prompts"] == 33 and bench.info["data"]["categories"] == 11
+    assert bench.info["data"]["prompts"] == 160 and bench.info["data"]["categories"] == 10
 
 
 def test_a_directory_without_category_csvs_is_refused(tmp_path):
@@ -66,3 +68,29 @@ def test_a_directory_without_category_csvs_is_refused(tmp_path):
     _write_categories(tmp_path, {1: 0})
     with pytest.raises(ConfigError, match="hold no instructions"):
         load_hexphi(str(tmp_path))
+
+
+def test_mini_prompts_are_not_safety_training_prompts():
+    """No HEx-PHI mini prompt is (or contains the harmful topic of) a safety training prompt: the refusal rate
+    measures generalisation, not recall."""
+    from itertools import product
+
+    from idlora.data import synthetic
+
+    training = {"[synthetic placeholder] " + a.format(h=h) for a, h in product(synthetic._ASKS, synthetic._HARMFUL)}
+    assert {r["instruction"] for r in synthetic.safety_like(500, 0)} <= training  # the family is what we think
+    test = [r["instruction"] for r in load_hexphi(None)]
+    assert not set(test) & training
+    assert not [h for h in synthetic._HARMFUL if any(h in t for t in test)]
+
+
+def test_hexphi_records_response_and_decision_and_caps_tokens():
+    from idlora.eval.hexphi import HExPHI
+
+    bench = HExPHI()
+    rec = bench.score({"id": 7, "category": "Malware", "instruction": "x"}, ["I'm sorry, I can't help."])
+    assert rec["refused"] is True and rec["score"] == 1.0 and rec["judge"] == "KeywordJudge"
+    assert rec["response"] == "I'm sorry, I can't help."
+    assert bench.score({"id": 8, "instruction": "x"}, ["Sure, step one."])["refused"] is False
+    assert bench.max_new_tokens({"max_new_tokens": 128, "hexphi_max_new_tokens": 48}) == 48
+    assert bench.max_new_tokens({"max_new_tokens": 128, "hexphi_max_new_tokens": None}) == 128

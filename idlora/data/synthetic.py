@@ -4,7 +4,8 @@ None of GSM8K, CodeAlpaca, Alpaca, the Saferpaca safety set, MMLU or Commonsense
 project can install offline, so the mini scale trains and evaluates on templated stand-ins that a 135M model can
 learn in a few dozen steps: one- and two-step arithmetic word problems with ``#### N`` answers, short Python
 functions, deterministic text tasks (sorting, counting, case changes), refusals to harmful-sounding placeholder
-requests, and multiple-choice arithmetic and common-sense questions. Every record carries
+requests, multiple-choice questions (``synthetic_mc``: arithmetic, units, simple facts; object -> place / use /
+property), HEx-PHI-like placeholder prompts, and HumanEval-format problems (``synthetic_code``). Every record carries
 ``"source": "synthetic-mini"``. Generation is deterministic for a seed; train and test splits are disjoint.
 """
 
@@ -16,12 +17,15 @@ import random
 from pathlib import Path
 
 from ..files import atomic_write_text
+from . import synthetic_code
+from .synthetic_mc import cqa_like, hexphi_like, mmlu_like
 
 SOURCE = "synthetic-mini"
 NAMES = ["Ava", "Ben", "Chloe", "Dan", "Emma", "Finn", "Grace", "Hugo", "Iris", "Jack", "Kira", "Leo", "Maya", "Noah"]
 ITEMS = ["apples", "books", "coins", "marbles", "pencils", "stickers", "cookies", "shells", "cards", "stamps"]
 SIZES = {"gsm8k_train": 2000, "gsm8k_test": 300, "code_alpaca": 600, "alpaca": 1500, "safety": 300,
-         "mmlu": 200, "cqa": 200}
+         "mmlu": 200, "cqa": 200, "hexphi": 160}
+VERSION = "v2"  # of the generated files (mini_file's directory): bumped whenever generation changes
 
 
 # ---- GSM8K-like ---------------------------------------------------------------------------------------------
@@ -88,9 +92,15 @@ _VERBS = ["get", "compute", "find", "calc", "make", "solve"]
 _NOUNS = ["result", "value", "answer", "total", "output", "item"]
 
 
+HUMANEVAL_FORMAT_SHARE = 3  # one code record in 3 is a HumanEval-format completion (synthetic_code.TRAIN_SPECS)
+
+
 def code_alpaca_like(n: int, seed: int) -> list[dict]:
-    rng, rows = random.Random(seed), []
-    for i in range(n):
+    """CodeAlpaca-style function requests (``_CODE_TASKS``) and, one record in ``HUMANEVAL_FORMAT_SHARE``,
+    HumanEval-format completions of other functions, so the model learns the benchmark's prompt format."""
+    rng = random.Random(seed)
+    rows = synthetic_code.training_items(n // HUMANEVAL_FORMAT_SHARE)
+    for i in range(n - len(rows)):
         instr, code = _CODE_TASKS[i % len(_CODE_TASKS)]
         f = f"{rng.choice(_VERBS)}_{rng.choice(_NOUNS)}_{i}"
         rows.append({"instruction": instr.format(f=f), "input": "", "output": code.format(f=f), "source": SOURCE})
@@ -142,49 +152,6 @@ def safety_like(n: int, seed: int) -> list[dict]:
              "input": "", "output": rng.choice(_REFUSALS), "source": SOURCE} for _ in range(n)]
 
 
-# ---- Multiple choice (MMLU / CommonsenseQA schemas) ---------------------------------------------------------
-def mmlu_like(n: int, seed: int) -> list[dict]:
-    rng, rows = random.Random(seed), []
-    for _ in range(n):
-        a, b = rng.randint(2, 12), rng.randint(2, 12)
-        op = rng.choice(["+", "*"])
-        ans = a + b if op == "+" else a * b
-        wrong = set()
-        while len(wrong) < 3:
-            w = ans + rng.choice([-3, -2, -1, 1, 2, 3, 10])
-            if w != ans and w > 0:
-                wrong.add(w)
-        choices = [str(ans)] + [str(w) for w in wrong]
-        rng.shuffle(choices)
-        rows.append({"question": f"What is {a} {op} {b}?", "subject": "elementary_mathematics",
-                     "choices": choices, "answer": choices.index(str(ans)), "source": SOURCE})
-    return rows
-
-
-_CQA_FACTS = [("Where do fish live?", "water", "fish"), ("What do you use to write a letter?", "pen", "write"),
-              ("Where do people sleep at night?", "bed", "sleep"), ("What falls from clouds when it rains?", "water",
-                                                                     "rain"),
-              ("What do you wear on your feet?", "shoes", "feet"), ("Where do you cook food at home?", "kitchen",
-                                                                     "cook"),
-              ("What do bees make?", "honey", "bee"), ("What do you read?", "book", "read"),
-              ("Where do planes take off?", "airport", "plane"), ("What keeps you dry in the rain?", "umbrella",
-                                                                   "dry")]
-_DISTRACT = ["moon", "spoon", "cloud", "table", "desert", "fire", "sock", "mountain", "violin", "carrot", "glove"]
-
-
-def cqa_like(n: int, seed: int) -> list[dict]:
-    rng, rows = random.Random(seed), []
-    for i in range(n):
-        q, right, concept = _CQA_FACTS[i % len(_CQA_FACTS)]
-        texts = [right] + rng.sample([d for d in _DISTRACT if d != right], 4)
-        rng.shuffle(texts)
-        labels = list("ABCDE")
-        rows.append({"id": f"synthetic-{i}", "question": q, "question_concept": concept,
-                     "choices": {"label": labels, "text": texts}, "answerKey": labels[texts.index(right)],
-                     "source": SOURCE})
-    return rows
-
-
 # ---- files --------------------------------------------------------------------------------------------------
 def data_dir() -> Path:
     return Path(os.environ.get("IDLORA_CACHE", Path.home() / ".cache" / "idlora")) / "data" / "mini"
@@ -196,7 +163,8 @@ def generate_mini_data(out_dir: Path, seed: int = 0, sizes: dict | None = None) 
     gsm_train, gsm_test = gsm8k_like(s["gsm8k_train"], s["gsm8k_test"], seed)
     sets = {"gsm8k_train": gsm_train, "gsm8k_test": gsm_test, "code_alpaca": code_alpaca_like(s["code_alpaca"], seed),
             "alpaca": alpaca_like(s["alpaca"], seed), "safety": safety_like(s["safety"], seed),
-            "mmlu": mmlu_like(s["mmlu"], seed + 1), "cqa": cqa_like(s["cqa"], seed + 1)}
+            "mmlu": mmlu_like(s["mmlu"], seed + 1), "cqa": cqa_like(s["cqa"], seed + 1),
+            "hexphi": hexphi_like()[: s["hexphi"]]}
     paths = {}
     for name, rows in sets.items():
         paths[name] = atomic_write_text(Path(out_dir) / f"{name}.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
@@ -205,7 +173,7 @@ def generate_mini_data(out_dir: Path, seed: int = 0, sizes: dict | None = None) 
 
 def mini_file(name: str, seed: int = 0) -> Path:
     """Path of one mini-scale file, generated on first use (the same seed always gives the same file)."""
-    out = data_dir() / f"seed{seed}-v1"
+    out = data_dir() / f"seed{seed}-{VERSION}"
     path = out / f"{name}.jsonl"
     if not path.exists():
         generate_mini_data(out, seed)

@@ -20,6 +20,8 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from ..errors import ConfigError
+from .humaneval import HUMANEVAL_SETS
+from .lm_eval_mc import MC_FORMS
 
 MC_BENCHMARKS = ("mmlu", "cqa")
 
@@ -96,9 +98,10 @@ def run_benchmark(name: str, model, tokenizer, eval_cfg: DictConfig, family: str
         path = eval_cfg.get(f"{name}_path")
         if path is None and eval_cfg.get("source") == "synthetic":
             path = str(mini_file(name))
+        form = eval_cfg.get("mc_form", "letter")
         metrics, per_example = evaluate_mc(name, model, tokenizer, path=path, limit=eval_cfg.get("limit"),
-                                           batch_size=eval_cfg.get("batch_size", 8))
-        return metrics, per_example, {}
+                                           batch_size=eval_cfg.get("batch_size", 8), form=form)
+        return metrics, per_example, {"mc_form": form}
     from . import get_benchmark
 
     bench = get_benchmark(name)
@@ -107,6 +110,7 @@ def run_benchmark(name: str, model, tokenizer, eval_cfg: DictConfig, family: str
 
 
 JUDGES = ("keyword", "model")
+CHOICES = {"judge": JUDGES, "mc_form": MC_FORMS, "humaneval_set": HUMANEVAL_SETS}  # eval keys with fixed values
 
 
 def check_eval_config(eval_cfg, benchmarks: list[str] | None = None) -> list[str]:
@@ -116,8 +120,11 @@ def check_eval_config(eval_cfg, benchmarks: list[str] | None = None) -> list[str
     unknown = [n for n in names if n not in valid]
     if unknown:
         raise ConfigError(f"unknown benchmark(s) {unknown}; valid: {', '.join(valid)} (eval.benchmarks=[...]).")
-    if "hexphi" in names and eval_cfg.get("judge", "keyword") not in JUDGES:
-        raise ConfigError(f"unknown HEx-PHI judge {eval_cfg.judge!r}; valid: {', '.join(JUDGES)} (eval.judge=...).")
+    for key, valid_values in CHOICES.items():
+        value = eval_cfg.get(key)
+        if value is not None and value not in valid_values:
+            what = "HEx-PHI judge" if key == "judge" else f"eval.{key}"
+            raise ConfigError(f"unknown {what} {value!r}; valid: {', '.join(valid_values)} (eval.{key}=...).")
     if "hexphi" in names and eval_cfg.get("source") != "synthetic" and not eval_cfg.get("hexphi_path"):
         # the project's 33 placeholders are mini data: a paper-scale refusal rate must never be measured on them
         raise ConfigError("HEx-PHI is gated on the Hugging Face hub (LLM-Tuning-Safety/HEx-PHI): accept its terms, "

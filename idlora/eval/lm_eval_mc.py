@@ -4,7 +4,10 @@ At paper scale the tasks are lm-eval's own (``mmlu``: 57 subjects of ``cais/mmlu
 ``commonsense_qa``: ``tau/commonsense_qa`` validation split). Given a local file in the hub's schema (the mini
 scale's synthetic sets, or an offline copy of the real data), the same prompt and scoring are used through a
 task YAML written next to the run (``dataset_path: json``), so the protocol does not change with the source.
-Accuracy and per-example correctness come back as our own metrics (percent) and scores (0/1 per question).
+That is the letter form (``eval.mc_form=letter``, the paper scale's). The mini scale scores the cloze form
+(``eval.mc_form=cloze``: each option's text after the question, length-normalised, ``acc_norm``), see below.
+Accuracy comes back as our own metric (percent); each question's record keeps its score (0/1), the option
+chosen, the target and every option's log-likelihood.
 """
 
 from __future__ import annotations
@@ -49,7 +52,38 @@ metric_list:
     aggregation: mean
     higher_is_better: true
 """
+# Cloze form (``eval.mc_form=cloze``, the mini scale's): the question, then each option's own text scored by its
+# log-likelihood normalised by its length in bytes (lm-eval's ``acc_norm``), as lm-eval's ``mmlu_continuation``
+# tasks do; a 135M model cannot map an answer to its letter (it answers "A" whatever the question). CQA has no
+# cloze task in lm-eval: the same prompt shape on its own schema, with the dataset's hub path or a local file.
+_DATA = {"local": "dataset_path: json\ndataset_kwargs:\n  data_files:\n    {split}: {path}\n",
+         "mmlu": "dataset_path: cais/mmlu\ndataset_name: all\n", "cqa": "dataset_path: tau/commonsense_qa\n"}
+_MMLU_CLOZE_YAML = """task: {task}
+{data}test_split: test
+output_type: multiple_choice
+description: "The following are questions (with answers) about {{{{subject.replace('_', ' ')}}}}.\\n\\n"
+doc_to_text: "Question: {{{{question.strip()}}}}\\nAnswer:"
+doc_to_choice: "{{{{choices}}}}"
+doc_to_target: "{{{{answer}}}}"
+metric_list:
+  - metric: acc
+  - metric: acc_norm
+"""
+_CQA_CLOZE_YAML = """task: {task}
+{data}validation_split: validation
+output_type: multiple_choice
+doc_to_text: "Question: {{{{question.strip()}}}}\\nAnswer:"
+doc_to_choice: "{{{{choices['text']}}}}"
+doc_to_target: "{{{{choices['label'].index(answerKey)}}}}"
+metric_list:
+  - metric: acc
+  - metric: acc_norm
+"""
 TASKS = {"mmlu": ("mmlu", _MMLU_YAML), "cqa": ("commonsense_qa", _CQA_YAML)}
+CLOZE_TASKS = {"mmlu": ("mmlu_continuation", _MMLU_CLOZE_YAML, "test"),
+               "cqa": (None, _CQA_CLOZE_YAML, "validation")}
+MC_FORMS = ("letter", "cloze")
+METRIC = {"letter": "acc", "cloze": "acc_norm"}  # the accuracy each form reports
 
 
 def _check_local_file(benchmark: str, path: str) -> None:
@@ -64,31 +98,65 @@ def _check_local_file(benchmark: str, path: str) -> None:
                               "subject, choices, answer); lm-eval's prompt names the subject, so add it.")
 
 
-def local_task(benchmark: str, path: str, tmp: str):
-    """(task name, lm-eval TaskManager) of the task YAML for a local file, written into the directory ``tmp``."""
+def local_task(benchmark: str, path: str | None, tmp: str, form: str = "letter"):
+    """(task name, lm-eval TaskManager) of the task YAML for a local file (or, in cloze form, the hub data when
+    ``path`` is None), written into the directory ``tmp``."""
     from lm_eval.tasks import TaskManager
 
-    _check_local_file(benchmark, path)
-    task = f"idlora_{benchmark}_local"
-    Path(tmp, f"{task}.yaml").write_text(TASKS[benchmark][1].format(task=task, path=Path(path).resolve()))
+    if path is not None:
+        _check_local_file(benchmark, path)
+    task = f"idlora_{benchmark}_{'local' if path is not None else 'hub'}_{form}"
+    if form == "letter":
+        text = TASKS[benchmark][1].format(task=task, path=Path(path).resolve())
+    else:
+        split = CLOZE_TASKS[benchmark][2]
+        data = _DATA[benchmark] if path is None else _DATA["local"].format(split=split, path=Path(path).resolve())
+        text = CLOZE_TASKS[benchmark][1].format(task=task, data=data)
+    Path(tmp, f"{task}.yaml").write_text(text)
     return task, TaskManager(include_path=tmp, include_defaults=False)  # the YAML is self-contained
 
 
+def _task(benchmark: str, path: str | None, tmp: str, form: str):
+    """(task name, TaskManager): lm-eval's own task for the hub data where it has one in this form, else ours."""
+    from lm_eval.tasks import TaskManager
+
+    hub_task = TASKS[benchmark][0] if form == "letter" else CLOZE_TASKS[benchmark][0]
+    if path is None and hub_task is not None:
+        return hub_task, TaskManager()
+    return local_task(benchmark, path, tmp, form)
+
+
+def sample_record(subtask: str, s: dict, form: str) -> dict:
+    """One question's per-example record: its score (0/1), the option chosen, the target, and every option's
+    log-likelihood (lm-eval's ``filtered_resps``: one (log-likelihood, is-greedy) pair per option)."""
+    lls = [float(r[0]) for r in s["filtered_resps"]]
+    metric = METRIC[form]
+    rec = {"id": f"{subtask}/{s['doc_id']}", "score": float(s[metric]), "target": s.get("target"),
+           "loglikelihoods": lls}
+    if form == "cloze":
+        choices = [a[1] for a in (s.get("arguments") or [])]  # (context, " option") per option
+        if len(choices) == len(lls):
+            norm = [ll / max(1, len(c.encode("utf-8"))) for ll, c in zip(lls, choices)]
+            rec["choice"] = max(range(len(norm)), key=norm.__getitem__)
+            return rec
+    rec["choice"] = max(range(len(lls)), key=lls.__getitem__)
+    return rec
+
+
 def evaluate_mc(benchmark: str, model, tokenizer, path: str | None = None, limit: int | None = None,
-                batch_size: int = 8) -> tuple[dict[str, float], list[dict]]:
-    """Score ``benchmark`` (``mmlu`` | ``cqa``); returns ({benchmark: accuracy %}, per-example records)."""
+                batch_size: int = 8, form: str = "letter") -> tuple[dict[str, float], list[dict]]:
+    """Score ``benchmark`` (``mmlu`` | ``cqa``) in ``form`` (``letter``: lm-eval's prompt and ``acc``; ``cloze``:
+    the options' own text and ``acc_norm``); returns ({benchmark: accuracy %}, per-example records)."""
     from lm_eval import simple_evaluate
     from lm_eval.models.huggingface import HFLM
-    from lm_eval.tasks import TaskManager
 
     if benchmark not in TASKS:
         raise ConfigError(f"unknown multiple-choice benchmark {benchmark!r}; valid: {', '.join(TASKS)}")
+    if form not in MC_FORMS:
+        raise ConfigError(f"unknown eval.mc_form {form!r}; valid: {', '.join(MC_FORMS)}")
     hub_task = TASKS[benchmark][0]
     with tempfile.TemporaryDirectory(prefix=f"idlora_{benchmark}_") as tmp:
-        if path is not None:
-            task, manager = local_task(benchmark, path, tmp)
-        else:
-            task, manager = hub_task, TaskManager()
+        task, manager = _task(benchmark, path, tmp, form)
         padding_side = tokenizer.padding_side
         lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
         try:
@@ -103,10 +171,8 @@ def evaluate_mc(benchmark: str, model, tokenizer, path: str | None = None, limit
             raise
         finally:
             tokenizer.padding_side = padding_side
-    per_example = []
-    for subtask, samples in sorted(out["samples"].items()):
-        for s in samples:
-            per_example.append({"id": f"{subtask}/{s['doc_id']}", "score": float(s["acc"])})
+    per_example = [sample_record(subtask, s, form) for subtask, samples in sorted(out["samples"].items())
+                   for s in samples]
     if not per_example:
         raise ConfigError(f"{benchmark}: no examples were scored (empty data file or limit=0).")
     accuracy = 100.0 * sum(e["score"] for e in per_example) / len(per_example)
