@@ -61,3 +61,13 @@ def test_effect_identity_tells_apart_what_changes_numbers():
     assert effect_identity(a) != effect_identity(Run("gsm8k_llama3", "lora", ["seed=1"], scale="mini").config())
     assert effect_identity(a) != effect_identity(Run("gsm8k_llama3", "lora", ["method.r=4"], scale="mini").config())
     assert effect_identity(a) != effect_identity(Run("gsm8k_llama3", "dora", scale="mini").config())
+
+
+def test_table3_rows_that_are_table2_runs_are_served_by_them_at_mini_only():
+    from idlora.reports.tables.from_runs import served_runs
+
+    borrowed = {(r.row, tuple(r.overrides)): (t, s.experiment) for r, s, t in served_runs("table3", "mini") if t != "table3"}
+    assert borrowed[("lora", ())] == ("table2", "multitask_llama3")
+    assert borrowed[("idlora_pmrc_rb", ("seed=1", "run_tag=_s1"))] == ("table2", "multitask_llama3")
+    assert ("idlora_serial_rb", ("method.selection=serial", "run_tag=_serial")) not in borrowed  # Table 3's own
+    assert all(t == "table3" for _, _, t in served_runs("table3", "paper"))  # LLaMA-3.2-3B is not LLaMA-3-8B

@@ -20,8 +20,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..runs.launch import (REPO, Run, accelerate_launcher, canonical_runs, is_complete, pmrc_command, submit,
-                           train_command)
+from ..runs.launch import REPO, Run, accelerate_launcher, is_complete, pmrc_command, submit, train_command
 
 SCALES = ("mini", "paper", "tiny")
 CLUSTERS = ("local", "slurm")
@@ -142,12 +141,15 @@ def make_table(table: str, scale: str = "mini", cluster: str = "local", results_
     output_root = str(Path(output_root).resolve()) if output_root else None
     status = 0
     if table in RUN_TABLES:
-        runs = table_runs(table, scale, overrides)
-        # runs identical in effect (at mini, the Mistral half of Tables 1-2) are trained once: their first one
-        distinct = [r for r, first in zip(runs, canonical_runs(runs)) if first is r]
+        from .tables.from_runs import served_runs
+
+        served = served_runs(table, scale, overrides)
+        # runs identical in effect (at mini, the Mistral half of Tables 1-2; Table 3's rows that are Table 2's) are
+        # trained once, as the first of them: perhaps a run of an earlier table, which then fills both
+        distinct = list({tuple(serving.args()): serving for _, serving, _ in served}.values())
         missing = [r for r in distinct if not is_complete(r, results)]  # composes every run: a bad override fails here
-        print(f"{table} at scale {scale}: {len(runs)} runs ({len(distinct)} distinct in effect), {len(missing)} to do",
-              flush=True)
+        print(f"{table} at scale {scale}: {len(served)} runs ({len(distinct)} distinct in effect), {len(missing)} to "
+              "do", flush=True)
         if cluster == "slurm" and missing:
             submit(missing, slurm=slurm)
             print(f"submitted {len(missing)} runs; run `make {table} SCALE={scale}` again when they finish.")

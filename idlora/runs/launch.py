@@ -77,13 +77,19 @@ def effect_identity(cfg) -> dict:
     return plain
 
 
+_IDENTITIES: dict[tuple, dict] = {}  # effect identity by a run's arguments (composing is the slow part)
+
+
 def canonical_runs(runs: list[Run]) -> list[Run]:
     """For each run, the run whose results file serves it: the first run of ``runs`` with the same effect identity
     (``effect_identity``), often itself. A table's runs identical in effect are trained once."""
     seen: list[tuple[dict, Run]] = []
     out = []
     for run in runs:
-        identity = effect_identity(run.config())
+        key = tuple(run.args())
+        if key not in _IDENTITIES:
+            _IDENTITIES[key] = effect_identity(run.config())
+        identity = _IDENTITIES[key]
         first = next((r for ident, r in seen if ident == identity), None)
         if first is None:
             seen.append((identity, run))

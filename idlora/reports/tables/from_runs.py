@@ -91,6 +91,7 @@ class TableRuns:
     run_ids: dict[str, list[str]]
     problems: list[str] = field(default_factory=list)
     served: dict[str, str] = field(default_factory=dict)  # row -> the row whose run serves one of its runs
+    borrowed: dict[str, list[str]] = field(default_factory=dict)  # row -> runs of earlier tables serving it
 
 
 def order_rows(rows: list[str], nested: bool) -> list[str]:
@@ -102,24 +103,42 @@ def order_rows(rows: list[str], nested: bool) -> list[str]:
                                                key=lambda r: r.split("/")[1] != BASE)]
 
 
+def served_runs(table_name: str, scale: str, overrides: list[str] | None = None) -> list[tuple[Run, Run, str]]:
+    """(run, the run whose results file serves it, that run's table) for each run of the table: the first run
+    identical in effect (``canonical_runs``) among the runs of the tables before it (``RUN_TABLES`` order) and its
+    own earlier runs; at mini, e.g., Table 3's LoRA row is Table 2's LLaMA-3 LoRA run (both are SmolLM2)."""
+    from . import RUN_TABLES
+
+    before = RUN_TABLES[:RUN_TABLES.index(table_name)] if table_name in RUN_TABLES else ()
+    own = experiment_list(table_name)["runs"]
+    methods = {r.method for r in own}  # only a run of the same method can be identical in effect
+    earlier = [(t, r) for t in before for r in experiment_list(t)["runs"]
+               if r.method in methods and not any(r is o for o in own)]
+    pool = [(t, r.at(scale, overrides or ())) for t, r in [*earlier, *((table_name, r) for r in own)]]
+    first = canonical_runs([r for _, r in pool])
+    where = {id(r): t for t, r in pool}
+    return [(run, serving, where[id(serving)]) for (_, run), serving in zip(pool[len(earlier):], first[len(earlier):])]
+
+
 def load_runs(table_name: str, scale: str, results_dir: str | Path = "results/runs",
               overrides: list[str] | None = None) -> TableRuns:
     """The usable record of each run of the table (the results files' one rule, ``results.check_record``), each read
-    from the file of the run that serves it (``canonical_runs``) and checked against that run's config."""
+    from the file of the run that serves it (``served_runs``) and checked against that run's config."""
     results_dir = Path(results_dir)
     spec = experiment_list(table_name)
     nested = table_name in ("table1", "table2")
     rows = order_rows(list(dict.fromkeys(r.row for r in spec["runs"])), nested)
     out = TableRuns(rows=rows, records={r: [] for r in rows}, run_ids={r: [] for r in rows})
-    runs = [r.at(scale, overrides or ()) for r in spec["runs"]]
     composed: dict[tuple, object] = {}
-    for run, canonical in zip(runs, canonical_runs(runs)):
+    for run, canonical, table in served_runs(table_name, scale, overrides):
         key = tuple(canonical.args())
         if key not in composed:
             composed[key] = compose(canonical.args())
         cfg = composed[key]
         out.run_ids[run.row].append(cfg.run_id)
-        if canonical is not run and canonical.row != run.row:
+        if table != table_name:
+            out.borrowed.setdefault(run.row, []).append(f"{table}'s {cfg.run_id}")
+        elif canonical is not run and canonical.row != run.row:
             out.served[run.row] = canonical.row
         record, why = load_result(results_dir / f"{cfg.run_id}.json", OmegaConf.to_container(cfg, resolve=True))
         if why and why not in out.problems:
@@ -213,7 +232,21 @@ def build(table_name: str, scale: str, results_dir: str | Path = "results/runs",
             table.add(row, col, cell.pop("ours"), paper=paper_value(row, col),
                       significant=None if test is None else _dagger(test), runs=runs.run_ids[row], **cell)
     _notes(table, scale, runs, sig, tests, problems)
+    table.notes += _unmeasured_pass_at_k(runs, table.columns)
     return table
+
+
+def _unmeasured_pass_at_k(runs: TableRuns, columns: list[str]) -> list[str]:
+    """A note for each pass@k column that runs which scored HumanEval could not measure (fewer than k samples)."""
+    notes = []
+    for col in (c for c in columns if c.startswith("humaneval_pass@")):
+        k = int(col.split("@")[1])
+        scored = [r for recs in runs.records.values() for r in recs if "humaneval" in r.get("benchmarks", {})]
+        samples = sorted({int(r["config"]["eval"]["humaneval_samples"]) for r in scored if col not in r["metrics"]})
+        if samples:
+            notes.append(f"{COLUMN_LABELS.get(col, col)}: not measured by runs that drew {', '.join(map(str, samples))} "
+                         f"sample(s) per problem (eval.humaneval_samples); pass@{k} needs at least {k}.")
+    return notes
 
 
 def row_label(row: str, nested: bool) -> str:
@@ -251,5 +284,9 @@ def _notes(table: Table, scale: str, runs: TableRuns, sig, tests: list, problems
         table.notes.append(f"Rows {', '.join(table.row_labels[r] for r in served)} use the runs of rows "
                            f"{', '.join(table.row_labels[runs.served[r]] for r in served)}: identical in effect at "
                            "this scale (same model and config).")
+    if runs.borrowed:
+        table.notes.append("Runs of earlier tables, identical in effect at this scale (same model and config), serve "
+                           + "; ".join(f"{table.row_labels[r]} ({', '.join(ids)})" for r, ids in runs.borrowed.items())
+                           + ".")
     for p in problems:
         table.notes.append(f"Not used: {p}")
