@@ -22,8 +22,26 @@ def main_guard(fn):
     return wrapper
 
 
+HELP = ("-h", "--help")
+
+
+def print_help_if_asked(argv: list[str]) -> None:
+    """``-h`` / ``--help``: print the entry point's docstring (its usage and options) and exit 0."""
+    if any(a in HELP for a in argv):
+        doc = getattr(sys.modules.get("__main__"), "__doc__", None) or "key=value arguments; see the script's source."
+        print(doc.strip())
+        raise SystemExit(0)
+
+
+def flag(args: dict[str, str], key: str) -> bool:
+    """A ``key=true|false`` argument (absent: false)."""
+    return args.get(key, "false") == "true"
+
+
 def parse_overrides(argv: list[str], allowed: dict[str, tuple | None]) -> dict[str, str]:
-    """``key=value`` arguments; ``allowed`` maps each key to its valid values (None: any)."""
+    """``key=value`` arguments; ``allowed`` maps each key to its valid values (None: any). ``--help`` prints the
+    entry point's docstring."""
+    print_help_if_asked(argv)
     out = {}
     for arg in argv:
         key, sep, value = arg.partition("=")
@@ -40,6 +58,7 @@ def parse_overrides(argv: list[str], allowed: dict[str, tuple | None]) -> dict[s
 def split_arguments(argv: list[str], own: dict[str, tuple | None]) -> tuple[dict[str, str], dict[str, str], list[str]]:
     """``key=value`` arguments of an entry point that launches runs: (its own keys, checked as ``parse_overrides``
     does; ``slurm.<key>`` sbatch options; every other ``key=value``, a Hydra override passed to each run)."""
+    print_help_if_asked(argv)
     mine, slurm, overrides = [], {}, []
     for arg in argv:
         key, sep, value = arg.partition("=")

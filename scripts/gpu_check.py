@@ -15,7 +15,7 @@ from idlora.cli import main_guard, parse_overrides
 def main(argv) -> None:
     from idlora.bench.gpu_check import PARTS, run
 
-    args = parse_overrides(["dry_run=true" if a == "--dry-run" else a for a in argv],
+    args = parse_overrides(argv,
                            {"dry_run": ("true", "false"), "parts": None, "out": None})
     report = run(dry_run=args.get("dry_run") == "true", out=args.get("out"),
                  parts=tuple(args["parts"].split(",")) if "parts" in args else PARTS)

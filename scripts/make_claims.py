@@ -13,9 +13,6 @@ OWN = {"scale": ("mini", "paper", "tiny"), "results": None, "bench": None, "out"
 
 @main_guard
 def main() -> None:
-    if {"-h", "--help"} & set(sys.argv[1:]):
-        print(__doc__.strip())
-        return
     args = parse_overrides(sys.argv[1:], OWN)
     from idlora.reports.claims import build_claims, write
 

@@ -1,4 +1,4 @@
-"""The efficiency benchmark's --quick mode writes every key Figure 3 and the issue's targets read (no timings
+"""The efficiency benchmark's quick=true mode writes every key Figure 3 and the issue's targets read (no timings
 are asserted: they are ratios measured on a shared machine, reported by `make bench`)."""
 
 import json
@@ -19,7 +19,7 @@ for m in ("idlora", "hydralora", "moelora", "lora_unmerged", "dora_unmerged"):
 
 def test_quick_benchmark_writes_every_key(tmp_path):
     out = tmp_path / "efficiency.json"
-    res = subprocess.run([sys.executable, str(REPO / "scripts/bench_efficiency.py"), "--quick", "--out", str(out)],
+    res = subprocess.run([sys.executable, str(REPO / "scripts/bench_efficiency.py"), "quick=true", f"out={out}"],
                          cwd=REPO, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     metrics = json.loads(out.read_text())["metrics"]
@@ -83,7 +83,7 @@ def test_pmrc_cost_quick_writes_its_files(tmp_path):
     md = (tmp_path / "tables" / "table_pmrc_cost.md").read_text()
     assert md.count("llama32_3b") == 1 and md.startswith("# Beyond the paper (table_pmrc_cost)")
     assert "Scale: `tiny shapes (quick)`" in md and "ours / paper" not in md
-    # the table alone, from the results file (scripts/pmrc_cost.py --table): the same text
+    # the table alone, from the results file (scripts/pmrc_cost.py table=true): the same text
     import pytest
 
     from idlora.errors import ConfigError

@@ -150,7 +150,7 @@ def run(out_json: str | Path = "results/bench/pmrc_cost.json", out_tables: str |
 
 
 def rebuild_table(path: str | Path = "results/bench/pmrc_cost.json", out_tables: str | Path = "results/tables"):
-    """The table again from an existing results file, without measuring (``scripts/pmrc_cost.py --table``)."""
+    """The table again from an existing results file, without measuring (``scripts/pmrc_cost.py table=true``)."""
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"no {path}; run `make pmrc_cost` first.")
@@ -163,7 +163,7 @@ def rebuild_table(path: str | Path = "results/bench/pmrc_cost.json", out_tables:
 
 
 def write_table(doc: dict, out_tables: str | Path = "results/tables", source: str = "results/bench/pmrc_cost.json"):
-    """``table_pmrc_cost.{md,tex,json}`` from a ``pmrc_cost.json`` document (``scripts/pmrc_cost.py --table``)."""
+    """``table_pmrc_cost.{md,tex,json}`` from a ``pmrc_cost.json`` document (``scripts/pmrc_cost.py table=true``)."""
     from ..reports.tables.render import Table
 
     cols = ["matrices", "r", "seconds_reference", "seconds_torch", "speedup", "peak_mib_reference", "peak_mib_torch"]
