@@ -1,6 +1,6 @@
 """Draw Figure 3 or 4 from results files: ``python scripts/make_figure.py fig=fig4 scale=mini``.
 
-Options (key=value): fig=fig3|fig4|fig_rank, scale=mini|paper|tiny (fig4), results=DIR, bench=FILE (fig3), out=DIR.
+Options (key=value): fig=fig3|fig4|fig_rank|fig_budget, scale=mini|paper|tiny (fig4), results=DIR, bench=FILE (fig3), out=DIR.
 ``make fig3`` runs the efficiency benchmark first if its results file is missing; ``make fig4`` runs Table 7.
 """
 
