@@ -58,7 +58,7 @@ def test_ablation_overrides():
 
 @pytest.mark.parametrize("overrides,match", [
     (["experiment=nope"], "unknown experiment 'nope'; valid: code_llama3"),
-    (["method=lorax"], "unknown method 'lorax'; valid: dora, fft"),
+    (["method=lorax"], "unknown method 'lorax'; valid: base, dora, fft"),
     (["scale=huge"], "unknown scale 'huge'; valid: mini, paper, tiny"),
     (["model=gpt5"], "unknown model 'gpt5'"),
 ])
