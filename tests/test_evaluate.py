@@ -93,7 +93,7 @@ def test_unknown_eval_choices_are_one_clear_error(key, value):
 def test_scales_set_the_eval_keys_paper_keeps_the_protocol():
     mini = compose(["experiment=multitask_llama3", "method=lora", "scale=mini"]).eval
     assert (mini.mc_form, mini.humaneval_set, mini.limit, mini.hexphi_max_new_tokens) == ("cloze", "synthetic", 150, 48)
-    assert mini.humaneval_problems >= 30 and mini.humaneval_samples == 10
+    assert mini.humaneval_problems >= 30 and mini.humaneval_samples == 5  # pass@1, pass@5 (time budget)
     paper = compose(["experiment=multitask_llama3", "method=lora", "scale=paper"]).eval
     assert (paper.mc_form, paper.humaneval_set, paper.limit) == ("letter", "openai", None)
     assert paper.hexphi_max_new_tokens is None and paper.humaneval_max_new_tokens is None

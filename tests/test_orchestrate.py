@@ -28,6 +28,9 @@ def test_parallel_runs_each_once_at_most_jobs_at_a_time(tmp_path, monkeypatch, c
             peak[0] = max(peak[0], active[0])
             calls.append((run_id, env["OMP_NUM_THREADS"], env["MKL_NUM_THREADS"]))
         stdout.write(f"training {run_id}\nlast line of {run_id}\n")
+        deadline = time.time() + 60  # the first run waits for the second to start (a loaded machine is slow)
+        while len(calls) < 2 and time.time() < deadline:
+            time.sleep(0.05)
         time.sleep(0.3)
         with lock:
             active[0] -= 1

@@ -66,17 +66,18 @@ def test_slurm_table_target_submits_each_missing_run_once(sim, tmp_path):
     first = _make_table(args, env)
     assert first.returncode == 1, first.stderr[-2000:]  # runs pending
     log = (tmp_path / "sbatch.log").read_text().splitlines()
-    assert len(log) == 5
+    n = 16  # Table 3: 5 rows x seeds 42, 1, 2, and the base row (nothing shared with Table 2 at paper scale)
+    assert len(log) == n
     again = _make_table(args, env)  # every job still queued: nothing is submitted twice
-    assert len((tmp_path / "sbatch.log").read_text().splitlines()) == 5
-    assert again.stdout.count("is queued or running") == 5
+    assert len((tmp_path / "sbatch.log").read_text().splitlines()) == n
+    assert again.stdout.count("is queued or running") == n
     for job in (tmp_path / "queue").iterdir():  # the jobs left the queue without results (e.g. cancelled)
         job.unlink()
     _make_table(args, env)
-    assert len((tmp_path / "sbatch.log").read_text().splitlines()) == 10
+    assert len((tmp_path / "sbatch.log").read_text().splitlines()) == 2 * n
 
     scripts = sorted((tmp_path / "runs" / "slurm-scripts").glob("*.sbatch"))
-    assert len(scripts) == 5
+    assert len(scripts) == n
     text = {s.stem: s.read_text() for s in scripts}
     idlora = text["multitask_llama32.paper.idlora"]
     for line in ("#SBATCH --partition=gpu", "#SBATCH --account=proj42", "#SBATCH --time=12:00:00",
