@@ -195,6 +195,19 @@ def scored_benchmarks(record: dict) -> set[str]:
 
 
 
+def recorded_identity(path: str | Path) -> dict | None:
+    """The run identity a results file records, or None if there is none (missing or unreadable: such a file is
+    replaced atomically by the run)."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        previous = json.loads(path.read_text()).get("config")
+    except (OSError, ValueError):
+        return None
+    return run_identity(previous) if previous else None
+
+
 def check_record(path: str | Path, config: dict) -> tuple[dict | None, str | None]:
     """The one rule for "is the results file in ``path`` a record of a run of ``config``" (a resolved config, as a
     dict): readable, of this schema version, of the same run identity. ``(record, None)`` if so; ``(None, None)``

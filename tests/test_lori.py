@@ -153,3 +153,22 @@ def test_the_method_config_and_table6_use_the_peft_default_sparsity():
 
     cfg = compose(["experiment=gsm8k_llama3", "method=lori"])
     assert cfg.method.sparsity == LORI_SPARSITY == LoRIConfig(r=4).sparsity
+
+
+def test_the_generic_loop_names_no_method_and_lori_goes_through_its_recipe():
+    """LoRI's two stages are a recipe the loop calls (``training.recipes``), not branches on the method's name."""
+    import ast
+    from pathlib import Path
+
+    from omegaconf import OmegaConf
+
+    from idlora.training import loop
+    from idlora.training.recipes import LoRIRecipe, Recipe, recipe_for
+
+    names = {n.value for n in ast.walk(ast.parse(Path(loop.__file__).read_text()))
+             if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+    assert "lori" not in names
+    assert isinstance(recipe_for(OmegaConf.create({"name": "lori"})), LoRIRecipe)
+    assert type(recipe_for(OmegaConf.create({"name": "idlora"}))) is Recipe
+    dense = OmegaConf.create({"name": "lori", "sparsity": 0.0})
+    assert recipe_for(dense).prepare(OmegaConf.create({"method": dense}), model=None, train=None) is None

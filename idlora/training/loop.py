@@ -23,6 +23,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from . import checkpoint as ckpt_io
+from .recipes import recipe_for
 from ..config import effective_lr, per_method
 from ..errors import ConfigError
 from ..methods import BASE, apply_method, build_peft_config, count_parameters
@@ -73,24 +74,10 @@ def global_batches(n_examples: int, batch_size: int, seed: int, total_steps: int
         yield step, order[within * batch_size:(within + 1) * batch_size]
 
 
-def _previous_identity(path: Path) -> dict | None:
-    """The run identity a results file records, or None if there is none (missing or unreadable: such a file is
-    replaced atomically by the run)."""
-    if not path.exists():
-        return None
-    try:
-        previous = json.loads(path.read_text()).get("config")
-    except (OSError, ValueError):
-        return None
-    from ..results import run_identity
-
-    return run_identity(previous) if previous else None
-
-
 def _check_previous_results(path: Path, config: dict) -> None:
-    from ..results import run_identity
+    from ..results import recorded_identity, run_identity
 
-    previous, config = _previous_identity(path), run_identity(config)
+    previous, config = recorded_identity(path), run_identity(config)
     if previous is not None and previous != config:
         diff = _config_diff(previous, config)
         raise ConfigError(
@@ -212,8 +199,8 @@ def _zero_stage(accelerator) -> int | None:
 
 
 def _build_model(cfg: DictConfig, rank: int):
-    """(model, tokenizer, LoRI calibration info): base weights, the method (PMRC on rank 0 first; the other ranks
-    then read its cache), LoRI's masks, gradient checkpointing."""
+    """(model, tokenizer, what the method's recipe recorded): base weights, the method (PMRC on rank 0 first; the
+    other ranks then read its cache), the method's preparation (``recipes``: LoRI's masks), gradient checkpointing."""
     from ..models import load_model_and_tokenizer
 
     model, tokenizer = load_model_and_tokenizer(cfg.model)
@@ -222,17 +209,12 @@ def _build_model(cfg: DictConfig, rank: int):
     model = apply_method(model, cfg.method, seed=cfg.seed)
     if rank == 0:
         _barrier()
-    lori_info = None
-    if cfg.method.name == "lori" and float(cfg.method.sparsity) > 0:
-        from accelerate.utils import set_seed
-
-        lori_info = _calibrate_lori(cfg, model)
-        set_seed(cfg.seed)  # LoRI-S draws the same dropout whether LoRI-D was just trained here or reused
+    prepared = recipe_for(cfg.method).prepare(cfg, model, train=run)
     if cfg.train.gradient_checkpointing:
         model.gradient_checkpointing_enable()
         if hasattr(model, "enable_input_require_grads"):
             model.enable_input_require_grads()
-    return model, tokenizer, lori_info
+    return model, tokenizer, prepared
 
 
 def _examples(cfg: DictConfig, records: list[dict], tokenizer) -> list[dict]:
@@ -264,10 +246,10 @@ def run(cfg: DictConfig) -> dict:
     if rank == 0:
         (_out_dir(cfg) / STOP_FILE).unlink(missing_ok=True)  # a stop request is for the job that received it
     records = load_dataset_for(cfg.data, scale=cfg.scale.name, seed=cfg.seed)
-    model, tokenizer, lori_info = _build_model(cfg, rank)
+    model, tokenizer, prepared = _build_model(cfg, rank)
     trainable, total = count_parameters(model)
-    if lori_info is not None:  # masked entries of B are parameters that never change: count what trains
-        trainable -= lori_info["masked_entries"]
+    if prepared is not None:  # e.g. LoRI's masked entries of B: parameters that never change; count what trains
+        trainable -= prepared.get("masked_entries", 0)
     examples = _examples(cfg, records, tokenizer)
     total_steps = int(tc.max_steps) if tc.max_steps else (len(examples) // tc.batch_size) * int(tc.epochs)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -293,8 +275,8 @@ def run(cfg: DictConfig) -> dict:
     if stopped:
         return {"model": None, "tokenizer": tokenizer, "results_path": _results_path(cfg), "accelerator": accelerator,
                 "rank": rank, "preempted": True, **summary}
-    if lori_info is not None:
-        summary["lori"] = lori_info
+    if prepared is not None:
+        summary[cfg.method.name] = prepared
     unwrapped = _save_final(cfg, state, tokenizer)
     if rank == 0:
         record = new_run_record(run_id=cfg.run_id, experiment=cfg.experiment, scale=cfg.scale.name,
@@ -499,35 +481,6 @@ def _teardown(accelerator) -> None:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
-
-
-def _calibrate_lori(cfg: DictConfig, model) -> dict:
-    """LoRI-S needs masks from a trained LoRI-D: train (or reuse) that dense run of the same config, with
-    ``sparsity=0``, under ``<run dir>/calibration``, then set model-wise magnitude masks on ``model``."""
-    from safetensors import safe_open
-
-    from ..results import run_identity
-    from ..tuners.lori import magnitude_masks
-
-    out_dir = Path(cfg.output_root) / cfg.run_id
-    dense = OmegaConf.to_container(cfg, resolve=True)
-    dense["method"]["sparsity"] = 0.0
-    dense.update(run_id=f"{cfg.run_id}.lori_d", output_root=str(out_dir / "calibration"),
-                 results_dir=str(out_dir / "calibration"), evaluate_after_training=False)
-    dense["train"]["wandb"] = False  # one tracker run per process: the LoRI-S run's (its curve is what is reported)
-    record_path = Path(dense["results_dir"]) / f"{dense['run_id']}.json"
-    adapter_file = Path(dense["output_root"]) / dense["run_id"] / "adapter" / "adapter_model.safetensors"
-    if not (adapter_file.exists() and _previous_identity(record_path) == run_identity(dense)):
-        run(OmegaConf.create(dense))
-    prefix, suffix = "base_model.model.", ".lori_B.weight"
-    with safe_open(str(adapter_file), framework="pt") as f:
-        b = {key[len(prefix):-len(suffix)]: f.get_tensor(key) for key in f.keys() if key.endswith(suffix)}
-    masks = magnitude_masks(b, float(cfg.method.sparsity))
-    tuner = model.base_model
-    tuner.set_masks(masks)
-    kept = sum(int(m.sum()) for m in masks.values())
-    entries = sum(m.numel() for m in masks.values())
-    return {"calibration_run": str(record_path), "mask_density": kept / entries, "masked_entries": entries - kept}
 
 
 def _barrier() -> None:
