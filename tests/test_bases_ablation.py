@@ -35,7 +35,7 @@ def test_forward_with_bases_equals_literal(selection, rb):
     cfg = IDLoRAConfig(r=R, k=K, alpha=8, rank_boosting=rb, selection=selection, target_modules=["x"])
     A = pmrc.select_rows(base.weight, K, R, selection, seed=0, module_name="x")
     assert A.shape == (K, R, D_IN) and A.dtype == torch.float64
-    layer = Linear(base, "default", cfg, index=A, module_name="x").double().eval()
+    layer = Linear(base, "default", cfg, frozen=A, module_name="x").double().eval()
     assert "default" not in layer.idlora_index and torch.equal(layer.idlora_A["default"], A)
     nn.init.normal_(layer.idlora_B["default"].weight, std=0.5)
     h = torch.randn(5, D_IN, dtype=torch.float64)

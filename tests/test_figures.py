@@ -87,7 +87,7 @@ def test_effective_rank_views_against_the_algebra():
     lora = LoraLinear(nn.Linear(40, 32, bias=False), "default", LoraConfig(r=2, lora_alpha=4), r=2, lora_alpha=4)
     nn.init.normal_(lora.lora_B["default"].weight)
     index = torch.randperm(32)[:16].reshape(4, 4)
-    idl = Linear(base, "default", IDLoRAConfig(r=4, k=4, alpha=8, target_modules=["x"]), index=index, module_name="x")
+    idl = Linear(base, "default", IDLoRAConfig(r=4, k=4, alpha=8, target_modules=["x"]), frozen=index, module_name="x")
     nn.init.normal_(idl.idlora_B["default"].weight)
     d = spectra(lora, idl)
     assert d["lora"]["rank"] == 2

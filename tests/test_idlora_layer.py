@@ -45,7 +45,7 @@ def make_layer(rank_boosting, router, dropout_position, bias, dropout=0.0, seed=
     cfg = IDLoRAConfig(r=R, k=K, alpha=8, dropout=dropout, rank_boosting=rank_boosting, router=router,
                        dropout_position=dropout_position, target_modules=["x"])
     index = torch.randperm(D_OUT)[: K * R].reshape(K, R)
-    layer = Linear(base, "default", cfg, index=index, module_name="x").double()
+    layer = Linear(base, "default", cfg, frozen=index, module_name="x").double()
     for p in (layer.idlora_B["default"].weight, layer.idlora_router["default"].weight):
         nn.init.normal_(p, std=0.5)  # B is zero at init; give it values so the test sees the update
     return layer
@@ -147,6 +147,6 @@ def test_zero_init_B_means_no_update():
     torch.manual_seed(0)
     base = nn.Linear(D_IN, D_OUT)
     layer = Linear(base, "default", IDLoRAConfig(r=R, k=K, target_modules=["x"]),
-                   index=torch.arange(K * R).reshape(K, R))
+                   frozen=torch.arange(K * R).reshape(K, R))
     h = torch.randn(4, D_IN)
     torch.testing.assert_close(layer(h), base(h))

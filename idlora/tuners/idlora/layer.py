@@ -58,13 +58,15 @@ class IDLoRALayer(BaseTunerLayer):
         base = self.get_base_layer()
         self.in_features, self.out_features = base.in_features, base.out_features
 
-    def update_layer(self, adapter_name: str, config, index: torch.Tensor, module_name: str = "") -> None:
+    def update_layer(self, adapter_name: str, config, frozen: torch.Tensor, module_name: str = "") -> None:
+        """``frozen``: what A_1..A_k are, a long (k, r) row index S_1..S_k into W, or for the reviewer ablations
+        (selection=svd|gaussian) the float (k, r, d_in) bases themselves (``pmrc.select_rows``)."""
         r, k, d_in, d_out = config.r, config.k, self.in_features, self.out_features
-        bases = index.is_floating_point()  # svd / gaussian: the A_i themselves, (k, r, d_in)
+        bases = frozen.is_floating_point()  # svd / gaussian: the A_i themselves, (k, r, d_in)
         expected = (k, r, d_in) if bases else (k, r)
-        if tuple(index.shape) != expected:
+        if tuple(frozen.shape) != expected:
             raise ValueError(f"ID-LoRA: {'bases' if bases else 'row index'} for {module_name!r} have shape "
-                             f"{tuple(index.shape)}, expected {expected}.")
+                             f"{tuple(frozen.shape)}, expected {expected}.")
         self.r[adapter_name], self.k[adapter_name] = r, k
         self.scaling[adapter_name] = config.alpha / r
         self.rank_boosting[adapter_name] = config.rank_boosting
@@ -72,10 +74,10 @@ class IDLoRALayer(BaseTunerLayer):
         self.dropout_position[adapter_name] = config.dropout_position
         self.idlora_dropout[adapter_name] = nn.Dropout(config.dropout) if config.dropout > 0 else nn.Identity()
         if bases:
-            self.idlora_A[adapter_name] = index.to(self.get_base_layer().weight.dtype)
+            self.idlora_A[adapter_name] = frozen.to(self.get_base_layer().weight.dtype)
         else:
-            self.idlora_index[adapter_name] = index.to(torch.long)
-        if is_placeholder(index) and not index.is_meta:  # on the meta device a forward computes shapes only
+            self.idlora_index[adapter_name] = frozen.to(torch.long)
+        if is_placeholder(frozen) and not frozen.is_meta:  # on the meta device a forward computes shapes only
             self.rows_pending[adapter_name] = module_name
         else:
             self.rows_pending.pop(adapter_name, None)
@@ -227,11 +229,11 @@ class IDLoRALayer(BaseTunerLayer):
 class Linear(nn.Module, IDLoRALayer):
     """An ``nn.Linear`` with an ID-LoRA adapter."""
 
-    def __init__(self, base_layer: nn.Module, adapter_name: str, config, index: torch.Tensor, module_name: str = ""):
+    def __init__(self, base_layer: nn.Module, adapter_name: str, config, frozen: torch.Tensor, module_name: str = ""):
         super().__init__()
         IDLoRALayer.__init__(self, base_layer)
         self._active_adapter = adapter_name
-        self.update_layer(adapter_name, config, index=index, module_name=module_name)
+        self.update_layer(adapter_name, config, frozen=frozen, module_name=module_name)
 
     def forward(self, h: torch.Tensor, *args, adapter_names=None, **kwargs) -> torch.Tensor:
         if adapter_names is not None:

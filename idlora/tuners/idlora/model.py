@@ -101,13 +101,13 @@ class IDLoRAModel(LinearAdapterTuner):
             indices = pmrc.select_rows_for_modules(
                 weights, config.k, config.r, config.selection, config.seed, config.pmrc_backend
             )
-        self._pending_index = {**getattr(self, "_pending_index", {}), adapter_name: indices}
+        self._pending_frozen = {**getattr(self, "_pending_frozen", {}), adapter_name: indices}
 
     def _layer_kwargs(self, config, adapter_name, target, current_key):
-        return {"index": self._pending_index[adapter_name][current_key], "module_name": current_key}
+        return {"frozen": self._pending_frozen[adapter_name][current_key], "module_name": current_key}
 
     def _finish_injection(self, adapter_name: str) -> None:
-        getattr(self, "_pending_index", {}).pop(adapter_name, None)
+        getattr(self, "_pending_frozen", {}).pop(adapter_name, None)
 
     @classmethod
     def _remap_adapter_state_dict_for_load(cls, model, config, adapter_name, state_dict):
