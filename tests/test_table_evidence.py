@@ -88,3 +88,22 @@ def test_a_row_whose_run_differs_in_effect_reads_only_its_own_file(tmp_path, mon
     assert t.cell("mistral_7b/lora", "gsm8k")["ours"] is None
     assert not any(x.startswith("Rows ") for x in t.notes)
     assert np.isfinite(t.cell("llama3_8b/lora", "gsm8k")["ci_low"])
+
+
+def test_a_column_no_trained_row_moves_from_the_base_gets_a_footnote_with_the_intervals():
+    from idlora.reports.tables.render import Table
+
+    t = Table(name="table2", title="t", scale="mini", rows=["m/base", "m/lora", "m/idlora"],
+              columns=["params_pct", "gsm8k", "mmlu"], row_labels={"m/base": "Base", "m/lora": "LoRA",
+                                                                   "m/idlora": "ID-LoRA"})
+    for row, (g, gl, gh), (m, ml, mh) in [("m/base", (10.0, 5.0, 15.0), (40.0, 32.0, 48.0)),
+                                          ("m/lora", (30.0, 22.0, 38.0), (44.0, 36.0, 52.0)),
+                                          ("m/idlora", (14.0, 8.0, 20.0), (35.0, 27.0, 43.0))]:
+        t.add(row, "params_pct", 0.5)
+        t.add(row, "gsm8k", g, ci_low=gl, ci_high=gh, n=150)
+        t.add(row, "mmlu", m, ci_low=ml, ci_high=mh, n=150)
+    notes = from_runs.unmoved_columns(t)
+    # GSM8K moved (LoRA's interval [22, 38] is disjoint from the base's [5, 15]); MMLU did not
+    assert len(notes) == 1 and notes[0].startswith("MMLU: no trained row's 95% interval is disjoint")
+    assert "Base 40.0 [32.0, 48.0], n = 150" in notes[0] and "farthest from it: ID-LoRA 35.0 [27.0, 43.0]" in notes[0]
+    assert from_runs.unmoved_columns(t, skip={"m/base"}) == []

@@ -233,7 +233,43 @@ def build(table_name: str, scale: str, results_dir: str | Path = "results/runs",
                       significant=None if test is None else _dagger(test), runs=runs.run_ids[row], **cell)
     _notes(table, scale, runs, sig, tests, problems)
     table.notes += _unmeasured_pass_at_k(runs, table.columns)
+    table.notes += unmoved_columns(table, skip=set(runs.served))
     return table
+
+
+def _disjoint(a: dict, b: dict) -> bool:
+    return a["ci_low"] > b["ci_high"] or a["ci_high"] < b["ci_low"]
+
+
+def unmoved_columns(table: Table, skip=frozenset()) -> list[str]:
+    """A note for each metric column in which no trained row of a block (a model's rows) has a 95% interval disjoint
+    from the block's base row: the measured reason that column shows no effect of training at this scale. Blocks
+    whose base row is in ``skip`` (served by another block's runs) are left to that block's note."""
+    blocks: dict[str, list[str]] = {}
+    for row in table.rows:
+        blocks.setdefault(row.rsplit("/", 1)[0] + "/" if "/" in row else "", []).append(row)
+    notes = []
+    for prefix, rows in blocks.items():
+        base = prefix + BASE
+        if base in skip:
+            continue
+        for col in (c for c in table.columns if c in METRIC_SOURCE):
+            b = table.cell(base, col)
+            if b is None or b.get("ci_low") is None:
+                continue
+            trained = [(r, c) for r in rows if r != base and (c := table.cell(r, col)) and c.get("ci_low") is not None]
+            if not trained or any(_disjoint(c, b) for _, c in trained):
+                continue
+            far, c = max(trained, key=lambda rc: abs(rc[1]["ours"] - b["ours"]))
+
+            def show(label, cell):
+                return f"{label} {cell['ours']} [{cell['ci_low']:.1f}, {cell['ci_high']:.1f}], n = {cell['n']}"
+
+            notes.append(f"{COLUMN_LABELS.get(col, col)}: no trained row's 95% interval is disjoint from the base "
+                         f"row's ({show(table.row_labels[base], b)}; farthest from it: "
+                         f"{show(table.row_labels[far], c)}): at this scale and sample size the column does not "
+                         "resolve what training changed.")
+    return notes
 
 
 def _unmeasured_pass_at_k(runs: TableRuns, columns: list[str]) -> list[str]:
