@@ -84,3 +84,11 @@ def test_the_score_of_a_cut_completion_is_its_first_final_answer():
     assert not is_correct(ran_on, example["answer"])  # uncut, the later answer would count
     for text in (ran_on, stopped):
         assert bench.score(example, [cut(text, bench.stop)])["score"] == 1.0
+
+
+def test_each_scored_example_keeps_its_answer_and_the_reference_for_audit():
+    from idlora.eval.gsm8k import GSM8K
+
+    row = GSM8K().score({"id": 3, "answer": "2 * 6 = 12\n#### 12"}, ["2 * 6 = 13\nThe final answer is: 13\n"])
+    assert row == {"id": 3, "score": 0.0, "prediction": "13", "target": "12",
+                   "completion": "2 * 6 = 13\nThe final answer is: 13\n"}

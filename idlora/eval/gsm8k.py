@@ -106,7 +106,8 @@ class GSM8K(Benchmark):
 
     def score(self, example, completions):
         return {"id": example["id"], "score": float(is_correct(completions[0], example["answer"])),
-                "prediction": extract_answer(completions[0]), "completion": completions[0]}
+                "prediction": extract_answer(completions[0]), "target": reference_answer(example["answer"]),
+                "completion": completions[0]}
 
     def aggregate(self, per_example):
         return {"gsm8k": 100.0 * sum(e["score"] for e in per_example) / len(per_example)}
