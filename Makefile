@@ -19,7 +19,7 @@ JOBS ?= auto# runs trained at once locally; auto: 2 on a CPU-only machine at min
 ARGS ?=# Hydra overrides for every run of a table, and slurm.<option>=VALUE, e.g. ARGS="local_data.hexphi=DIR"
 MODEL ?= llama3_8b# make pmrc: the model whose PMRC rows to cache
 TABLES := table1 table2 table3 table4 table5 table6 table7 table8
-EXTRA_TABLES := table_init# beyond the paper: the reviewers' question on the choice of A_i
+EXTRA_TABLES := table_init table_rb table_router# beyond the paper: the choice of A_i, the RB factor m, the router
 
 .PHONY: help install test test-slow test-all claims tables $(TABLES) $(EXTRA_TABLES) fig3 fig4 fig_rank fig_budget pmrc pmrc_cost bench memory_plan wheels gpu-check clean-results clean
 
