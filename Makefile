@@ -19,9 +19,9 @@ JOBS ?= auto# runs trained at once locally; auto: 2 on a CPU-only machine at min
 ARGS ?=# Hydra overrides for every run of a table, and slurm.<option>=VALUE, e.g. ARGS="local_data.hexphi=DIR"
 MODEL ?= llama3_8b# make pmrc: the model whose PMRC rows to cache
 TABLES := table1 table2 table3 table4 table5 table6 table7 table8
-EXTRA_TABLES := table_init# beyond the paper: the reviewers' question on the choice of A_i
+EXTRA_TABLES := table_init table_rb table_router# beyond the paper: the choice of A_i, the RB factor m, the router
 
-.PHONY: help install test test-slow test-all claims tables $(TABLES) $(EXTRA_TABLES) fig3 fig4 fig_rank fig_budget pmrc pmrc_cost bench memory_plan wheels gpu-check clean-results clean
+.PHONY: help install test test-slow test-all claims tables $(TABLES) $(EXTRA_TABLES) fig3 fig4 fig_rank fig_budget fig_router pmrc pmrc_cost bench memory_plan wheels gpu-check clean-results clean
 
 help:
 	@sed -n '1,6p' Makefile
@@ -76,12 +76,19 @@ pmrc_cost: $(STAMP)
 fig_rank: table7
 	$(PY) scripts/make_figure.py fig=fig_rank scale=$(SCALE)
 
+# What a trained ID-LoRA router does on its run's evaluation prompts: results/figures/fig_router.png and
+# results/router/<RUN>.json (RUN: a trained ID-LoRA run id; PROMPTS per benchmark). Default: Table 3's ID-LoRA run.
+RUN ?= multitask_llama32.$(SCALE).idlora
+PROMPTS ?= 16
+fig_router: $(STAMP)
+	$(PY) scripts/make_figure.py fig=fig_router run=$(RUN) prompts=$(PROMPTS)
+
 # The mini step budget's evidence: loss curves of the long runs in results/budget/ (how they were trained: its README).
 fig_budget: $(STAMP)
 	$(PY) scripts/make_figure.py fig=fig_budget results=results/budget
 
 table%:
-	@echo "error: no such table '$@'; targets: $(TABLES), $(EXTRA_TABLES), tables, fig3, fig4, fig_rank, bench" >&2; exit 2
+	@echo "error: no such table '$@'; targets: $(TABLES), $(EXTRA_TABLES), tables, fig3, fig4, fig_rank, fig_router, bench" >&2; exit 2
 
 bench: $(STAMP)
 	$(PY) scripts/bench_efficiency.py

@@ -37,7 +37,7 @@ def table_label(method: str) -> str:
 
 # Keys each method accepts besides the common ones (r, alpha, dropout, target_modules, seed).
 _SPECIFIC = {
-    "idlora": ("k", "selection", "rank_boosting", "router", "dropout_position", "pmrc_backend"),
+    "idlora": ("k", "selection", "rank_boosting", "rb_parts", "router", "dropout_position", "pmrc_backend"),
     "lora": (),
     "dora": (),
     "hydralora": ("n_experts",),

@@ -73,6 +73,8 @@ def test_unknown_names_list_the_valid_ones(overrides, match):
     ("method.r=7", "r must be even"),
     ("method.k=0", "k .*>= 1"),
     ("method.router=mlp", "unknown router"),
+    ("method.rb_parts=3", "rb_parts=3 splits x_i in 3 parts, so r must be divisible by 3; got r=32"),
+    ("method.rb_parts=1", "rb_parts=1 .* is Rank Boosting off"),
 ])
 def test_bad_method_values(override, match):
     with pytest.raises(ConfigError, match=match):

@@ -12,43 +12,55 @@ from idlora.tuners.idlora.layer import Linear
 D_IN, D_OUT, K, R = 12, 16, 3, 4
 
 
-def literal_eq4(W, bias, index, B, router_w, router_kind, rank_boosting, scaling, h, drop_input=None, drop_rows=None):
-    """u = W h (+ b) + scaling * sum_i alpha_i y_i, one token and one cluster at a time (no identities used)."""
+def literal_eq4(W, bias, index, B, router_w, router_kind, rank_boosting, scaling, h, drop_input=None, drop_rows=None,
+                parts=None):
+    """u = W h (+ b) + scaling * sum_i alpha_i y_i, one token and one cluster at a time (no identities used).
+
+    Routers: linear alpha = softmax(R h); inner alpha = softmax_i(T . x_i); text alpha_i = T . x_i (no softmax);
+    uniform alpha_i = 1/k. Rank Boosting with m parts (``parts``; default 2 with RB, 1 without):
+    y_i = [B x_i^1 ; ... ; B x_i^m], the x_i^j consecutive pieces of r/m entries."""
+    m = parts or (2 if rank_boosting else 1)
+    k = index.shape[0]
     out = torch.empty(h.shape[0], W.shape[0], dtype=torch.float64)
     for t in range(h.shape[0]):
         ht = h[t]
         hd = drop_input[t] if drop_input is not None else ht
-        xs = [W[index[i]] @ hd for i in range(index.shape[0])]  # x_i = A_i h, A_i = W[S_i, :]
+        xs = [W[index[i]] @ hd for i in range(k)]  # x_i = A_i h, A_i = W[S_i, :]
         if drop_rows is not None:
             xs = list(drop_rows[t].reshape(index.shape))
-        if router_kind == "linear":
-            logits = torch.stack([router_w[i] @ ht for i in range(index.shape[0])])  # R h
+        if router_kind == "uniform":
+            alpha = torch.full((k,), 1.0 / k, dtype=torch.float64)
+        elif router_kind == "linear":
+            alpha = torch.softmax(torch.stack([router_w[i] @ ht for i in range(k)]), 0)  # softmax(R h)
         else:
-            logits = torch.stack([router_w[0] @ x for x in xs])  # T . x_i
-        alpha = torch.softmax(logits, 0)
+            scores = torch.stack([router_w[0] @ x for x in xs])  # T . x_i
+            alpha = scores if router_kind == "text" else torch.softmax(scores, 0)
         total = torch.zeros(W.shape[0], dtype=torch.float64)
         for i, x in enumerate(xs):
-            if rank_boosting:
-                half = x.shape[0] // 2
-                y = torch.cat([B @ x[:half], B @ x[half:]])  # fc([B x^1, B x^2])
-            else:
-                y = B @ x
+            piece = x.shape[0] // m
+            y = torch.cat([B @ x[j * piece:(j + 1) * piece] for j in range(m)])  # fc([B x^1, ..., B x^m])
             total += alpha[i] * y
         base = W @ ht + (bias if bias is not None else 0)
         out[t] = base + scaling * total
     return out
 
 
-def make_layer(rank_boosting, router, dropout_position, bias, dropout=0.0, seed=0):
+def make_layer(rank_boosting, router, dropout_position, bias, dropout=0.0, seed=0, rb_parts=2):
     torch.manual_seed(seed)
     base = nn.Linear(D_IN, D_OUT, bias=bias).double()
     cfg = IDLoRAConfig(r=R, k=K, alpha=8, dropout=dropout, rank_boosting=rank_boosting, router=router,
-                       dropout_position=dropout_position, target_modules=["x"])
+                       dropout_position=dropout_position, target_modules=["x"], rb_parts=rb_parts)
     index = torch.randperm(D_OUT)[: K * R].reshape(K, R)
     layer = Linear(base, "default", cfg, frozen=index, module_name="x").double()
-    for p in (layer.idlora_B["default"].weight, layer.idlora_router["default"].weight):
+    for p in (layer.idlora_B["default"].weight, *router_weight(layer, "default", tensor=False)):
         nn.init.normal_(p, std=0.5)  # B is zero at init; give it values so the test sees the update
     return layer
+
+
+def router_weight(layer, name="default", tensor=True):
+    """The router's weight (None for router=uniform, which has none); ``tensor=False``: a list of 0 or 1."""
+    w = layer.idlora_router[name].weight if name in layer.idlora_router else None
+    return w if tensor else [w] if w is not None else []
 
 
 CASES = list(itertools.product([True, False], ["linear", "inner"], ["input", "rows"], [False, True]))
@@ -60,7 +72,7 @@ def test_eval_forward_equals_literal_formula(rb, router, position, bias):
     h = torch.randn(5, D_IN, dtype=torch.float64)
     base = layer.get_base_layer()
     expected = literal_eq4(base.weight, base.bias, layer.idlora_index["default"], layer.idlora_B["default"].weight,
-                           layer.idlora_router["default"].weight, router, rb, layer.scaling["default"], h)
+                           router_weight(layer), router, rb, layer.scaling["default"], h)
     torch.testing.assert_close(layer(h), expected, rtol=1e-10, atol=1e-10)
     # batched (B, T, d_in) input gives the same per token
     torch.testing.assert_close(layer(h.reshape(1, 5, D_IN))[0], expected, rtol=1e-10, atol=1e-10)
@@ -77,7 +89,7 @@ def test_float32_inference_path_is_the_general_path_bit_for_bit(rb, router, bias
     base = layer.get_base_layer()
     expected = literal_eq4(base.weight.double(), None if base.bias is None else base.bias.double(),
                            layer.idlora_index["default"], layer.idlora_B["default"].weight.double(),
-                           layer.idlora_router["default"].weight.double(), router, rb, layer.scaling["default"],
+                           router_weight(layer).double(), router, rb, layer.scaling["default"],
                            h.reshape(10, D_IN).double()).reshape(2, 5, D_OUT)
     taken = []
     shortcut = type(layer)._inference_update
@@ -108,7 +120,7 @@ def test_training_input_dropout_equals_literal_formula(rb, router):
     dropped = nn.functional.dropout(h, 0.3, training=True)  # the same mask, drawn first in the layer too
     base = layer.get_base_layer()
     expected = literal_eq4(base.weight, base.bias, layer.idlora_index["default"], layer.idlora_B["default"].weight,
-                           layer.idlora_router["default"].weight, router, rb, layer.scaling["default"], h,
+                           router_weight(layer), router, rb, layer.scaling["default"], h,
                            drop_input=dropped)
     torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-10)
 
@@ -125,7 +137,7 @@ def test_training_row_dropout_equals_literal_formula(rb, router):
     torch.manual_seed(7)
     x_dropped = nn.functional.dropout(x, 0.3, training=True)
     expected = literal_eq4(base.weight, base.bias, index, layer.idlora_B["default"].weight,
-                           layer.idlora_router["default"].weight, router, rb, layer.scaling["default"], h,
+                           router_weight(layer), router, rb, layer.scaling["default"], h,
                            drop_rows=x_dropped)
     torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-10)
 
@@ -150,3 +162,64 @@ def test_zero_init_B_means_no_update():
                    frozen=torch.arange(K * R).reshape(K, R))
     h = torch.randn(4, D_IN)
     torch.testing.assert_close(layer(h), base(h))
+
+
+ROUTERS = ["linear", "inner", "text", "uniform"]
+PART_CASES = [(True, 2), (False, 2), (True, 4)]  # (rank_boosting, rb_parts): eq. 4, w/o RB (m = 1), m = 4
+
+
+@pytest.mark.parametrize("router,rb_m,position", list(itertools.product(ROUTERS, PART_CASES, ["input", "rows"])))
+def test_every_router_and_rb_factor_equals_literal_formula(router, rb_m, position):
+    """text (alpha_i = T . x_i, no softmax), uniform (1/k) and m parts, in eval mode and training with dropout."""
+    rb, m = rb_m
+    layer = make_layer(rb, router, position, bias=True, dropout=0.3, rb_parts=m).eval()
+    h = torch.randn(5, D_IN, dtype=torch.float64)
+    base, index = layer.get_base_layer(), layer.idlora_index["default"]
+    args = (base.weight, base.bias, index, layer.idlora_B["default"].weight, router_weight(layer), router, rb,
+            layer.scaling["default"], h)
+    parts = m if rb else 1
+    torch.testing.assert_close(layer(h), literal_eq4(*args, parts=parts), rtol=1e-10, atol=1e-10)
+    with torch.no_grad():
+        torch.testing.assert_close(layer(h.reshape(1, 5, D_IN))[0], literal_eq4(*args, parts=parts), rtol=1e-10,
+                                   atol=1e-10)
+    layer.train()
+    torch.manual_seed(3)
+    got = layer(h)
+    torch.manual_seed(3)
+    if position == "input":
+        expected = literal_eq4(*args, drop_input=nn.functional.dropout(h, 0.3, training=True), parts=parts)
+    else:
+        x = torch.stack([torch.cat([base.weight[index[i]] @ h[t] for i in range(K)]) for t in range(5)])
+        expected = literal_eq4(*args, drop_rows=nn.functional.dropout(x, 0.3, training=True), parts=parts)
+    torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-10)
+
+
+def test_text_router_is_inner_without_its_softmax():
+    """The same T gives alpha = T . x_i (text) and softmax_i(T . x_i) (inner): text's weights need not sum to 1."""
+    text, inner = make_layer(True, "text", "input", False), make_layer(True, "inner", "input", False)
+    assert torch.equal(router_weight(text), router_weight(inner))  # same seed, same shapes: the same init
+    h = torch.randn(7, D_IN, dtype=torch.float64)
+    x = text.frozen_projections("default", h, text.get_base_layer()(h))  # (7, k, r)
+    scores = torch.einsum("tkr,r->tk", x, router_weight(text)[0])
+    torch.testing.assert_close(text.route("default", h, x), scores, rtol=0, atol=0)
+    torch.testing.assert_close(inner.route("default", h, x), torch.softmax(scores, -1), rtol=1e-12, atol=1e-12)
+    assert not torch.allclose(scores.sum(-1), torch.ones(7, dtype=torch.float64))
+
+
+def test_uniform_router_has_no_parameters_and_text_has_r():
+    uniform = make_layer(True, "uniform", "input", False)
+    assert "default" not in uniform.idlora_router
+    assert [n for n, _ in uniform.named_parameters() if "idlora" in n] == ["idlora_B.default.weight"]
+    text = make_layer(True, "text", "input", False).idlora_router["default"]
+    assert (text.in_features, text.out_features, text.bias) == (R, 1, None)
+
+
+def test_rb_factor_shapes_and_bad_values():
+    B = make_layer(True, "linear", "input", False, rb_parts=4).idlora_B["default"]
+    assert (B.in_features, B.out_features) == (R // 4, D_OUT // 4)  # (d_out/m, r/m) as nn.Linear stores it
+    for kwargs, match in [({"rb_parts": 3}, "rb_parts=3 .*r must be divisible by 3; got r=4. Use method.r=6"),
+                          ({"rb_parts": 1}, "rb_parts=1 .* set method.rank_boosting=false"),
+                          ({"rb_parts": 0}, "integer >= 2"),
+                          ({"rb_parts": 4, "rank_boosting": False}, "rank_boosting=false is m = 1 part")]:
+        with pytest.raises(ValueError, match=match):
+            IDLoRAConfig(r=4, k=2, **kwargs)

@@ -18,7 +18,8 @@ TOKENS = torch.randint(3, 250, (1, 9), generator=torch.Generator().manual_seed(0
     ({"r": -4}, "positive integer"),
     ({"k": 0}, "k .* >= 1"),
     ({"selection": "kmeans"}, "unknown selection .kmeans.; valid: pmrc, serial, random, svd, gaussian"),
-    ({"router": "mlp"}, "unknown router 'mlp'; valid: linear, inner"),
+    ({"router": "mlp"}, "unknown router 'mlp'; valid: linear, inner, text, uniform"),
+    ({"r": 6, "rb_parts": 4}, "r must be divisible by 4; got r=6"),
     ({"dropout_position": "output"}, "unknown dropout_position"),
     ({"dropout": 1.5}, "dropout must be in"),
 ])
@@ -32,6 +33,14 @@ def test_too_many_rows_names_module_values_and_fix(counted_clustering):
     with pytest.raises(ValueError, match=r"k_proj.*d_out=32.*Lower method.r to at most 8"):
         get_peft_model(tiny_llama(), IDLoRAConfig(r=16, k=4))
     assert counted_clustering == []  # failed before any clustering
+
+
+def test_rb_factor_that_does_not_divide_d_out_fails_before_clustering(counted_clustering):
+    # r=6 splits in 3 parts, but tiny_llama's projections have d_out in {32, 64, 128}
+    with pytest.raises(ValueError, match=r"rb_parts=3 splits the output of '.*' in 3 parts, but d_out=\d+ is not "
+                                         r"divisible by 3\. Set method.rb_parts to a divisor"):
+        get_peft_model(tiny_llama(), IDLoRAConfig(r=6, k=2, rb_parts=3))
+    assert counted_clustering == []
 
 
 def test_target_that_matches_nothing():

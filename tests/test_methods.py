@@ -20,6 +20,10 @@ METHOD_CASES = {
                            "rank_boosting": False},
     "idlora_random_inner_rows": {"name": "idlora", "r": 8, "k": 4, "alpha": 16, "dropout": 0.05,
                                  "selection": "random", "router": "inner", "dropout_position": "rows"},
+    "idlora_text_router": {"name": "idlora", "r": 8, "k": 4, "alpha": 16, "dropout": 0.05, "selection": "serial",
+                           "router": "text"},
+    "idlora_uniform_router_rb4": {"name": "idlora", "r": 8, "k": 4, "alpha": 16, "dropout": 0.05,
+                                  "selection": "serial", "router": "uniform", "rb_parts": 4},
 }
 TOKENS = torch.randint(3, 250, (2, 12), generator=torch.Generator().manual_seed(0))
 
@@ -89,6 +93,15 @@ def test_parameter_counts_follow_design_formulas(model_fn):
         assert trainable == expected, method
     no_rb = apply_method(model_fn(), {"name": "idlora", "r": r, "k": k, "selection": "serial", "rank_boosting": False})
     assert count_parameters(no_rb)[0] == sum(o * r + k * i for i, o in shapes)
+    # the Rank Boosting factor m: B of (d_out/m, r/m); the routers: text and inner train T (r), uniform nothing
+    variants = {(("rb_parts", 4),): sum(o * r // 16 + k * i for i, o in shapes),
+                (("router", "text"),): sum(o * r // 4 + r for i, o in shapes),
+                (("router", "inner"),): sum(o * r // 4 + r for i, o in shapes),
+                (("router", "uniform"),): sum(o * r // 4 for i, o in shapes),
+                (("router", "uniform"), ("rb_parts", 8)): sum(o * r // 64 for i, o in shapes)}
+    for overrides, expected in variants.items():
+        cfg = {"name": "idlora", "r": r, "k": k, "selection": "serial", **dict(overrides)}
+        assert count_parameters(apply_method(model_fn(), cfg))[0] == expected, overrides
 
 
 def test_unknown_method_and_misplaced_keys_are_config_errors():

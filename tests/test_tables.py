@@ -74,3 +74,13 @@ def test_table_beyond_the_paper_has_its_own_title_and_no_paper_numbers(tmp_path)
     md = t.to_markdown()
     assert "frozen bases" in md and md.startswith("# Beyond the paper (table_init): ")
     assert "Ours only: the paper has no numbers here." in md and "ours / paper" not in md
+
+
+def test_tables_of_the_rb_factor_and_of_the_router_have_a_base_row_and_their_own_titles(tmp_path):
+    rb = build_table("table_rb", "tiny", str(tmp_path))
+    assert rb.rows == ["base", "idlora_rb_m1", "idlora_rb_m2", "idlora_rb_m4"]
+    router = build_table("table_router", "tiny", str(tmp_path))
+    assert router.rows == ["base", "idlora_router_linear", "idlora_router_inner", "idlora_router_text",
+                           "idlora_router_uniform"]
+    assert router.to_markdown().startswith("# Beyond the paper (table_router): The router")
+    assert "Rank Boosting factor m" in rb.to_markdown()

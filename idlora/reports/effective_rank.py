@@ -54,11 +54,11 @@ def idlora_deltas(layer, adapter: str = "default") -> list[torch.Tensor]:
         bases = [W[idx] for idx in layer.idlora_index[adapter]]  # A_i = W[S_i, :]
     B = layer.idlora_B[adapter].weight.double()
     s = layer.scaling[adapter]
+    m = layer.rb_parts[adapter]  # the Rank Boosting factor: 2 (eq. 4), 1 without Rank Boosting
     out = []
     for A in bases:  # (r, d_in)
-        if layer.rank_boosting[adapter]:
-            h = A.shape[0] // 2
-            out.append(s * torch.cat([B @ A[:h], B @ A[h:]]))  # [B A_i^1 ; B A_i^2]
+        if m > 1:
+            out.append(s * torch.cat([B @ part for part in A.chunk(m)]))  # [B A_i^1 ; ... ; B A_i^m]
         else:
             out.append(s * B @ A)
     return out

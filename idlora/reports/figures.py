@@ -19,7 +19,7 @@ from ..methods import LABELS
 from .plotting import pyplot as _pyplot
 from .plotting import save as _save
 
-FIGURES = ("fig3", "fig4", "fig_rank", "fig_budget")
+FIGURES = ("fig3", "fig4", "fig_rank", "fig_budget", "fig_router")
 FIG3_METHODS = ("lora_unmerged", "dora_unmerged", "hydralora", "moelora", "idlora")
 FIG3_LABELS = {"lora_unmerged": "LoRA\n(unmerged)", "dora_unmerged": "DoRA\n(unmerged)",
                **{m: LABELS[m] for m in ("hydralora", "moelora", "idlora")}}
@@ -189,10 +189,24 @@ def fig_budget(results_dir: str | Path, out: str | Path, scale: str = "mini") ->
 
 
 def make_figure(name: str, scale: str = "mini", results_dir: str = "results/runs",
-                bench: str = "results/bench/efficiency.json", out_dir: str = "results/figures") -> Path:
+                bench: str = "results/bench/efficiency.json", out_dir: str = "results/figures",
+                run: str | None = None, prompts: int | None = None) -> Path:
+    """``run`` and ``prompts`` (per benchmark) are fig_router's: the trained ID-LoRA run whose router it reads; its
+    numbers go to ``results/router/<run_id>.json`` (beside ``out_dir``)."""
     if name not in FIGURES:
-        raise ConfigError(f"unknown figure {name!r}; available: {', '.join(FIGURES)} (make fig3, make fig4, make fig_rank)")
+        raise ConfigError(f"unknown figure {name!r}; available: {', '.join(FIGURES)} "
+                          "(make fig3, make fig4, make fig_rank, make fig_router)")
+    if (run is not None or prompts is not None) and name != "fig_router":
+        raise ConfigError(f"run= and prompts= are fig_router's options; {name} does not take them.")
     out = Path(out_dir) / f"{name}.png"
+    if name == "fig_router":
+        from .router import DEFAULT_PROMPTS, make_fig_router
+
+        if not run:
+            raise ConfigError("fig_router reads one trained ID-LoRA run: pass run=<run id>, e.g. "
+                              "run=multitask_llama32.mini.idlora (make fig_router RUN=<run id>).")
+        return make_fig_router(run, results_dir, out_dir, Path(out_dir).parent / "router",
+                               DEFAULT_PROMPTS if prompts is None else prompts)[0]
     if name == "fig_rank":
         from .effective_rank import make_fig_rank
 

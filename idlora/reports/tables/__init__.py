@@ -2,9 +2,11 @@
 
 from ...errors import ConfigError
 
-RUN_TABLES = ("table1", "table2", "table3", "table7", "table8", "table_init")
-# table_init is beyond the paper (its reviewers' question "why interpolative decomposition?"): ours only
-TABLES = ("table1", "table2", "table3", "table4", "table5", "table6", "table7", "table8", "table_init")
+RUN_TABLES = ("table1", "table2", "table3", "table7", "table8", "table_init", "table_rb", "table_router")
+# Beyond the paper, ours only: table_init (its reviewers' question "why interpolative decomposition?"), table_rb (the
+# Rank Boosting factor m) and table_router (the router: linear, inner, the text's form, uniform)
+TABLES = ("table1", "table2", "table3", "table4", "table5", "table6", "table7", "table8", "table_init", "table_rb",
+          "table_router")
 
 
 def build_table(name: str, scale: str = "mini", results_dir: str = "results/runs", overrides: list[str] | None = None):

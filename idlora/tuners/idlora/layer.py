@@ -3,12 +3,24 @@
 For a frozen ``W`` (d_out, d_in), an input token ``h`` (d_in,) and row index sets ``S_1..S_k`` (r rows each):
 
     x_i   = A_i h = W[S_i, :] h                         (r,)      frozen bases, i = 1..k
-    alpha = softmax(R h)                                (k,)      router R: (k, d_in)   [router="linear"]
-          = softmax_i(T . x_i)                                    T: (r,)               [router="inner"]
+    alpha = softmax(R h)                                (k,)      R: (k, d_in)  [router="linear", default]
     y_i   = [B x_i^1 ; B x_i^2]                         (d_out,)  B: (d_out/2, r/2), x_i^1, x_i^2 the halves of x_i
     u     = W h + (alpha_lora / r) * sum_i alpha_i y_i  (d_out,)                         (eq. 4)
 
-Without Rank Boosting ``B`` is (d_out, r) and ``y_i = B x_i``.
+The router, ``alpha`` of shape (k,) per token (``config.router``; ``idlora_router`` holds its weight):
+
+    linear   alpha   = softmax(R h)          R: (k, d_in), nn.Linear(d_in, k)   Table 6's counts (k*d_in per layer)
+    inner    alpha   = softmax_i(T . x_i)    T: (r,),      nn.Linear(r, 1)      the text's T, with a softmax added
+    text     alpha_i = T . x_i               T: (r,),      nn.Linear(r, 1)      the text as written: raw scores, no
+                                                                                softmax, so alpha need not sum to 1
+    uniform  alpha_i = 1/k                   none (no idlora_router entry)      ablation: what routing buys
+
+``inner`` and ``text`` share T and the score ``T . x_i`` (one scalar per base: the text's ``T ⊙ A_i h`` read as the
+inner product that ``sum_i alpha_i y_i`` needs); they differ only in the softmax over the k scores.
+
+Rank Boosting with factor m (``config.rb_parts``, default 2 = eq. 4; ``rank_boosting=false`` is m = 1):
+``x_i = [x_i^1 ; ... ; x_i^m]``, parts of r/m, ``y_i = [B x_i^1 ; ... ; B x_i^m]`` with one B of shape
+(d_out/m, r/m). m = 2 is eq. 4 above; m = 1 is ``B`` of (d_out, r) and ``y_i = B x_i`` ("w/o RB").
 
 Two exact identities make this as cheap as LoRA (docs/DESIGN.md §1), and the forward uses both:
   1. ``A_i h = (W h)[S_i]``: the frozen projections are entries of the base output the layer computes anyway,
@@ -39,7 +51,7 @@ def is_placeholder(index: torch.Tensor) -> bool:
 class IDLoRALayer(BaseTunerLayer):
     adapter_layer_names = ("idlora_B", "idlora_router")
     other_param_names = ("idlora_index", "idlora_A", "idlora_dropout", "r", "k", "scaling", "rank_boosting",
-                         "router_kind", "dropout_position", "rows_pending")
+                         "rb_parts", "router_kind", "dropout_position", "rows_pending")
 
     def __init__(self, base_layer: nn.Module, **kwargs) -> None:
         self.base_layer = base_layer
@@ -52,6 +64,7 @@ class IDLoRALayer(BaseTunerLayer):
         self.idlora_A = BufferDict({}, persistent=True)
         self.r, self.k, self.scaling = {}, {}, {}
         self.rank_boosting, self.router_kind, self.dropout_position = {}, {}, {}
+        self.rb_parts = {}  # {adapter: m}: the Rank Boosting factor in effect (1 without Rank Boosting)
         self.rows_pending = {}  # {adapter: module name}: indices still a placeholder, to be loaded from a checkpoint
         self._disable_adapters = False
         self.merged_adapters = []
@@ -70,6 +83,7 @@ class IDLoRALayer(BaseTunerLayer):
         self.r[adapter_name], self.k[adapter_name] = r, k
         self.scaling[adapter_name] = config.alpha / r
         self.rank_boosting[adapter_name] = config.rank_boosting
+        self.rb_parts[adapter_name] = m = config.parts
         self.router_kind[adapter_name] = config.router
         self.dropout_position[adapter_name] = config.dropout_position
         self.idlora_dropout[adapter_name] = nn.Dropout(config.dropout) if config.dropout > 0 else nn.Identity()
@@ -84,18 +98,21 @@ class IDLoRALayer(BaseTunerLayer):
 
         device = self.get_base_layer().weight.device
         factory = {"device": device} if device.type == "meta" else {}
-        if config.rank_boosting:
-            self.idlora_B[adapter_name] = nn.Linear(r // 2, d_out // 2, bias=False, **factory)  # B: (d_out/2, r/2)
-        else:
-            self.idlora_B[adapter_name] = nn.Linear(r, d_out, bias=False, **factory)  # B: (d_out, r)
+        # B: (d_out/m, r/m); m = 2 (eq. 4): (d_out/2, r/2); m = 1 (no Rank Boosting): (d_out, r)
+        self.idlora_B[adapter_name] = nn.Linear(r // m, d_out // m, bias=False, **factory)
+        router = None
         if config.router == "linear":
             router = nn.Linear(d_in, k, bias=False, **factory)  # R: (k, d_in)
-        else:
+        elif config.router in ("inner", "text"):
             router = nn.Linear(r, 1, bias=False, **factory)  # T: (1, r)
-        self.idlora_router[adapter_name] = router
+        if router is not None:  # router="uniform" has none
+            self.idlora_router[adapter_name] = router
+        elif adapter_name in self.idlora_router:  # an adapter re-made under the same name
+            del self.idlora_router[adapter_name]
         if device.type != "meta":
             nn.init.zeros_(self.idlora_B[adapter_name].weight)  # delta W = 0 at step 0, as in LoRA
-            kaiming_init_(router, layer_generator(config.seed, module_name))
+            if router is not None:
+                kaiming_init_(router, layer_generator(config.seed, module_name))
         self._move_adapter_to_device_of_base_layer(adapter_name)
         self.set_adapter(self.active_adapters)
 
@@ -138,24 +155,32 @@ class IDLoRALayer(BaseTunerLayer):
         return x.reshape(*x.shape[:-1], k, r)
 
     def route(self, adapter_name: str, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """alpha: (..., k), a softmax over the k bases, computed in float32."""
+        """alpha: (..., k), in float32 at least: a softmax over the k bases (linear, inner), the raw scores
+        ``T . x_i`` (text), or 1/k each (uniform). ``h``: (..., d_in), ``x``: (..., k, r)."""
+        kind = self.router_kind[adapter_name]
+        if kind == "uniform":
+            k = x.shape[-2]
+            return torch.full(x.shape[:-1], 1.0 / k, dtype=torch.promote_types(x.dtype, torch.float32),
+                              device=x.device)  # (..., k)
         router = self.idlora_router[adapter_name]
-        if self.router_kind[adapter_name] == "linear":
+        if kind == "linear":
             logits = router(h.to(router.weight.dtype))  # (..., k) = R h
         else:
             logits = router(x.to(router.weight.dtype)).squeeze(-1)  # (..., k) = T . x_i
-        return torch.softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)), dim=-1)
+        logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
+        return logits if kind == "text" else torch.softmax(logits, dim=-1)
 
     def boosted_update(self, adapter_name: str, mixed: torch.Tensor) -> torch.Tensor:
         """B applied once to sum_i alpha_i x_i (identity 2): (..., r) -> (..., d_out)."""
         B = self.idlora_B[adapter_name]
         mixed = mixed.to(B.weight.dtype)
-        if not self.rank_boosting[adapter_name]:
+        m = self.rb_parts[adapter_name]
+        if m == 1:  # no Rank Boosting
             return B(mixed)  # (..., d_out)
         r = mixed.shape[-1]
-        halves = mixed.reshape(*mixed.shape[:-1], 2, r // 2)  # (..., 2, r/2) = [x^1 ; x^2]
-        y = B(halves)  # (..., 2, d_out/2) = [B x^1 ; B x^2]
-        return y.reshape(*mixed.shape[:-1], -1)  # (..., d_out), the concatenation fc([B x^1, B x^2])
+        parts = mixed.reshape(*mixed.shape[:-1], m, r // m)  # (..., m, r/m) = [x^1 ; ... ; x^m]
+        y = B(parts)  # (..., m, d_out/m) = [B x^1 ; ... ; B x^m]
+        return y.reshape(*mixed.shape[:-1], -1)  # (..., d_out), the concatenation fc([B x^1, ..., B x^m])
 
     def _add_update(self, adapter_name: str, result: torch.Tensor, mixed: torch.Tensor) -> torch.Tensor:
         """result + scaling * boosted_update(mixed), fused into one GEMM that accumulates into ``result`` when it
@@ -167,11 +192,9 @@ class IDLoRALayer(BaseTunerLayer):
         if (torch.is_grad_enabled() or len(self.active_adapters) > 1 or result.dtype != B.weight.dtype
                 or not result.is_contiguous()):
             return torch.add(result, self.boosted_update(adapter_name, mixed).to(result.dtype), alpha=scaling)
-        if self.rank_boosting[adapter_name]:
-            rows = mixed.reshape(-1, B.in_features)  # (N*2, r/2): [x^1 ; x^2] of every token, stacked
-            out = result.view(-1, B.out_features)  # (N*2, d_out/2): the two halves of every output row
-        else:
-            rows, out = mixed.reshape(-1, B.in_features), result.view(-1, B.out_features)
+        # with Rank Boosting factor m: (N*m, r/m), [x^1 ; ... ; x^m] of every token stacked, and the m parts of
+        # every output row (N*m, d_out/m); m = 1: (N, r) and (N, d_out)
+        rows, out = mixed.reshape(-1, B.in_features), result.view(-1, B.out_features)
         out.addmm_(rows, B.weight.T, alpha=scaling)  # out += scaling * rows @ B^T
         return result
 
@@ -208,14 +231,14 @@ class IDLoRALayer(BaseTunerLayer):
         if (index is None or B is None or self.router_kind[name] != "linear" or not base_out.is_contiguous()
                 or self.get_base_layer().bias is not None):
             return None
-        R, Bw = modules["idlora_router"]._modules[name].weight, B.weight  # (k, d_in), (d_out/2, r/2) or (d_out, r)
+        R, Bw = modules["idlora_router"]._modules[name].weight, B.weight  # (k, d_in), (d_out/m, r/m)
         if not (base_out.dtype == Bw.dtype == R.dtype == h.dtype == torch.float32):  # else route()'s casts matter
             return None
         k, r = index.shape
         x = torch.index_select(base_out, -1, index.reshape(-1))  # (..., k*r) = [A_1 h; ...; A_k h], identity 1
         alpha = torch.softmax(F.linear(h, R), dim=-1)  # (..., k)
         mixed = (alpha.unsqueeze(-1) * x.reshape(*x.shape[:-1], k, r)).sum(dim=-2)  # (..., r) = sum_i alpha_i x_i
-        # identity 2, B once, accumulated into W h; with Rank Boosting each token's two halves are two rows
+        # identity 2, B once, accumulated into W h; with Rank Boosting each token's m parts are m rows
         base_out.view(-1, Bw.shape[0]).addmm_(mixed.reshape(-1, Bw.shape[1]), Bw.T, alpha=self.scaling[name])
         return base_out
 

@@ -86,10 +86,17 @@ class IDLoRAModel(LinearAdapterTuner):
         linears = self._targeted_linears(model, config)
         for key, lin in linears.items():  # every module is checked before any clustering starts
             pmrc.check_shape(lin.out_features, config.k, config.r, key)
-            if config.rank_boosting and lin.out_features % 2:
+            m = config.parts
+            if m == 2 and lin.out_features % 2:
                 raise ValueError(
                     f"ID-LoRA: Rank Boosting splits the output of {key!r} in halves, but d_out={lin.out_features} "
                     "is odd. Set method.rank_boosting=false or leave this module out of method.target_modules."
+                )
+            if lin.out_features % m:
+                raise ValueError(
+                    f"ID-LoRA: Rank Boosting with rb_parts={m} splits the output of {key!r} in {m} parts, but "
+                    f"d_out={lin.out_features} is not divisible by {m}. Set method.rb_parts to a divisor of "
+                    f"{lin.out_features} (and of r={config.r}) or leave this module out of method.target_modules."
                 )
         checkpoint_dir = getattr(config, "_checkpoint_dir", None)
         if checkpoint_dir:
