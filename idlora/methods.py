@@ -3,8 +3,11 @@
     apply_method(model, {"name": "idlora", "r": 128, "alpha": 256, "dropout": 0.05, "k": 4, ...})
 
 Methods: ``idlora`` (ours), ``lora`` and ``dora`` (PEFT's own, ``use_dora=True``), ``hydralora`` and
-``moelora`` (own PEFT methods, docs/DESIGN.md §2), ``fft`` (full fine-tuning: every weight trainable), and ``lori``
-(LoRI, the baseline the paper's reviewers asked for; not in the paper's tables, marked as ours).
+``moelora`` (own PEFT methods, docs/DESIGN.md §2), ``fft`` (full fine-tuning: every weight trainable), ``lori``
+(LoRI, the baseline the paper's reviewers asked for; not in the paper's tables, marked as ours), and the baselines
+PEFT ships (issue 20; marked as ours too): ``vera`` (VeRA), ``vblora`` (VB-LoRA), ``lorafa`` (LoRA-FA: PEFT's LoRA with
+A frozen, trained by PEFT's LoRA-FA optimizer through its recipe, ``training/recipes.py``) and ``lily`` (Lily: a
+router over several B's shared across layers on A·x). Each is PEFT's own class, not re-implemented here.
 All adapters target the same modules (the paper's q,k,v,o,gate,up,down by default).
 """
 
@@ -19,13 +22,15 @@ from .errors import ConfigError
 from .tuners import HydraLoRAConfig, IDLoRAConfig, LoRIConfig, MoELoRAConfig
 from .tuners._base import PAPER_TARGETS
 
-METHODS = ("idlora", "lora", "dora", "hydralora", "moelora", "fft", "lori")
+METHODS = ("idlora", "lora", "dora", "hydralora", "moelora", "fft", "lori", "vera", "vblora", "lorafa", "lily")
 # The one list of the methods' labels, in the order the tables list them (the paper's: FFT first, ID-LoRA last; then
-# LoRI, the baseline the reviewers asked for, which the tables of results mark "(ours)": the paper has no LoRI numbers).
+# LoRI, the baseline the reviewers asked for, and the PEFT baselines of issue 20, which the tables of results mark
+# "(ours)": the paper has no numbers for them).
 LABELS = {"fft": "FFT", "lora": "LoRA", "dora": "DoRA", "hydralora": "HydraLoRA", "moelora": "MoELoRA",
-          "idlora": "ID-LoRA", "lori": "LoRI"}
+          "idlora": "ID-LoRA", "lori": "LoRI", "vera": "VeRA", "vblora": "VB-LoRA", "lorafa": "LoRA-FA",
+          "lily": "Lily"}
 TABLE_ORDER = tuple(LABELS)
-BEYOND_PAPER = ("lori",)
+BEYOND_PAPER = ("lori", "vera", "vblora", "lorafa", "lily")
 # Not a method: the untrained model (``method=base``), the base row of the tables of results; nothing trains.
 BASE = "base"
 assert set(LABELS) == set(METHODS)
@@ -35,19 +40,29 @@ def table_label(method: str) -> str:
     """The label of ``method`` in a table of results: ``LABELS``, with "(ours)" for a method the paper lacks."""
     return LABELS[method] + (" (ours)" if method in BEYOND_PAPER else "")
 
-# Keys each method accepts besides the common ones (r, alpha, dropout, target_modules, seed).
+# Keys each method accepts besides the common ones (r, target_modules, seed). LoRA's alpha (scaling alpha / r) and
+# dropout are specific too: VeRA and VB-LoRA have no scaling, Lily neither a scaling by rank nor a dropout.
+_LORA_LIKE = ("alpha", "dropout")
 _SPECIFIC = {
-    "idlora": ("k", "selection", "rank_boosting", "rb_parts", "router", "dropout_position", "pmrc_backend"),
-    "lora": (),
-    "dora": (),
-    "hydralora": ("n_experts",),
-    "moelora": ("n_experts",),
-    "fft": (),
-    "lori": ("sparsity",),
+    "idlora": (*_LORA_LIKE, "k", "selection", "rank_boosting", "rb_parts", "router", "dropout_position",
+               "pmrc_backend"),
+    "lora": _LORA_LIKE,
+    "dora": _LORA_LIKE,
+    "hydralora": (*_LORA_LIKE, "n_experts"),
+    "moelora": (*_LORA_LIKE, "n_experts"),
+    "fft": _LORA_LIKE,
+    "lori": (*_LORA_LIKE, "sparsity"),
+    "vera": ("dropout", "d_initial"),  # seed: VeRA's projection_prng_key (its frozen random A and B)
+    "vblora": ("dropout", "num_vectors", "vector_length", "topk"),
+    "lorafa": _LORA_LIKE,
+    "lily": ("scaling", "stride_A", "num_B"),
 }
+# Parameters frozen after the adapter is built, by name fragment: LoRA-FA is LoRA with A frozen at its random init
+# (PEFT's create_lorafa_optimizer freezes them too; freezing here makes every count, Table 6's included, say so).
+_FROZEN = {"lorafa": ("lora_A",)}
 # Keys the training loop reads, not the adapter (LoRI-S trains at sparse_lr_multiplier x the lr, as LoRI's recipe).
 _TRAINING_ONLY = {"lori": ("sparse_lr_multiplier",)}
-_COMMON = ("r", "alpha", "dropout", "target_modules", "seed")
+_COMMON = ("r", "target_modules", "seed")
 
 
 def _plain(cfg: Mapping) -> dict[str, Any]:
@@ -86,17 +101,59 @@ def build_peft_config(method_cfg: Mapping):
         return None
     targets = list(kw.pop("target_modules", PAPER_TARGETS))
     common = dict(target_modules=targets, task_type="CAUSAL_LM")
-    if name in ("lora", "dora"):
-        from peft import LoraConfig
-
-        r = kw.get("r", 8)
-        return LoraConfig(r=r, lora_alpha=kw.get("alpha", 2 * r), lora_dropout=kw.get("dropout", 0.0),
-                          use_dora=(name == "dora"), **common)
-    cls = {"idlora": IDLoRAConfig, "hydralora": HydraLoRAConfig, "moelora": MoELoRAConfig, "lori": LoRIConfig}[name]
     try:
-        return cls(**kw, **common)
+        return _BUILDERS[name](name, kw, common)
     except ValueError as e:
         raise ConfigError(str(e)) from None
+
+
+def _lora(name: str, kw: dict, common: dict):
+    """PEFT's LoRA: LoRA, DoRA (``use_dora``) and LoRA-FA (LoRA whose A ``apply_method`` freezes)."""
+    from peft import LoraConfig
+
+    r = kw.get("r", 8)
+    return LoraConfig(r=r, lora_alpha=kw.get("alpha", 2 * r), lora_dropout=kw.get("dropout", 0.0),
+                      use_dora=(name == "dora"), **common)
+
+
+def _vera(name: str, kw: dict, common: dict):
+    """PEFT's VeRA: frozen random A (r, max d_in) and B (max d_out, r) shared by every layer (sliced to each layer's
+    shape), trainable scaling vectors lambda_d (r) and lambda_b (d_out, zero-initialised) per layer; the projections
+    are drawn from ``seed`` (PEFT's ``projection_prng_key``) and saved with the adapter."""
+    from peft import VeraConfig
+
+    return VeraConfig(r=kw.get("r", 256), vera_dropout=kw.get("dropout", 0.0), d_initial=kw.get("d_initial", 0.1),
+                      projection_prng_key=int(kw.get("seed", 0)), save_projection=True, **common)
+
+
+def _vblora(name: str, kw: dict, common: dict):
+    """PEFT's VB-LoRA: every sub-vector of length ``vector_length`` of each A and B is a top-``topk`` softmax mixture
+    of a bank of ``num_vectors`` vectors shared by the whole model; trainable: the bank and the per-layer logits."""
+    from peft import VBLoRAConfig
+
+    return VBLoRAConfig(r=kw.get("r", 4), num_vectors=kw.get("num_vectors", 256),
+                        vector_length=kw.get("vector_length", 256), topk=kw.get("topk", 2),
+                        vblora_dropout=kw.get("dropout", 0.0), **common)
+
+
+def _lily(name: str, kw: dict, common: dict):
+    """PEFT's Lily: an A per ``stride_A`` consecutive layers, ``num_B`` B's shared by all layers of a target, mixed by
+    a per-layer router on A x (PEFT averages the router's softmax over the batch's tokens); output x ``scaling``."""
+    from peft import LilyConfig
+
+    return LilyConfig(r=kw.get("r", 32), scaling=float(kw.get("scaling", 1.0)), stride_A=kw.get("stride_A", 1),
+                      num_B=kw.get("num_B", 2), **common)
+
+
+def _own(name: str, kw: dict, common: dict):
+    """The PEFT methods of this package (ID-LoRA, HydraLoRA, MoELoRA, LoRI)."""
+    cls = {"idlora": IDLoRAConfig, "hydralora": HydraLoRAConfig, "moelora": MoELoRAConfig, "lori": LoRIConfig}[name]
+    return cls(**kw, **common)
+
+
+_BUILDERS = {"lora": _lora, "dora": _lora, "lorafa": _lora, "vera": _vera, "vblora": _vblora, "lily": _lily,
+             **{m: _own for m in ("idlora", "hydralora", "moelora", "lori")}}
+assert set(_BUILDERS) == set(METHODS) - {"fft"}
 
 
 def apply_method(model: torch.nn.Module, method_cfg: Mapping, seed: int | None = None):
@@ -112,11 +169,16 @@ def apply_method(model: torch.nn.Module, method_cfg: Mapping, seed: int | None =
         model.requires_grad_(_plain(method_cfg).get("name") != BASE)
         return model
     try:
-        return get_peft_model(model, peft_config)
+        model = get_peft_model(model, peft_config)
     except ValueError as e:
         if isinstance(e, ConfigError):
             raise
         raise ConfigError(str(e)) from None
+    frozen = _FROZEN.get(_plain(method_cfg).get("name"), ())
+    for name, p in model.named_parameters():
+        if any(f in name for f in frozen):
+            p.requires_grad_(False)
+    return model
 
 
 def needs_pmrc(method_cfg: Mapping) -> bool:

@@ -47,6 +47,11 @@ ADDED_KEYS = {("scale", "gradient_checkpointing"): {"default": False}, ("scale",
                   ("mc_form", "letter"))}}
 # Config keys deleted since runs were recorded because nothing read them: left out of the identity either way.
 REMOVED_KEYS = {("train", "num_workers")}
+# Config entries added with a method, after runs of other methods were recorded (issue 20's PEFT baselines: their
+# ranks in scale.rank, VB-LoRA's bank shape scale.vblora). Only a run of that method reads them, so they are left
+# out of the identity of every other method's run; a run of the method keeps them.
+NEW_METHODS = ("vera", "vblora", "lorafa", "lily")
+METHOD_ENTRIES = {**{("scale", "rank", m): m for m in NEW_METHODS}, ("scale", "vblora"): "vblora"}
 
 
 def run_identity(config: dict) -> dict:
@@ -60,7 +65,21 @@ def run_identity(config: dict) -> dict:
     for (group, key), default in ADDED_KEYS.items():
         if isinstance(out.get(group), dict) and out[group].get(key, default) == default:
             out[group] = {k: v for k, v in out[group].items() if k != key}
+    method = (config.get("method") or {}).get("name") if isinstance(config.get("method"), dict) else None
+    for path, owner in METHOD_ENTRIES.items():
+        if owner != method:
+            out = _without(out, path)
     return out
+
+
+def _without(tree: dict, path: tuple[str, ...]) -> dict:
+    """``tree`` without the entry at ``path`` (copies only the dicts on the path; the input is not changed)."""
+    head, *rest = path
+    if not isinstance(tree, dict) or head not in tree:
+        return tree
+    if not rest:
+        return {k: v for k, v in tree.items() if k != head}
+    return {**tree, head: _without(tree[head], tuple(rest))}
 
 
 def _now() -> str:

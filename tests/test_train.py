@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 from idlora.config import compose
 from idlora.training.loop import run
 
-METHODS = ["idlora", "lora", "dora", "hydralora", "moelora", "fft", "lori"]
+METHODS = ["idlora", "lora", "dora", "hydralora", "moelora", "fft", "lori", "vera", "vblora", "lorafa", "lily"]
 
 
 def _cfg(tmp_path, *overrides):

@@ -133,13 +133,15 @@ def check_eval_config(eval_cfg, benchmarks: list[str] | None = None) -> list[str
     return names
 
 
-MERGEABLE = ("LORA", "LORI")  # PEFT types whose update is a fixed ΔW (LoRA, DoRA = LoRA with use_dora, LoRI)
+# PEFT types whose update is a fixed ΔW: LoRA (DoRA = LoRA with use_dora, LoRA-FA = LoRA with A frozen), LoRI, VeRA,
+# VB-LoRA. Lily's is routed (and mixed per batch): PEFT cannot merge it.
+MERGEABLE = ("LORA", "LORI", "VERA", "VBLORA")
 
 
 def inference_model(model):
-    """The model to generate with: an adapter with a fixed ΔW (LoRA, DoRA, LoRI) merged into the base weights,
-    as one deploys it (the same function up to float rounding; DoRA's unmerged decode is ~6x slower on CPU);
-    routed adapters (ID-LoRA, HydraLoRA, MoELoRA) cannot be merged and are returned as they are."""
+    """The model to generate with: an adapter with a fixed ΔW (LoRA, DoRA, LoRA-FA, LoRI, VeRA, VB-LoRA) merged into
+    the base weights, as one deploys it (the same function up to float rounding; DoRA's unmerged decode is ~6x slower
+    on CPU); routed adapters (ID-LoRA, HydraLoRA, MoELoRA, Lily) cannot be merged and are returned as they are."""
     from peft import PeftModel
 
     peft_type = model.peft_config[model.active_adapter].peft_type if isinstance(model, PeftModel) else None

@@ -97,10 +97,16 @@ def canonical_runs(runs: list[Run]) -> list[Run]:
     return out
 
 
+# The shipped Accelerate file per method where it is not ZeRO-2's: ZeRO-3 for full fine-tuning (the weights must be
+# sharded to fit), plain data parallel for LoRA-FA (PEFT's LoRA-FA optimizer steps whole tensors, which ZeRO
+# partitions; training/recipes.py).
+ACCELERATE_FILES = {"fft": "configs/accelerate/zero3.yaml", "lorafa": "configs/accelerate/ddp.yaml"}
+
+
 def accelerate_config(method: str) -> str:
-    """The shipped Accelerate file a paper-scale run of ``method`` launches with: ZeRO-3 for full fine-tuning (the
-    weights must be sharded to fit), ZeRO-2 for the adapters (see ``make memory_plan``)."""
-    return "configs/accelerate/zero3.yaml" if method == "fft" else "configs/accelerate/zero2.yaml"
+    """The shipped Accelerate file a paper-scale run of ``method`` launches with: ``ACCELERATE_FILES``, else ZeRO-2
+    (every other adapter; see ``make memory_plan``)."""
+    return ACCELERATE_FILES.get(method, "configs/accelerate/zero2.yaml")
 
 
 def train_command(run: Run, launcher: list[str] | None = None) -> list[str]:

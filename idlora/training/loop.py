@@ -253,7 +253,9 @@ def run(cfg: DictConfig) -> dict:
     examples = _examples(cfg, records, tokenizer)
     total_steps = int(tc.max_steps) if tc.max_steps else (len(examples) // tc.batch_size) * int(tc.epochs)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer, scheduler = _optimizer(tc, params, effective_lr(cfg), total_steps)
+    own = recipe_for(cfg.method).optimizer(cfg, model, effective_lr(cfg),
+                                           deepspeed=accelerator.state.deepspeed_plugin is not None)
+    optimizer, scheduler = _optimizer(tc, params, effective_lr(cfg), total_steps, optimizer=own)
     model, optimizer = accelerator.prepare(model, optimizer)
     state = _TrainState(accelerator, model, optimizer, scheduler, _zero_stage(accelerator), rank, nproc, plain_cfg)
     ckpt_root = _out_dir(cfg) / "checkpoints"
@@ -391,10 +393,11 @@ def _check_optimizer(tc) -> None:
         raise ConfigError(f"train.lr_scheduler={tc.lr_scheduler!r} is not known; valid: {', '.join(SCHEDULERS)}.")
 
 
-def _optimizer(tc, params, lr: float, total_steps: int):
-    """(optimizer, scheduler) as the config names them: linear warm-up, then linear decay to 0 (HF's "linear") or
-    a constant lr (HF's "constant_with_warmup")."""
-    optimizer = OPTIMIZERS[tc.optimizer](params, lr=lr, betas=tuple(tc.betas), weight_decay=tc.weight_decay)
+def _optimizer(tc, params, lr: float, total_steps: int, optimizer=None):
+    """(optimizer, scheduler) as the config names them (or ``optimizer``, a method recipe's own, e.g. LoRA-FA's):
+    linear warm-up, then linear decay to 0 (HF's "linear") or a constant lr (HF's "constant_with_warmup")."""
+    if optimizer is None:
+        optimizer = OPTIMIZERS[tc.optimizer](params, lr=lr, betas=tuple(tc.betas), weight_decay=tc.weight_decay)
     warmup, decay = int(tc.warmup_steps), tc.lr_scheduler == "linear"
 
     def lr_lambda(step: int) -> float:

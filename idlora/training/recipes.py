@@ -7,7 +7,12 @@ The training loop asks ``recipe_for(cfg.method)`` once, after the adapter is app
 ``prepare`` may change the model in place; what it returns is recorded in the run's summary under the method's name,
 and its ``masked_entries`` (trainable parameters that never change) are left out of the trainable count. ``train`` is
 the loop's own entry point, for a recipe that first trains another run (LoRI-S trains a LoRI-D to find its masks).
-Every method without a recipe of its own gets ``Recipe()``, which does nothing.
+Then the loop asks the recipe for its optimizer:
+
+    optimizer = recipe_for(cfg.method).optimizer(cfg, model, lr, deepspeed=...)   # None: train.optimizer's
+
+Every method without a recipe of its own gets ``Recipe()``, which does nothing and leaves the optimizer to
+``train.optimizer`` (the loop's registry).
 """
 
 from __future__ import annotations
@@ -23,6 +28,36 @@ class Recipe:
 
     def prepare(self, cfg: DictConfig, model, train: Callable[[DictConfig], dict]) -> dict | None:
         return None
+
+    def optimizer(self, cfg: DictConfig, model, lr: float, deepspeed: bool):
+        """The method's own optimizer over ``model``'s trainable parameters at ``lr``, or None for the loop's."""
+        return None
+
+
+class LoRAFARecipe(Recipe):
+    """LoRA-FA (Zhang et al., 2023; arXiv 2308.03303): LoRA with A frozen at its random init (``methods.apply_method``
+    freezes it) and B trained by PEFT's LoRA-FA optimizer (``peft.optimizers.create_lorafa_optimizer``): AdamW on
+    B's gradient projected as ``(alpha/r)^-2 g_B (A A^T)^-1``, the closest low-rank step to full fine-tuning's.
+
+    PEFT's optimizer fixes betas (0.9, 0.999) and eps 1e-6, and pairs each ``lora_A`` with its ``lora_B`` by
+    parameter names in one group of whole tensors: DeepSpeed's ZeRO optimizers replace the groups by flat partitions,
+    so LoRA-FA runs without DeepSpeed (``configs/accelerate/ddp.yaml`` at paper scale, ``idlora.runs.launch``)."""
+
+    def optimizer(self, cfg: DictConfig, model, lr: float, deepspeed: bool):
+        from peft.optimizers import create_lorafa_optimizer
+
+        from ..errors import ConfigError
+
+        tc = cfg.train
+        if deepspeed:
+            raise ConfigError("LoRA-FA's optimizer (PEFT's) steps whole tensors, which DeepSpeed's ZeRO partitions: "
+                              "launch method=lorafa with configs/accelerate/ddp.yaml (or one process), not DeepSpeed.")
+        if tc.optimizer != "adamw" or [float(b) for b in tc.betas] != [0.9, 0.999]:
+            raise ConfigError(f"LoRA-FA's optimizer is PEFT's AdamW with betas (0.9, 0.999); got "
+                              f"train.optimizer={tc.optimizer}, train.betas={list(tc.betas)}: set "
+                              "train.optimizer=adamw train.betas=[0.9,0.999].")
+        return create_lorafa_optimizer(model, r=int(cfg.method.r), lora_alpha=float(cfg.method.alpha), lr=lr,
+                                       weight_decay=float(tc.weight_decay))
 
 
 class LoRIRecipe(Recipe):
@@ -66,7 +101,7 @@ class LoRIRecipe(Recipe):
         return {"calibration_run": str(record_path), "mask_density": kept / entries, "masked_entries": entries - kept}
 
 
-RECIPES: dict[str, Recipe] = {"lori": LoRIRecipe()}
+RECIPES: dict[str, Recipe] = {"lori": LoRIRecipe(), "lorafa": LoRAFARecipe()}
 
 
 def recipe_for(method_cfg) -> Recipe:
