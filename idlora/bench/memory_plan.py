@@ -11,7 +11,8 @@ method's PEFT adapter instantiated on ``configs/hf/<model>``, as Table 6 counts 
   ZeRO-3: ``2 P_f / G + [4 L + 18 P_t / G]`` or ``2 P_f / G + [4 L + 2 P_t / G]``, L the largest layer's
   parameters (DeepSpeed's gathered-layer term), plus the model's buffers. 18 = 2 (bf16 grads) + 4 (fp32 grads) +
   4 (fp32 master weights) + 8 (Adam moments). The stage is the one ``idlora.runs.launch`` runs: ZeRO-3 for ``fft``,
-  ZeRO-2 for the adapters.
+  ZeRO-2 for the adapters, plain data parallel for LoRA-FA (stage 0: ``2 P_f + 20 P_t``, fp32 weights, grads, DDP's
+  gradient buckets and Adam's moments on every GPU; no offload rung).
 * **Activations** of one micro-batch of T = micro_batch_size x max_length tokens (every sequence padded to
   max_length: the worst case). Per decoder layer the bytes autograd saves are *measured*, not typed: decoder layer 0
   of the meta-device model, cast to bf16 (as DeepSpeed's bf16 mode casts every parameter), with the method's real
@@ -56,8 +57,11 @@ ATTN_NAME = "idlora_fused_sdpa_meta"
 
 
 def zero_stage(method: str) -> int:
-    """The ZeRO stage ``idlora.runs.launch`` runs a method with (configs/accelerate/zero3.yaml for fft, zero2 else)."""
-    return 3 if method == "fft" else 2
+    """The ZeRO stage ``idlora.runs.launch`` runs a method with: 3 for fft (configs/accelerate/zero3.yaml), 0 for
+    plain data parallel (LoRA-FA, ddp.yaml: its optimizer steps whole tensors), 2 for every other adapter."""
+    from ..runs.launch import accelerate_config
+
+    return {"zero3": 3, "ddp": 0}.get(accelerate_config(method).rsplit("/", 1)[-1].split(".")[0], 2)
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,10 @@ def model_states_bytes(c: Counts, stage: int, gpus: int, offload: bool) -> tuple
         from deepspeed.runtime.zero.stage_1_and_2 import estimate_zero2_model_states_mem_needs
     except ImportError:
         raise ConfigError("the memory plan calls DeepSpeed's estimators: pip install -e '.[deepspeed]'") from None
+    if stage == 0:  # data parallel: every GPU holds fp32 weights, grads, DDP's gradient buckets and Adam's moments
+        if offload:
+            raise ConfigError("plain data parallel (ZeRO stage 0) has no optimizer offload; use stage 2 or 3")
+        return 2 * c.frozen + 20 * c.trainable + c.buffer_bytes, 0
     if stage == 2:
         cpu, gpu = estimate_zero2_model_states_mem_needs(c.trainable, num_gpus_per_node=gpus, cpu_offload=offload)
         return gpu + 2 * c.frozen + c.buffer_bytes, cpu
@@ -211,6 +219,7 @@ def profile(model_name: str, method_cfg: dict, tokens: tuple[int, int] = (16, 32
     config = model.config
     config._attn_implementation = ATTN_NAME
     model.train()
+    _skip_vblora_inf_check(model)
     exclude = {t.untyped_storage()._cdata for t in list(model.parameters()) + list(model.buffers())}
     t1, t2 = tokens
     b1, b2 = (_layer_saved(model, t, exclude) for t in tokens)
@@ -219,6 +228,16 @@ def profile(model_name: str, method_cfg: dict, tokens: tuple[int, int] = (16, 32
     head = (h2 - h1) / (t2 - t1) + 6 * config.vocab_size  # + bf16 logits and their fp32 copy (transient)
     return Profile(parameter_counts(model), per_token, b1 - per_token * t1, head, config.num_hidden_layers,
                    config.hidden_size)
+
+
+def _skip_vblora_inf_check(model) -> None:
+    """PEFT's VB-LoRA layers test their logits for inf when training (a ``Tensor.item``, impossible on meta tensors):
+    clear those layers' own training flag, which only that test reads; their dropout modules still train."""
+    from peft.tuners.vblora.layer import VBLoRALayer
+
+    for module in model.modules():
+        if isinstance(module, VBLoRALayer):
+            module.training = False
 
 
 def activation_bytes(p: Profile, tokens: int, checkpointing: bool) -> float:
@@ -242,6 +261,8 @@ def plan_one(p: Profile, method: str, gpus: int, budget: float, tokens: int) -> 
     """Every rung of the ladder (GPU and CPU bytes) and the first whose total fits in ``budget`` bytes."""
     stage, rungs = zero_stage(method), []
     for ckpt, offload in LADDER:
+        if offload and stage == 0:  # no offload without DeepSpeed
+            continue
         states, cpu = model_states_bytes(p.counts, stage, gpus, offload)
         acts = activation_bytes(p, tokens, ckpt)
         rungs.append({"gradient_checkpointing": ckpt, "optimizer_offload": offload, "model_states_gib": states / GIB,
@@ -307,7 +328,7 @@ def markdown(plan: dict) -> str:
     for model, methods in plan["models"].items():
         for method, x in methods.items():
             c = x["chosen"]
-            alts = " / ".join(_gib(r["total_gib"]) for r in x["settings"])
+            alts = " / ".join([_gib(r["total_gib"]) for r in x["settings"]] + ["—"] * (3 - len(x["settings"])))
             if c is None:
                 lines.append(f"| {model} | {LABELS.get(method, method)} | {x['trainable']:,} | {x['zero_stage']} "
                              f"| — | — | — | — | does not fit | {alts} | — |")

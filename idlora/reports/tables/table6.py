@@ -18,6 +18,7 @@ from .render import Table, paper_numbers
 RANKS = (8, 16, 32, 64, 128)
 LORI_SPARSITY = LoRIConfig.__dataclass_fields__["sparsity"].default  # = configs/method/lori.yaml (tested)
 METHODS = tuple(m for m in TABLE_ORDER if m != "fft")  # the adapters: full fine-tuning has no rank
+PEFT_BASELINES = ("vera", "vblora", "lorafa", "lily")  # issue 20: PEFT's own classes, structure from their configs
 LABELS = {m: table_label(m) for m in METHODS}
 CONFIG_DIR = Path(__file__).resolve().parents[3] / "configs" / "hf"
 
@@ -34,11 +35,34 @@ def meta_model(name: str, config_dir: Path = CONFIG_DIR):
         return AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(path))
 
 
+def shipped_structure(method: str) -> dict:
+    """A PEFT baseline's settings besides its rank, as ``configs/method/<method>.yaml`` ships them at paper scale
+    (VB-LoRA's bank, Lily's stride_A and num_B, ...); ``alpha: None`` where the method has no LoRA scaling."""
+    from omegaconf import OmegaConf
+
+    from ...config import compose
+
+    cfg = OmegaConf.to_container(compose(["scale=paper", f"method={method}"]).method)
+    kw = {k: v for k, v in cfg.items() if k not in ("name", "r", "alpha", "dropout", "seed", "target_modules")}
+    return {**kw, **({} if "alpha" in cfg else {"alpha": None})}
+
+
 def trainable_count(model_name: str, method: str, r: int, **method_kw) -> tuple[int, int]:
-    """(trainable, total) parameters of ``method`` at rank ``r`` on ``model_name``, instantiated on meta."""
+    """(trainable, total) parameters of ``method`` at rank ``r`` on ``model_name``, instantiated on meta. The
+    paper's methods and LoRI take their config classes' defaults; the PEFT baselines of issue 20 their shipped
+    structure (``shipped_structure``)."""
+    kw = {"alpha": 2 * r, **(shipped_structure(method) if method in PEFT_BASELINES else {}), **method_kw}
     with torch.device("meta"):
-        model = apply_method(meta_model(model_name), {"name": method, "r": r, "alpha": 2 * r, **method_kw})
+        model = apply_method(meta_model(model_name), {"name": method, "r": r, **kw})
     return count_parameters(model)
+
+
+def paper_scale_counts(model_name: str = "llama3_8b") -> dict[str, tuple[int, int]]:
+    """Each PEFT baseline's (rank, trainable count) at the rank its Tables 1-2 rows use at paper scale."""
+    from ...config import load_group
+
+    ranks = load_group("scale", "paper").rank
+    return {m: (int(ranks[m]), trainable_count(model_name, m, int(ranks[m]))[0]) for m in PEFT_BASELINES}
 
 
 def fmt_count(n: int) -> str:
@@ -69,6 +93,7 @@ def build(scale: str = "mini", model_name: str = "llama3_8b") -> Table:
         f"LoRI (ours; not in the paper, asked for by its reviewers): B's entries left trainable by its task mask at "
         f"sparsity {LORI_SPARSITY} (10% of the (d_out, r) entries of every B, chosen model-wise); its A is frozen."
     )
+    table.notes.append(_baselines_note(model_name))
     for row, col in mismatched:
         c = table.cell(row, col)
         table.notes.append(
@@ -76,3 +101,19 @@ def build(scale: str = "mini", model_name: str = "llama3_8b") -> Table:
             f"prints {c['paper']}."
         )
     return table
+
+
+def _baselines_note(model_name: str) -> str:
+    """What the PEFT baselines' columns count, and their counts at the ranks of their Tables 1-2 rows."""
+    lora = trainable_count(model_name, "lora", 32)[0]
+    at_paper = "; ".join(f"{LABELS[m]} r={r}: {n:,} ({n / lora:.3f}x LoRA r=32's {lora:,})"
+                         for m, (r, n) in paper_scale_counts(model_name).items())
+    vb = shipped_structure("vblora")
+    lily = shipped_structure("lily")
+    return (f"VeRA, VB-LoRA, LoRA-FA, Lily (ours; PEFT's own classes, not in the paper): VeRA's trainable "
+            f"parameters are its vectors lambda_d (r) and lambda_b (d_out) per layer (its random A, B are frozen "
+            f"buffers); VB-LoRA's the bank ({vb['num_vectors']} x {vb['vector_length']}) and every logit (top-"
+            f"{vb['topk']} used per sub-vector); LoRA-FA's B only (A frozen); Lily's an A per {lily['stride_A']} "
+            f"layers, "
+            f"{lily['num_B']} B's per target and a router per layer. At the ranks of their Tables 1-2 rows "
+            f"(configs/scale/paper.yaml, chosen for a budget close to LoRA's; docs/DESIGN.md §2 item 7): {at_paper}.")
