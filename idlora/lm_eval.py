@@ -3,8 +3,10 @@
     python -m idlora.lm_eval --model hf --model_args pretrained=BASE,peft=ADAPTER_DIR --tasks gsm8k ...
 
 takes lm-eval's own arguments unchanged. ``peft=`` may also name a training run's output directory (the one that
-holds ``adapter/``). ``python -m lm_eval`` alone cannot load these adapters: it never imports ``idlora``, so PEFT
-does not know ``"peft_type": "IDLORA"`` (``KeyError: 'IDLORA'``).
+holds ``adapter/``). Plain ``python -m lm_eval`` loads these adapters too where ``idlora`` is installed (its
+``idlora_autoload.pth`` registers them when lm-eval imports PEFT); this entry point imports ``idlora`` itself, so it
+works also where it is only on ``PYTHONPATH`` or with ``IDLORA_NO_AUTOLOAD=1`` (where plain lm-eval stops at PEFT's
+``KeyError: 'IDLORA'``).
 """
 
 from __future__ import annotations

@@ -134,7 +134,15 @@ def test_lm_eval_shell_command_scores_a_saved_adapter(tmp_path):
                                                                          "mmlu_two.jsonl"))
     assert acc * 100 == pytest.approx(metrics["mmlu"])
 
+    # plain lm-eval: the installed idlora_autoload.pth registers the methods when it imports PEFT...
     plain_args = [a.replace(f"peft={tmp_path / 'run'}", f"peft={tmp_path / 'run' / 'adapter'}") for a in cmd[3:]]
+    plain_args[plain_args.index("--output_path") + 1] = str(tmp_path / "plain")
     plain = subprocess.run([sys.executable, "-m", "lm_eval", *plain_args], capture_output=True, text=True, env=env,
                            timeout=600)
-    assert plain.returncode != 0 and "IDLORA" in plain.stderr  # why the entry point exists
+    assert plain.returncode == 0, plain.stderr[-3000:]
+    plain_result = json.loads(next((tmp_path / "plain").rglob("results*.json")).read_text())
+    assert plain_result["results"][task]["acc,none"] == acc
+    # ...and without it (IDLORA_NO_AUTOLOAD=1) it stops at PEFT with a message that says to `import idlora`
+    off = subprocess.run([sys.executable, "-m", "lm_eval", *plain_args], capture_output=True, text=True,
+                         env={**env, "IDLORA_NO_AUTOLOAD": "1"}, timeout=600)
+    assert off.returncode != 0 and "AdapterTypeNotLoaded" in off.stderr and "`import idlora`" in off.stderr

@@ -76,16 +76,20 @@ def write_loading_card(save_directory: str, peft_type: str) -> None:
     card += f"""
 {LOADING_CARD_TITLE}
 
-This is a `{peft_type}` adapter of the `idlora` package, a PEFT method outside PEFT's source tree: `import idlora`
-before loading it (without it PEFT fails with `KeyError: '{peft_type}'`).
+This is a `{peft_type}` adapter of the `idlora` package, a PEFT method outside PEFT's source tree. Where `idlora`
+is installed (a wheel or `pip install -e .`), any process that imports `peft` registers its methods (the installed
+`idlora_autoload.pth`), so plain PEFT loads this adapter. Elsewhere (idlora only on `PYTHONPATH`, or
+`IDLORA_NO_AUTOLOAD=1`), `import idlora` before loading it: without it PEFT fails with `KeyError: '{peft_type}'`.
 
 ```python
-import idlora  # registers IDLORA, HYDRALORA, MOELORA and LORI with PEFT
+import idlora  # registers IDLORA, HYDRALORA, MOELORA and LORI with PEFT (done for you where idlora is installed)
 from peft import PeftModel
 model = PeftModel.from_pretrained(base_model, "<this directory>")
 ```
 
 lm-eval from the shell: `python -m idlora.lm_eval --model hf --model_args pretrained=<base>,peft=<this directory> --tasks <tasks>`
+(lm-eval's own arguments, or a training run's directory as `peft=`; plain `python -m lm_eval` works where idlora
+is installed)
 """
     with open(path, "w", encoding="utf-8") as f:
         f.write(card)
