@@ -63,6 +63,19 @@ _FROZEN = {"lorafa": ("lora_A",)}
 # Keys the training loop reads, not the adapter (LoRI-S trains at sparse_lr_multiplier x the lr, as LoRI's recipe).
 _TRAINING_ONLY = {"lori": ("sparse_lr_multiplier",)}
 _COMMON = ("r", "target_modules", "seed")
+# ``impl``: whose forward computes the method (every method file has ``impl: ours``). ``official``: the official code's
+# order of operations for the same function, timed beside ours in Figure 3 (idlora/tuners/_routed.py); only the
+# methods listed here have one.
+IMPLS = ("ours", "official")
+OFFICIAL_IMPLS = ("hydralora", "moelora")
+
+
+def _check_impl(name: str, impl) -> None:
+    if impl not in (None, *IMPLS):
+        raise ConfigError(f"method.impl={impl!r} is not valid; valid: {', '.join(IMPLS)}.")
+    if impl == "official" and name not in OFFICIAL_IMPLS:
+        raise ConfigError(f"method {name!r} has no official implementation to run (method.impl=official); only "
+                          f"{', '.join(OFFICIAL_IMPLS)} have one. Remove the override or set method.impl=ours.")
 
 
 def _plain(cfg: Mapping) -> dict[str, Any]:
@@ -88,6 +101,8 @@ def build_peft_config(method_cfg: Mapping):
     if name not in METHODS:
         raise ConfigError(f"unknown method {name!r}; valid: {', '.join(METHODS)}, or {BASE} for the untrained "
                           "model (set method=<name>).")
+    impl = cfg.pop("impl", None)
+    _check_impl(name, impl)
     known = set(_COMMON) | set(_SPECIFIC[name])
     unused = {k: v for k, v in cfg.items() if k not in known | set(_TRAINING_ONLY.get(name, ())) and v is not None}
     # Hydra method files share some keys (e.g. description); those are documentation, not parameters.
@@ -97,6 +112,8 @@ def build_peft_config(method_cfg: Mapping):
             f"method {name!r} does not take {sorted(unused)}; it takes {sorted(known)}. Remove the override(s)."
         )
     kw = {k: v for k, v in cfg.items() if k in known and v is not None}
+    if name in OFFICIAL_IMPLS and impl is not None:
+        kw["impl"] = impl
     if name == "fft":
         return None
     targets = list(kw.pop("target_modules", PAPER_TARGETS))

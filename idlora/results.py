@@ -42,6 +42,7 @@ EXECUTION_KEYS = ("resume", "wandb", "log_steps", "keep_checkpoints", "save_step
 # that value is left out of the identity, so a record written before the key existed still matches.
 ADDED_KEYS = {("scale", "gradient_checkpointing"): {"default": False}, ("scale", "eval_batch_size"): 8,
               ("method", "rb_parts"): 2,  # ID-LoRA's Rank Boosting factor: 2 is eq. 4, what every run before it did
+              ("method", "impl"): "ours",  # whose forward (issue 19): ours is what every run before it did
               **{(group, key): value for group in ("scale", "eval") for key, value in
                  (("humaneval_set", "openai"), ("humaneval_max_new_tokens", None), ("hexphi_max_new_tokens", None),
                   ("mc_form", "letter"))}}

@@ -4,8 +4,10 @@ Writes results/bench/efficiency.json (ratios, medians of interleaved trials, mea
 prints a table.
 
 Options (key=value): model=NAME (a config of configs/model, default smollm2_135m, the mini scale), quick=true (tiny
-model, few trials: checks the pipeline in seconds), trials=N, parts=infer,train,pmrc (which parts to measure,
-default all three), out=FILE (default results/bench/efficiency.json).
+model, few trials: checks the pipeline in seconds), trials=N, parts=infer,train,pmrc[,compile] (which parts to
+measure, default infer,train,pmrc; ``compile``, the prompt forward of every method torch.compile'd over the compiled
+merged model, only when named: inductor compiles for minutes on a CPU), compile_backend=NAME (the compile part's
+torch.compile backend, default inductor; quick: eager), out=FILE (default results/bench/efficiency.json).
 """
 
 import sys
@@ -18,17 +20,29 @@ def main(argv=None) -> None:
     from idlora.errors import ConfigError
 
     args = parse_overrides(sys.argv[1:] if argv is None else argv,
-                           {"model": None, "quick": ("true", "false"), "trials": None, "parts": None, "out": None})
+                           {"model": None, "quick": ("true", "false"), "trials": None, "parts": None, "out": None,
+                            "compile_backend": None})
     trials = args.get("trials")
     if trials is not None and not (trials.isdigit() and int(trials) > 0):
         raise ConfigError(f"trials={trials!r} is not valid: give a positive number of trials (e.g. trials=7).")
-    from idlora.bench.efficiency import run_efficiency_benchmark
+    backend = args.get("compile_backend")
+    if backend is not None:
+        import torch
 
+        if backend not in torch._dynamo.list_backends(exclude_tags=()):
+            raise ConfigError(f"compile_backend={backend!r} is not a torch.compile backend; valid: "
+                              f"{', '.join(torch._dynamo.list_backends(exclude_tags=()))}.")
+    from idlora.bench.efficiency import DEFAULT_PARTS, run_efficiency_benchmark
+
+    parts = args.get("parts", ",".join(DEFAULT_PARTS)).split(",")
+    if backend is not None and "compile" not in parts:
+        raise ConfigError(f"compile_backend= is the compile part's option, but parts={','.join(parts)} has no "
+                          "compile: add it (parts=compile or parts=infer,train,pmrc,compile) or drop compile_backend.")
     quick = flag(args, "quick")
     run_efficiency_benchmark(model_name="tiny_llama" if quick else args.get("model", "smollm2_135m"), quick=quick,
                              trials=None if trials is None else int(trials),
                              out=args.get("out", "results/bench/efficiency.json"),
-                             parts=args.get("parts", "infer,train,pmrc").split(","))
+                             parts=parts, compile_backend=backend)
 
 
 if __name__ == "__main__":

@@ -13,8 +13,12 @@ KEYS = ["pmrc_speedup", "pmrc_objective_ratio", "pmrc_seconds_llama3_8b_estimate
         "train_step_ratio_idlora_vs_lora", "train_step_ratio_idlora_vs_lora_input",
         "train_step_ratio_idlora_vs_lora_rows", "paper_adapter_bytes_ratio_llama3_8b_idlora_vs_hydralora",
         "paper_adapter_bytes_ratio_llama3_8b_idlora_vs_moelora"]
-for m in ("idlora", "hydralora", "moelora", "lora_unmerged", "dora_unmerged"):
+TIMED = []
+for m in ("idlora", "hydralora", "moelora", "lora_unmerged", "dora_unmerged", "hydralora_official",
+          "moelora_official"):
     KEYS += [f"infer_time_ratio_{m}", f"decode_time_ratio_{m}", f"extra_memory_{m}"]
+    TIMED += [f"infer_time_ratio_{m}", f"decode_time_ratio_{m}"]
+TIMED += ["train_step_ratio_idlora_vs_lora_input", "train_step_ratio_idlora_vs_lora_rows"]
 
 
 def test_quick_benchmark_writes_every_key(tmp_path):
@@ -22,10 +26,44 @@ def test_quick_benchmark_writes_every_key(tmp_path):
     res = subprocess.run([sys.executable, str(REPO / "scripts/bench_efficiency.py"), "quick=true", f"out={out}"],
                          cwd=REPO, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
-    metrics = json.loads(out.read_text())["metrics"]
+    report = json.loads(out.read_text())
+    metrics = report["metrics"]
     missing = [k for k in KEYS if k not in metrics]
     assert not missing
     assert all(isinstance(metrics[k], float) and metrics[k] > 0 for k in KEYS)
+    # every timed ratio has its 95% interval; the official rows ran with method.impl=official
+    assert sorted(report["intervals"]) == sorted(TIMED)
+    assert all(lo <= metrics[k] <= hi for k, (lo, hi) in report["intervals"].items())
+    assert report["settings"]["methods"]["moelora_official"] == {**report["settings"]["methods"]["moelora"],
+                                                                 "impl": "official"}
+    assert set(report["parts"]) == {"infer", "train", "pmrc"}  # compile: only when asked for
+
+
+def test_compiled_ratios_time_every_method_against_the_compiled_merged_model():
+    """The compile part's path (backend eager: the trace, not the kernels, on a CPU in seconds)."""
+    import torch
+
+    from idlora.bench.efficiency import compiled_ratios
+    from idlora.models.tiny import tiny_llama
+
+    ids = torch.randint(3, 200, (1, 8), generator=torch.Generator().manual_seed(0))
+    methods = {"idlora": {"name": "idlora", "r": 4, "alpha": 8, "k": 4, "selection": "serial"},
+               "moelora_official": {"name": "moelora", "r": 2, "n_experts": 2, "impl": "official"}}
+    intervals = {}
+    base = tiny_llama()
+    out = compiled_ratios(base, methods, {"input_ids": ids}, trials=2, backend="eager", intervals=intervals)
+    assert sorted(out) == sorted(intervals) == ["compiled_infer_time_ratio_idlora",
+                                                "compiled_infer_time_ratio_moelora_official"]
+    assert all(v > 0 for v in out.values())
+    assert not hasattr(base, "peft_config")  # each adapter unloaded: the base is the plain model again
+
+
+def test_bench_options_are_checked():
+    for args, match in ((["quick=true", "parts=infer", "compile_backend=eager"], "compile_backend= is the compile"),
+                        (["quick=true", "parts=compile", "compile_backend=nope"], "not a torch.compile backend")):
+        res = subprocess.run([sys.executable, str(REPO / "scripts/bench_efficiency.py"), *args, "out=/dev/null"],
+                             cwd=REPO, capture_output=True, text=True, timeout=120)
+        assert res.returncode != 0 and match in res.stderr + res.stdout, res.stderr[-1000:]
 
 
 def test_paper_adapter_bytes_are_table6_counts_in_float32():
@@ -116,3 +154,21 @@ def test_a_run_of_some_parts_keeps_the_other_parts_of_the_file():
     assert again["metrics"]["pmrc_speedup"] == 30.0 and again["metrics"]["train_step_ratio_x"] == 1.0
     for other in ({**old, "model": "other"}, {**old, "quick": True}, None):  # another model or mode: replaced
         assert merge_parts(other, new)["metrics"] == {"pmrc_speedup": 30.0}
+
+
+def test_intervals_and_the_compile_part_follow_their_parts():
+    from idlora.bench.efficiency import merge_parts, metric_part
+
+    assert metric_part("compiled_infer_time_ratio_idlora") == "compile"
+    assert metric_part("infer_time_ratio_moelora_official") == "infer"
+    old = {"model": "m", "quick": False, "settings": {"compile_backend": "inductor"},
+           "parts": {"infer": {"date": "d0"}, "compile": {"date": "d0"}},
+           "metrics": {"infer_time_ratio_idlora": 1.1, "compiled_infer_time_ratio_idlora": 1.05},
+           "intervals": {"infer_time_ratio_idlora": [1.0, 1.2], "compiled_infer_time_ratio_idlora": [1.0, 1.1]}}
+    new = {"model": "m", "quick": False, "settings": {}, "parts": {"infer": {"date": "d1"}},
+           "metrics": {"infer_time_ratio_idlora": 1.2}, "intervals": {"infer_time_ratio_idlora": [1.15, 1.3]}}
+    merged = merge_parts(old, new)
+    assert merged["intervals"] == {"infer_time_ratio_idlora": [1.15, 1.3],
+                                   "compiled_infer_time_ratio_idlora": [1.0, 1.1]}
+    assert merged["metrics"]["compiled_infer_time_ratio_idlora"] == 1.05
+    assert merged["settings"]["compile_backend"] == "inductor" and list(merged["parts"]) == ["infer", "compile"]

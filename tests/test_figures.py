@@ -12,8 +12,11 @@ from test_tables import _write_run
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def _bench(path, **metrics):
-    path.write_text(json.dumps({"model": "tiny", "quick": True, "metrics": metrics}))
+def _bench(path, intervals=None, **metrics):
+    doc = {"model": "tiny", "quick": True, "metrics": metrics}
+    if intervals is not None:
+        doc["intervals"] = intervals
+    path.write_text(json.dumps(doc))
     return path
 
 
@@ -24,13 +27,52 @@ def test_fig3_overheads_and_paper_claims(tmp_path):
                    paper_adapter_bytes_ratio_llama3_8b_idlora_vs_hydralora=0.549)
     d = fig3_data(bench)
     assert d["paper_shape_ratios"] == {"llama3_8b_idlora_vs_hydralora": 0.549}
-    assert d["rows"]["idlora"] == {"infer_overhead_pct": 25.0, "decode_overhead_pct": 50.0, "extra_memory_mib": 3.0}
+    assert d["rows"]["idlora"] == {"infer_overhead_pct": 25.0, "decode_overhead_pct": 50.0, "extra_memory_mib": 3.0,
+                                   "compiled_infer_overhead_pct": None, "infer_overhead_ci_pct": None,
+                                   "decode_overhead_ci_pct": None, "compiled_infer_overhead_ci_pct": None}
     assert d["rows"]["hydralora"]["infer_overhead_pct"] == 100.0
     assert d["rows"]["moelora"]["infer_overhead_pct"] is None  # not measured: no bar, not a zero
     assert d["paper_time_overhead_pct"] == {"lora_unmerged": None, "dora_unmerged": None, "hydralora": 36.5,
                                             "moelora": 61.6, "idlora": 0.5}
     assert d["paper_memory_claim_pct"] == 45
     out = make_figure("fig3", bench=str(bench), out_dir=str(tmp_path / "figs"))
+    assert out.read_bytes().startswith(PNG)
+
+
+def test_fig3_ours_official_compiled_and_intervals(tmp_path):
+    """Issue 19's keys (optional: the committed file predates them): the official implementations' rows, compiled
+    ratios, 95% intervals; the bars of a method are ours, compiled, official, paper, DoRA on panels of its own."""
+    from idlora.reports.figures import _fig3_bars
+
+    metrics = {f"{kind}_time_ratio_{m}": ratio for m, ratio in
+               (("idlora", 1.02), ("hydralora", 1.10), ("hydralora_official", 1.30), ("dora_unmerged", 6.0))
+               for kind in ("infer", "decode")}
+    metrics.update(compiled_infer_time_ratio_idlora=1.01, extra_memory_hydralora_official=2**21)
+    bench = _bench(tmp_path / "eff.json", intervals={"infer_time_ratio_hydralora_official": [1.25, 1.40],
+                                                     "compiled_infer_time_ratio_idlora": [1.0, 1.03]}, **metrics)
+    d = fig3_data(bench)
+    official = d["rows"]["hydralora_official"]
+    assert official["infer_overhead_pct"] == pytest.approx(30.0) and official["extra_memory_mib"] == 2.0
+    assert official["infer_overhead_ci_pct"] == pytest.approx([25.0, 40.0])
+    assert d["rows"]["moelora_official"]["infer_overhead_pct"] is None
+    assert d["rows"]["idlora"]["compiled_infer_overhead_ci_pct"] == pytest.approx([0.0, 3.0])
+    assert [b[0] for b in _fig3_bars(d, "hydralora", "infer")] == ["ours", "compiled", "official", "paper"]
+    assert [b[0] for b in _fig3_bars(d, "hydralora", "decode")] == ["ours", "official", "paper"]
+    assert [b[0] for b in _fig3_bars(d, "idlora", "decode")] == ["ours", "paper"]
+    assert [b[0] for b in _fig3_bars(d, "dora_unmerged", "decode")] == ["ours"]  # the paper has no DoRA claim
+    assert _fig3_bars(d, "idlora", "infer")[1][1:] == (pytest.approx(1.0), pytest.approx([0.0, 3.0]))
+    out = make_figure("fig3", bench=str(bench), out_dir=str(tmp_path / "figs"))
+    assert out.read_bytes().startswith(PNG)
+
+
+def test_fig3_draws_the_committed_benchmark_file(tmp_path):
+    """The committed efficiency.json (written before issue 19: no official rows, no intervals, no compiled ratios)."""
+    from pathlib import Path
+
+    committed = Path(__file__).parents[1] / "results" / "bench" / "efficiency.json"
+    d = fig3_data(committed)
+    assert d["rows"]["idlora"]["infer_overhead_pct"] is not None
+    out = make_figure("fig3", bench=str(committed), out_dir=str(tmp_path))
     assert out.read_bytes().startswith(PNG)
 
 

@@ -3,7 +3,13 @@
 Everything is measured in one process, side by side, and reported as ratios to merged LoRA (which costs exactly
 what the base model costs): absolute times on a shared CPU are noise, ratios measured in the same run are not.
 Each trial times the two compared models back to back (alternating which goes first); the median over trials
-of the per-trial ratio is reported (``median_ratio``). ``--parts`` re-measures some parts and keeps the others.
+of the per-trial ratio is reported (``median_ratio``), with a 95% bootstrap interval of that median in the report's
+``intervals`` (``median_ci``). ``--parts`` re-measures some parts and keeps the others.
+
+HydraLoRA and MoELoRA are timed twice in the same run: ours (one fused product per layer) and ``<method>_official``
+(``method.impl=official``: the official code's loop over the experts, the same function), so Figure 3 shows where
+the paper's overheads come from. The ``compile`` part (not run by default: inductor compiles for minutes on a
+CPU) times the prompt forward of every method ``torch.compile``'d over the compiled merged model.
 
 Extra memory at inference is counted exactly, without a GPU: the adapter's parameters and buffers, plus the
 difference in *peak live tensor bytes* during a forward pass, tracked by a dispatch mode that records every
@@ -74,10 +80,10 @@ def adapter_bytes(model: torch.nn.Module) -> int:
     return total
 
 
-def median_ratio(fn: Callable[[], object], base: Callable[[], object], trials: int, warmup: int = 1) -> float:
-    """Median over trials of (seconds of ``fn``) / (seconds of ``base``), the two timed back to back in each trial:
-    on a shared machine the load changes between trials more than between two adjacent calls, so each trial's
-    ratio is steadier than a ratio of separate medians."""
+def trial_ratios(fn: Callable[[], object], base: Callable[[], object], trials: int, warmup: int = 1) -> list[float]:
+    """Per trial, (seconds of ``fn``) / (seconds of ``base``), the two timed back to back: on a shared machine the
+    load changes between trials more than between two adjacent calls, so each trial's ratio is steadier than a ratio
+    of separate medians."""
     ratios = []
     with torch.no_grad():
         for _ in range(warmup):
@@ -91,7 +97,31 @@ def median_ratio(fn: Callable[[], object], base: Callable[[], object], trials: i
                 seconds.append(time.perf_counter() - t)
             t_fn, t_base = seconds if i % 2 == 0 else seconds[::-1]
             ratios.append(t_fn / t_base)
-    return statistics.median(ratios)
+    return ratios
+
+
+def median_ratio(fn: Callable[[], object], base: Callable[[], object], trials: int, warmup: int = 1) -> float:
+    """Median over trials of the paired ratio (``trial_ratios``)."""
+    return statistics.median(trial_ratios(fn, base, trials, warmup))
+
+
+def median_ci(values: list[float], resamples: int = 2000, seed: int = 0) -> dict:
+    """Median and a 95% percentile-bootstrap interval of the median."""
+    import random
+
+    rng = random.Random(seed)
+    meds = sorted(statistics.median(rng.choices(values, k=len(values))) for _ in range(resamples))
+    return {"median": statistics.median(values), "ci95": [meds[int(0.025 * resamples)],
+                                                          meds[int(0.975 * resamples) - 1]],
+            "trials": len(values)}
+
+
+def _record(out: dict, intervals: dict | None, key: str, ratios: list[float]) -> None:
+    """``out[key]`` = the median ratio; ``intervals[key]`` = its 95% bootstrap interval (when collected)."""
+    summary = median_ci(ratios)
+    out[key] = float(summary["median"])
+    if intervals is not None:
+        intervals[key] = [float(v) for v in summary["ci95"]]
 
 
 def train_step_fn(model, batch, lr: float = 1e-4) -> Callable[[], None]:
@@ -119,8 +149,9 @@ def _randomize_adapter(model: torch.nn.Module, seed: int = 0) -> None:
 
 
 def inference_ratios(base, method_cfgs: dict[str, dict], prompt_batch: dict, decode_prompt: torch.Tensor,
-                     new_tokens: int, trials: int) -> dict[str, float]:
-    """Prompt-forward and decode latency of each method over the base model (= merged LoRA), and extra memory.
+                     new_tokens: int, trials: int, intervals: dict | None = None) -> dict[str, float]:
+    """Prompt-forward and decode latency of each method over the base model (= merged LoRA), and extra memory;
+    each ratio's interval goes to ``intervals``.
 
     Each adapter is built on the shared base model, timed interleaved with the same model with its adapter
     disabled (the base), then unloaded, so a large model is held in memory once."""
@@ -149,14 +180,14 @@ def inference_ratios(base, method_cfgs: dict[str, dict], prompt_batch: dict, dec
             with m.disable_adapter():
                 return decode(m)
 
-        out[f"infer_time_ratio_{name}"] = median_ratio(forward, forward_base, trials)
-        out[f"decode_time_ratio_{name}"] = median_ratio(decode, decode_base, trials)
+        _record(out, intervals, f"infer_time_ratio_{name}", trial_ratios(forward, forward_base, trials))
+        _record(out, intervals, f"decode_time_ratio_{name}", trial_ratios(decode, decode_base, trials))
         peak = peak_live_bytes(forward)
         out[f"extra_memory_{name}"] = float(adapter_bytes(model) + max(0, peak - base_peak))
         model.unload()  # back to the plain base model for the next method
         if hasattr(base, "peft_config"):
             del base.peft_config
-    for other in ("hydralora", "moelora"):
+    for other in ("hydralora", "moelora", "hydralora_official", "moelora_official"):
         if f"extra_memory_{other}" in out and "extra_memory_idlora" in out:
             out[f"extra_memory_ratio_idlora_vs_{other}"] = out["extra_memory_idlora"] / out[f"extra_memory_{other}"]
     return out
@@ -184,7 +215,7 @@ def paper_adapter_bytes(model_name: str = "llama3_8b") -> dict[str, float]:
 
 
 def train_step_ratios(make_model: Callable[[], torch.nn.Module], idlora_cfg: dict, lora_cfg: dict, batch: dict,
-                      trials: int) -> dict[str, float]:
+                      trials: int, intervals: dict | None = None) -> dict[str, float]:
     """Step time (forward, backward, AdamW) of ID-LoRA at rank 4r over LoRA at rank r, per dropout position."""
     from ..methods import apply_method
 
@@ -192,19 +223,58 @@ def train_step_ratios(make_model: Callable[[], torch.nn.Module], idlora_cfg: dic
     lora_step = train_step_fn(apply_method(make_model(), lora_cfg), batch)
     for position in tqdm(("input", "rows"), desc="bench: training step", unit="setting"):
         id_step = train_step_fn(apply_method(make_model(), {**idlora_cfg, "dropout_position": position}), batch)
-        out[f"train_step_ratio_idlora_vs_lora_{position}"] = median_ratio(id_step, lora_step, trials)
+        _record(out, intervals, f"train_step_ratio_idlora_vs_lora_{position}", trial_ratios(id_step, lora_step, trials))
     return out
 
 
-BENCH_METHODS = ("idlora", "hydralora", "moelora", "lora_unmerged", "dora_unmerged")
+def compiled_ratios(base, method_cfgs: dict[str, dict], prompt_batch: dict, trials: int, backend: str = "inductor",
+                    intervals: dict | None = None) -> dict[str, float]:
+    """Prompt-forward latency of each method ``torch.compile``'d over the compiled merged model: the same compiled
+    module with its adapter disabled (dynamo compiles that case as its own graph; LoRA merged costs what it does).
+    ``compiled_infer_time_ratio_<method>``; two warm-up pairs compile both graphs before timing."""
+    from ..methods import apply_method
+
+    out: dict[str, float] = {}
+    base.eval()
+    for name, cfg in tqdm(method_cfgs.items(), desc=f"bench: compiled ({backend})", unit="method"):
+        model = apply_method(base, cfg)
+        _randomize_adapter(model)
+        model.eval()
+        compiled = torch.compile(model, backend=backend, dynamic=False)
+
+        def forward(c=compiled):
+            return c(**prompt_batch)
+
+        def forward_base(c=compiled, m=model):
+            with m.disable_adapter():
+                return c(**prompt_batch)
+
+        try:
+            _record(out, intervals, f"compiled_infer_time_ratio_{name}",
+                    trial_ratios(forward, forward_base, trials, warmup=2))
+        finally:
+            torch._dynamo.reset()
+            model.unload()
+            if hasattr(base, "peft_config"):
+                del base.peft_config
+    return out
 
 
-BENCH_PARTS = ("infer", "train", "pmrc")
+BENCH_METHODS = ("idlora", "hydralora", "moelora", "lora_unmerged", "dora_unmerged", "hydralora_official",
+                 "moelora_official")
+OFFICIAL = {"hydralora_official": "hydralora", "moelora_official": "moelora"}  # timed with method.impl=official
+
+
+BENCH_PARTS = ("infer", "train", "pmrc", "compile")
+DEFAULT_PARTS = ("infer", "train", "pmrc")  # compile: on request (inductor compiles for minutes on a CPU)
 
 
 def metric_part(key: str) -> str:
     """Which part of the benchmark measures a metric key."""
-    return "pmrc" if key.startswith("pmrc_") else "train" if key.startswith("train_step_") else "infer"
+    for prefix, part in (("pmrc_", "pmrc"), ("train_step_", "train"), ("compiled_", "compile")):
+        if key.startswith(prefix):
+            return part
+    return "infer"
 
 
 def _read_json(path) -> dict | None:
@@ -223,37 +293,27 @@ def merge_parts(old: dict | None, new: dict) -> dict:
     if not old or old.get("model") != new["model"] or old.get("quick") != new["quick"]:
         return new
     kept = [p for p in BENCH_PARTS if p not in new["parts"]]
-    old_parts = old.get("parts") or {p: old.get("provenance", {}) for p in BENCH_PARTS}
-    metrics = {k: v for k, v in old.get("metrics", {}).items() if metric_part(k) in kept}
-    metrics.update(new["metrics"])
+    old_parts = old.get("parts") or {p: old.get("provenance", {}) for p in DEFAULT_PARTS}
+    merged = {}
+    for field in ("metrics", "intervals"):
+        merged[field] = {k: v for k, v in (old.get(field) or {}).items() if metric_part(k) in kept}
+        merged[field].update(new.get(field) or {})
     parts = {p: old_parts[p] for p in kept if p in old_parts}
     parts.update(new["parts"])
-    return {**new, "metrics": metrics, "parts": {p: parts[p] for p in BENCH_PARTS if p in parts}}
+    out = {**new, "metrics": merged["metrics"], "parts": {p: parts[p] for p in BENCH_PARTS if p in parts}}
+    backend = (old.get("settings") or {}).get("compile_backend")
+    if "compile" in kept and backend and "compile_backend" not in (new.get("settings") or {}):
+        out["settings"] = {**new.get("settings", {}), "compile_backend": backend}  # the kept compile part's
+    if merged["intervals"] or "intervals" in new:
+        out["intervals"] = merged["intervals"]
+    return out
 
 
-def run_efficiency_benchmark(model_name: str = "smollm2_135m", quick: bool = False, trials: int | None = None,
-                             out: str = "results/bench/efficiency.json",
-                             parts=BENCH_PARTS) -> dict:
-    """All of Figure 3's measurements for one model; writes ``out`` and prints a table."""
-    import platform
-
+def bench_methods(scale: str) -> dict[str, dict]:
+    """Figure 3's method configs at ``scale``, keyed as the metrics name them (``BENCH_METHODS``)."""
     from omegaconf import OmegaConf
 
-    from ..config import compose, load_group
-    from ..errors import ConfigError
-    from ..files import atomic_write_json
-    from ..models import load_model_and_tokenizer
-
-    scale = "tiny" if quick else "mini"
-    trials = trials or (2 if quick else 7)
-    seq, batch, new_tokens = (32, 2, 4) if quick else (256, 8, 64)
-    model_cfg = load_group("model", model_name)
-    base, tok = load_model_and_tokenizer(model_cfg)
-    vocab = base.config.vocab_size
-    g = torch.Generator().manual_seed(0)
-    ids = torch.randint(3, vocab, (batch, seq), generator=g)
-    prompt_batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
-    decode_prompt = torch.randint(3, vocab, (1, 16), generator=g)
+    from ..config import compose
 
     def method_cfg(name: str) -> dict:
         cfg = OmegaConf.to_container(compose([f"scale={scale}", f"method={name}"]).method)
@@ -264,49 +324,95 @@ def run_efficiency_benchmark(model_name: str = "smollm2_135m", quick: bool = Fal
     methods = {"idlora": method_cfg("idlora"), "hydralora": method_cfg("hydralora"),
                "moelora": method_cfg("moelora"), "lora_unmerged": method_cfg("lora"),
                "dora_unmerged": method_cfg("dora")}
-    unknown = set(parts) - set(BENCH_PARTS)
-    if unknown:
-        raise ConfigError(f"unknown benchmark part(s) {sorted(unknown)}; valid: infer, train, pmrc")
-    results: dict[str, float] = {}
-    if "infer" in parts:
-        results.update(inference_ratios(base, methods, prompt_batch, decode_prompt, new_tokens, trials))
-        results.update(paper_adapter_bytes())
+    methods.update({key: {**methods[m], "impl": "official"} for key, m in OFFICIAL.items()})
+    assert tuple(methods) == BENCH_METHODS[:5] + tuple(OFFICIAL)
+    return methods
 
-    # Training: ID-LoRA at rank 4r (k=4) against LoRA at rank r — the paper's pairing (128 vs 32), scaled to the
-    # largest pair that fits the model's smallest targeted module (k*r <= d_out).
+
+def _train_part(model_cfg, base, methods: dict, ids: torch.Tensor, trials: int, intervals: dict, run: bool):
+    """Training: ID-LoRA at rank 4r (k=4) against LoRA at rank r — the paper's pairing (128 vs 32), scaled to the
+    largest pair that fits the model's smallest targeted module (k*r <= d_out). (metrics, the ranks)."""
+    from ..models import load_model_and_tokenizer
+
     d_min = min(m.out_features for n, m in base.named_modules()
                 if isinstance(m, torch.nn.Linear) and n.rsplit(".", 1)[-1] in methods["idlora"]["target_modules"])
     r_id = min(128, (d_min // 4) // 2 * 2)
     r_lora = max(1, r_id // 4)
-    labels_batch = {"input_ids": ids[: max(1, batch // 2)], "attention_mask": torch.ones_like(ids[: max(1, batch // 2)]),
-                    "labels": ids[: max(1, batch // 2)]}
-    if "train" in parts:
-        results.update(train_step_ratios(
-            lambda: load_model_and_tokenizer(model_cfg)[0],
-            {**methods["idlora"], "r": r_id, "alpha": 2 * r_id, "k": 4},
-            {**methods["lora_unmerged"], "r": r_lora, "alpha": 2 * r_lora}, labels_batch, max(2, trials // 2)))
-        results["train_step_ratio_idlora_vs_lora"] = results["train_step_ratio_idlora_vs_lora_rows"]
+    pair = {"idlora_r": r_id, "lora_r": r_lora}
+    if not run:
+        return {}, pair
+    half = ids[: max(1, ids.shape[0] // 2)]
+    labels_batch = {"input_ids": half, "attention_mask": torch.ones_like(half), "labels": half}
+    results = train_step_ratios(
+        lambda: load_model_and_tokenizer(model_cfg)[0],
+        {**methods["idlora"], "r": r_id, "alpha": 2 * r_id, "k": 4},
+        {**methods["lora_unmerged"], "r": r_lora, "alpha": 2 * r_lora}, labels_batch, max(2, trials // 2), intervals)
+    results["train_step_ratio_idlora_vs_lora"] = results["train_step_ratio_idlora_vs_lora_rows"]
+    return results, pair
 
-    if "pmrc" in parts:
-        from . import pmrc as pmrc_bench
 
-        results.update(pmrc_bench.pmrc_comparison(base, k=4, r=methods["idlora"]["r"], quick=quick))
-    provenance = {"torch": torch.__version__, "threads": torch.get_num_threads(), "machine": platform.machine(),
-                  "processor": platform.processor(),
-                  "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-                  "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    report = {"model": model_name, "quick": quick, "trials": trials,
-              "settings": {"prompt_batch": batch, "prompt_tokens": seq, "decode_tokens": new_tokens,
-                           "train_pair": {"idlora_r": r_id, "lora_r": r_lora}, "methods": methods},
-              "metrics": results, "provenance": provenance, "parts": {part: provenance for part in parts}}
-    report = merge_parts(_read_json(out), report)
-    atomic_write_json(out, report)
-    width = max(len(k) for k in results)
-    print(f"Efficiency on {model_name} ({'quick' if quick else f'median of {trials} trials'}); ratios to merged LoRA:")
+def _print_report(report: dict, results: dict, parts, out: str) -> None:
+    width = max((len(k) for k in results), default=0)
+    mode = "quick" if report["quick"] else f"median of {report['trials']} trials"
+    print(f"Efficiency on {report['model']} ({mode}); ratios to merged LoRA [95% interval of the median]:")
+    intervals = report.get("intervals") or {}
     for k, v in results.items():
-        print(f"  {k:<{width}}  {v:,.4f}" if abs(v) < 1e6 else f"  {k:<{width}}  {v:,.0f}")
+        ci = f"  [{intervals[k][0]:.4f}, {intervals[k][1]:.4f}]" if k in intervals else ""
+        print(f"  {k:<{width}}  {v:,.4f}{ci}" if abs(v) < 1e6 else f"  {k:<{width}}  {v:,.0f}")
     kept = {p: v.get("date", "an earlier run") for p, v in report["parts"].items() if p not in parts}
     if kept:
         print("kept from the file it replaces: " + ", ".join(f"{p} (measured {d})" for p, d in kept.items()))
     print(f"wrote {out}")
+
+
+def run_efficiency_benchmark(model_name: str = "smollm2_135m", quick: bool = False, trials: int | None = None,
+                             out: str = "results/bench/efficiency.json", parts=DEFAULT_PARTS,
+                             compile_backend: str | None = None) -> dict:
+    """All of Figure 3's measurements for one model; writes ``out`` and prints a table. ``compile_backend``: the
+    compile part's ``torch.compile`` backend (default inductor; quick: eager, which checks the path in seconds)."""
+    import platform
+
+    from ..config import load_group
+    from ..errors import ConfigError
+    from ..files import atomic_write_json
+    from ..models import load_model_and_tokenizer
+
+    unknown = set(parts) - set(BENCH_PARTS)
+    if unknown:
+        raise ConfigError(f"unknown benchmark part(s) {sorted(unknown)}; valid: {', '.join(BENCH_PARTS)}")
+    trials = trials or (2 if quick else 7)
+    seq, batch, new_tokens = (32, 2, 4) if quick else (256, 8, 64)
+    model_cfg = load_group("model", model_name)
+    base, tok = load_model_and_tokenizer(model_cfg)
+    vocab = base.config.vocab_size
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(3, vocab, (batch, seq), generator=g)
+    prompt_batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+    decode_prompt = torch.randint(3, vocab, (1, 16), generator=g)
+    methods = bench_methods("tiny" if quick else "mini")
+    results: dict[str, float] = {}
+    intervals: dict[str, list[float]] = {}
+    if "infer" in parts:
+        results.update(inference_ratios(base, methods, prompt_batch, decode_prompt, new_tokens, trials, intervals))
+        results.update(paper_adapter_bytes())
+    train, train_pair = _train_part(model_cfg, base, methods, ids, trials, intervals, "train" in parts)
+    results.update(train)
+    if "pmrc" in parts:
+        from . import pmrc as pmrc_bench
+
+        results.update(pmrc_bench.pmrc_comparison(base, k=4, r=methods["idlora"]["r"], quick=quick))
+    settings = {"prompt_batch": batch, "prompt_tokens": seq, "decode_tokens": new_tokens, "train_pair": train_pair,
+                "methods": methods}
+    if "compile" in parts:
+        settings["compile_backend"] = compile_backend or ("eager" if quick else "inductor")
+        results.update(compiled_ratios(base, methods, prompt_batch, trials, settings["compile_backend"], intervals))
+    provenance = {"torch": torch.__version__, "threads": torch.get_num_threads(), "machine": platform.machine(),
+                  "processor": platform.processor(),
+                  "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+                  "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    report = {"model": model_name, "quick": quick, "trials": trials, "settings": settings, "metrics": results,
+              "intervals": intervals, "provenance": provenance, "parts": {part: provenance for part in parts}}
+    report = merge_parts(_read_json(out), report)
+    atomic_write_json(out, report)
+    _print_report(report, results, parts, out)
     return report

@@ -23,7 +23,6 @@ tests' way through these code paths; its numbers mean nothing) and writes only w
 from __future__ import annotations
 
 import os
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -33,15 +32,18 @@ from tqdm.auto import tqdm
 
 from ..errors import ConfigError
 from ..methods import TABLE_ORDER
+from .efficiency import median_ci  # noqa: F401  (the median and its 95% bootstrap interval; gpu_check.median_ci)
 
 PARTS = ("train", "pmrc", "fig3", "generate", "compile")
 BUDGET_S = {"train": 120, "pmrc": 80, "fig3": 110, "generate": 40, "compile": 60}  # 410 s in all
 TRAIN_METHODS = TABLE_ORDER  # every method
-# Figure 3's methods at the paper's ranks (ID-LoRA r=128 k=4, LoRA r=32, HydraLoRA r=16 x3, MoELoRA r=8 x4).
+# Figure 3's methods at the paper's ranks (ID-LoRA r=128 k=4, LoRA r=32, HydraLoRA r=16 x3, MoELoRA r=8 x4), and
+# HydraLoRA and MoELoRA as their official code computes them (method.impl=official, the same function).
 FIG3_METHODS = {"idlora": {"name": "idlora", "r": 128, "alpha": 256, "k": 4, "selection": "serial"},
                 "lora_unmerged": {"name": "lora", "r": 32, "alpha": 64},
                 "hydralora": {"name": "hydralora", "r": 16, "alpha": 32, "n_experts": 3},
                 "moelora": {"name": "moelora", "r": 8, "alpha": 16, "n_experts": 4}}
+FIG3_METHODS.update({f"{m}_official": {**FIG3_METHODS[m], "impl": "official"} for m in ("hydralora", "moelora")})
 FIG3_LAYERS = 4
 SIZES = {  # real run | dry run
     "pmrc_shapes": ({(4096, 4096): 2, (1024, 4096): 2, (14336, 4096): 2, (4096, 14336): 1}, {(256, 64): 1}),
@@ -101,17 +103,6 @@ def paired_ratios(fn, base, trials: int, timer: Timer, warmup: int = 1) -> list[
                 b, a = timer(base), timer(fn)
             ratios.append(a / b)
     return ratios
-
-
-def median_ci(values: list[float], resamples: int = 2000, seed: int = 0) -> dict:
-    """Median and a 95% percentile-bootstrap interval of the median."""
-    import random
-
-    rng = random.Random(seed)
-    meds = sorted(statistics.median(rng.choices(values, k=len(values))) for _ in range(resamples))
-    return {"median": statistics.median(values), "ci95": [meds[int(0.025 * resamples)],
-                                                          meds[int(0.975 * resamples) - 1]],
-            "trials": len(values)}
 
 
 def _sync(device: str) -> None:

@@ -23,13 +23,35 @@ FIGURES = ("fig3", "fig4", "fig_rank", "fig_budget", "fig_router")
 FIG3_METHODS = ("lora_unmerged", "dora_unmerged", "hydralora", "moelora", "idlora")
 FIG3_LABELS = {"lora_unmerged": "LoRA\n(unmerged)", "dora_unmerged": "DoRA\n(unmerged)",
                **{m: LABELS[m] for m in ("hydralora", "moelora", "idlora")}}
+# The same methods as their official code computes them (method.impl=official; efficiency.json's <m>_official keys,
+# optional: files written before issue 19 have none). LoRA and DoRA are PEFT's own code, ours and theirs alike.
+FIG3_OFFICIAL = {"hydralora": "hydralora_official", "moelora": "moelora_official"}
 FIG4_PANELS = ("gsm8k", "mmlu", "cqa", "humaneval_pass@1", "humaneval_pass@5", "humaneval_pass@10")
 FIG4_TITLES = {"gsm8k": "GSM8K", "mmlu": "MMLU", "cqa": "CommonsenseQA", "humaneval_pass@1": "HumanEval pass@1",
                "humaneval_pass@5": "HumanEval pass@5", "humaneval_pass@10": "HumanEval pass@10"}
 
 
+def _overhead(ratio):
+    return None if ratio is None else 100.0 * (ratio - 1.0)
+
+
+def _fig3_row(metrics: dict, intervals: dict, m: str) -> dict:
+    """One method's time overheads (%), their 95% intervals (% or None) and extra memory (MiB)."""
+    row = {}
+    for name, key in (("infer", f"infer_time_ratio_{m}"), ("decode", f"decode_time_ratio_{m}"),
+                      ("compiled_infer", f"compiled_infer_time_ratio_{m}")):
+        row[f"{name}_overhead_pct"] = _overhead(metrics.get(key))
+        ci = intervals.get(key)
+        row[f"{name}_overhead_ci_pct"] = None if ci is None else [_overhead(v) for v in ci]
+    mem = metrics.get(f"extra_memory_{m}")
+    row["extra_memory_mib"] = None if mem is None else mem / 2**20
+    return row
+
+
 def fig3_data(bench_path: str | Path) -> dict:
-    """Per method: inference-time overhead (%), decode-time overhead (%), extra memory (MiB); paper claims."""
+    """Per method (and per official implementation, ``FIG3_OFFICIAL``): inference-time overhead (%), decode-time
+    overhead (%), compiled prompt-forward overhead (%), each with its 95% interval where the file has one (None
+    otherwise), extra memory (MiB); the paper's claims."""
     from .tables.render import paper_numbers
 
     path = Path(bench_path)
@@ -38,63 +60,156 @@ def fig3_data(bench_path: str | Path) -> dict:
     try:
         bench = json.loads(path.read_text())
         metrics = bench["metrics"]
-    except (ValueError, KeyError) as e:
+        intervals = bench.get("intervals") or {}
+    except (ValueError, KeyError, AttributeError) as e:
         raise ConfigError(f"{path} is not an efficiency benchmark results file ({e}); rerun `make bench`.") from None
-    rows = {}
-    for m in FIG3_METHODS:
-        infer, decode = metrics.get(f"infer_time_ratio_{m}"), metrics.get(f"decode_time_ratio_{m}")
-        mem = metrics.get(f"extra_memory_{m}")
-        rows[m] = {"infer_overhead_pct": None if infer is None else 100.0 * (infer - 1.0),
-                   "decode_overhead_pct": None if decode is None else 100.0 * (decode - 1.0),
-                   "extra_memory_mib": None if mem is None else mem / 2**20}
+    rows = {m: _fig3_row(metrics, intervals, m) for m in (*FIG3_METHODS, *FIG3_OFFICIAL.values())}
     claims = paper_numbers()["figure3"]["claims"]
     paper = {m: claims.get(f"{m}_time_overhead_vs_lora_pct") for m in FIG3_METHODS}
     return {"model": bench.get("model"), "quick": bench.get("quick"), "rows": rows, "paper_time_overhead_pct": paper,
+            "compile_backend": (bench.get("settings") or {}).get("compile_backend"),
             "paper_memory_claim_pct": claims.get("idlora_extra_memory_reduction_vs_moelora_and_hydralora_pct"),
             "memory_ratios": {k: v for k, v in metrics.items() if k.startswith("extra_memory_ratio")},
             "paper_shape_ratios": {k.removeprefix("paper_adapter_bytes_ratio_"): v for k, v in metrics.items()
                                    if k.startswith("paper_adapter_bytes_ratio_")}}
 
 
+# Figure 3's bars per method: (label, colour, hatch); which apply depends on the panel and on what the file holds.
+_FIG3_SERIES = {"ours": ("ours", "tab:blue", None),
+                "compiled": ("ours, torch.compile'd (over the compiled merged model)", "lightsteelblue", ".."),
+                "official": ("official code (method.impl=official)", "tab:orange", None),
+                "paper": ("paper (LLaMA-3-8B, A800)", "tab:gray", "//")}
+
+
+def _fig3_bars(data: dict, method: str, measure: str) -> list[tuple[str, float | None, list | None]]:
+    """(series, overhead %, interval %) of one method in one time panel (``infer`` or ``decode``), in bar order;
+    a None value is a bar the file lacks (drawn as "not measured"), a series that never applies is left out."""
+    rows = data["rows"]
+    bars = [("ours", rows[method][f"{measure}_overhead_pct"], rows[method][f"{measure}_overhead_ci_pct"])]
+    if measure == "infer" and any(r["compiled_infer_overhead_pct"] is not None for r in rows.values()):
+        bars.append(("compiled", rows[method]["compiled_infer_overhead_pct"],
+                     rows[method]["compiled_infer_overhead_ci_pct"]))
+    if method in FIG3_OFFICIAL:
+        off = rows[FIG3_OFFICIAL[method]]
+        bars.append(("official", off[f"{measure}_overhead_pct"], off[f"{measure}_overhead_ci_pct"]))
+    if method != "dora_unmerged":
+        bars.append(("paper", data["paper_time_overhead_pct"][method], None))
+    return bars
+
+
+def _fig3_time_panel(ax, data: dict, methods: list[str], measure: str, seen: set) -> None:
+    """Grouped bars per method (ours, compiled, official, paper), value labels, 95% intervals as error bars."""
+    width = 0.8 / max(len(_fig3_bars(data, m, measure)) for m in methods)
+    for i, method in enumerate(methods):
+        bars = _fig3_bars(data, method, measure)
+        for j, (series, value, ci) in enumerate(bars):
+            x = i + (j - (len(bars) - 1) / 2) * width
+            color, hatch = _FIG3_SERIES[series][1:]
+            seen.add(series)  # in the legend, measured or not: it says what the "not measured" slot stands for
+            if value is None:
+                ax.text(x, 0, "not measured" if series != "paper" else "n/a", rotation=90, ha="center",
+                        va="bottom", fontsize=6, color="gray")
+                continue
+            yerr = None if ci is None else [[max(0.0, value - ci[0])], [max(0.0, ci[1] - value)]]
+            ax.bar(x, value, width, color=color, hatch=hatch, edgecolor="white" if hatch else None, yerr=yerr,
+                   capsize=2, error_kw={"lw": 0.8})
+            top = value if ci is None else (ci[1] if value >= 0 else ci[0])
+            ax.text(x, top, f"{value:+.1f}", ha="center", va="bottom" if value >= 0 else "top", fontsize=6)
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_xticks(range(len(methods)), [FIG3_LABELS[m] for m in methods], fontsize=8)
+    ax.grid(axis="y", which="both", lw=0.3, alpha=0.5)
+    ax.tick_params(axis="y", labelsize=7)
+
+
+def _fig3_limits(ax) -> None:
+    """15% headroom for the value labels; a grid line every 5 points wherever the range allows it (a 3-point
+    difference then spans most of a grid cell), else about 12 lines."""
+    from matplotlib.ticker import MaxNLocator, MultipleLocator
+
+    lo, hi = ax.get_ylim()
+    lo, hi = min(0.0, lo * 1.15), hi * 1.15
+    ax.set_ylim(lo, hi)
+    if hi - lo <= 120:
+        ax.yaxis.set_major_locator(MultipleLocator(10))
+        ax.yaxis.set_minor_locator(MultipleLocator(5))
+    else:
+        ax.yaxis.set_major_locator(MaxNLocator(12, steps=[1, 2, 2.5, 5, 10]))
+
+
+def _fig3_memory_panel(ax, data: dict, methods: list[str]) -> None:
+    rows = data["rows"]
+    for i, m in enumerate(methods):
+        pairs = [("ours", rows[m]["extra_memory_mib"])]
+        if m in FIG3_OFFICIAL:
+            pairs.append(("official", rows[FIG3_OFFICIAL[m]]["extra_memory_mib"]))
+        for j, (series, mib) in enumerate(pairs):
+            x = i + (j - (len(pairs) - 1) / 2) * 0.38
+            if mib is None:
+                ax.text(x, 0, "not measured", rotation=90, ha="center", va="bottom", fontsize=6, color="gray")
+                continue
+            color = "tab:red" if m == "idlora" else _FIG3_SERIES[series][1]
+            bar = ax.bar(x, mib, 0.38, color=color)
+            ax.bar_label(bar, fmt="%.3g", fontsize=6)
+    mem = [r["extra_memory_mib"] or 0.0 for r in rows.values()]
+    ax.set_ylim(0, 1.6 * max(mem + [1e-9]))
+    ax.set_xticks(range(len(methods)), [FIG3_LABELS[m] for m in methods], fontsize=7)
+    ax.set_ylabel("extra memory at inference (MiB)", fontsize=8)
+    ratios = ", ".join(f"{k.removeprefix('extra_memory_ratio_')}: {v:.2f}" for k, v in data["memory_ratios"].items()
+                       if "official" not in k)
+    shapes = ", ".join(f"{k.split('_idlora_')[-1]}: {v:.2f}" for k, v in data["paper_shape_ratios"].items())
+    ax.set_title("Extra memory (ours; orange: official code)", fontsize=9)
+    ax.text(0.02, 0.97, f"paper: ID-LoRA uses {data['paper_memory_claim_pct']}% less than\nHydraLoRA and MoELoRA"
+            f"\nours, measured (ratio): {ratios}"
+            + (f"\nours, adapter bytes at the paper's settings\non LLaMA-3-8B shapes (exact): {shapes}" if shapes else ""),
+            transform=ax.transAxes, va="top", fontsize=6.5)
+
+
+_FIG3_NOTE = ("Official code (method.impl=official), the same function as ours: HydraLoRA recomputes A·drop(h) once "
+              "per head and adds each head's g_j·B_j z·(α/r) to the output on its own; MOELoRA loops over its experts "
+              "(n A_j and n B_j products, n full-width adds).\nOurs: one A product, one B product over the n heads "
+              "side by side, one add. Ours vs official = what the implementation costs; official vs paper = what "
+              "remains (hardware, model size, the paper's setup). LoRA and DoRA are PEFT's code, ours and theirs "
+              "alike. Bars: median of paired trials; whiskers: 95% bootstrap interval of the median (where measured).")
+
+
 def fig3(bench_path: str | Path = "results/bench/efficiency.json", out: str | Path = "results/figures/fig3.png") -> Path:
+    """Time overheads per method (prompt forward, decoding) over merged LoRA, ours / official / paper side by side on
+    a scale where a few percent show, DoRA on panels of its own (its unmerged decoding is several times the rest);
+    extra memory on the right."""
     data = fig3_data(bench_path)
     plt = _pyplot()
     methods = [m for m in FIG3_METHODS if data["rows"][m]["infer_overhead_pct"] is not None]
     if not methods:
         raise ConfigError(f"{bench_path} holds no inference measurements; run `make bench` (without --parts).")
-    x = range(len(methods))
-    fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(11, 4.2))
-    w = 0.27
-    ours_p = [data["rows"][m]["infer_overhead_pct"] for m in methods]
-    ours_d = [data["rows"][m]["decode_overhead_pct"] or 0.0 for m in methods]
-    paper = [data["paper_time_overhead_pct"][m] for m in methods]
-    ax_t.bar([i - w for i in x], ours_p, w, label="ours: prompt forward (8×256)", color="tab:blue")
-    ax_t.bar(list(x), ours_d, w, label="ours: decoding 64 tokens", color="tab:cyan")
-    ax_t.bar([i + w for i in x], [p if p is not None else 0.0 for p in paper], w, label="paper (LLaMA-3-8B, A800)",
-             color="tab:gray", hatch="//")
-    for i, p in zip(x, paper):
-        if p is None:
-            ax_t.text(i + w, 0, "n/a", ha="center", va="bottom", fontsize=7, color="gray")
-    ax_t.axhline(0, color="black", lw=0.8)
-    ax_t.set_xticks(list(x), [FIG3_LABELS[m] for m in methods], fontsize=8)
-    ax_t.set_ylabel("inference time over merged LoRA (%)")
-    ax_t.set_title("Inference time overhead")
-    ax_t.legend(fontsize=7)
-    mem = [data["rows"][m]["extra_memory_mib"] or 0.0 for m in methods]
-    bars = ax_m.bar(list(x), mem, 0.6, color=["tab:red" if m == "idlora" else "tab:orange" for m in methods])
-    ax_m.bar_label(bars, fmt="%.1f", fontsize=7)
-    ax_m.set_ylim(0, 1.35 * max(mem + [1e-9]))
-    ax_m.set_xticks(list(x), [FIG3_LABELS[m] for m in methods], fontsize=8)
-    ax_m.set_ylabel("extra memory at inference (MiB)")
-    ratios = ", ".join(f"{k.removeprefix('extra_memory_ratio_')}: {v:.2f}" for k, v in data["memory_ratios"].items())
-    ax_m.set_title("Extra memory (ours)")
-    shapes = ", ".join(f"{k.split('_idlora_')[-1]}: {v:.2f}" for k, v in data["paper_shape_ratios"].items())
-    ax_m.text(0.02, 0.97, f"paper: ID-LoRA uses {data['paper_memory_claim_pct']}% less than\nHydraLoRA and MoELoRA"
-              f"\nours, measured (ratio): {ratios}"
-              + (f"\nours, adapter bytes at the paper's settings on\nLLaMA-3-8B shapes (exact): {shapes}" if shapes else ""),
-              transform=ax_m.transAxes, va="top", fontsize=7)
+    main = [m for m in methods if m != "dora_unmerged"]
+    fig = plt.figure(figsize=(14, 8))
+    grid = fig.add_gridspec(2, 3, width_ratios=[4.2, 0.9 if "dora_unmerged" in methods else 0.01, 3.0],
+                            hspace=0.35, wspace=0.25)
+    seen: set = set()
+    titles = {"infer": "prompt forward (8×256)", "decode": "decoding (batch 1)"}
+    if data["quick"]:
+        titles = {"infer": "prompt forward (quick)", "decode": "decoding (quick)"}
+    for row, measure in enumerate(("infer", "decode")):
+        ax = fig.add_subplot(grid[row, 0])
+        _fig3_time_panel(ax, data, main, measure, seen)
+        ax.set_ylabel(f"{titles[measure]}:\ntime over merged LoRA (%)", fontsize=8)
+        ax.set_title(f"Inference time overhead — {titles[measure]}", fontsize=9)
+        if "dora_unmerged" in methods:
+            ax_d = fig.add_subplot(grid[row, 1])
+            _fig3_time_panel(ax_d, data, ["dora_unmerged"], measure, seen)
+            ax_d.set_title("DoRA (own scale)", fontsize=8)
+            _fig3_limits(ax_d)
+        _fig3_limits(ax)
+    _fig3_memory_panel(fig.add_subplot(grid[:, 2]), data, methods)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=_FIG3_SERIES[k][1], hatch=_FIG3_SERIES[k][2], ec="white")
+               for k in _FIG3_SERIES if k in seen]
+    fig.legend(handles, [_FIG3_SERIES[k][0] for k in _FIG3_SERIES if k in seen], loc="upper center",
+               ncol=4, fontsize=8, bbox_to_anchor=(0.5, 0.955), frameon=False)
+    backend = f", compiled: {data['compile_backend']}" if data.get("compile_backend") else ""
+    fig.text(0.5, 0.015, _FIG3_NOTE, ha="center", va="bottom", fontsize=6.5, wrap=True)
     fig.suptitle(f"Figure 3: inference cost per method — ours on {data['model']} (CPU"
-                 f"{', quick run' if data['quick'] else ''}), paper on LLaMA-3-8B", fontsize=10)
+                 f"{', quick run' if data['quick'] else ''}{backend}), paper on LLaMA-3-8B", fontsize=10)
+    fig.subplots_adjust(top=0.88, bottom=0.13)
     return _save(fig, Path(out))
 
 

@@ -8,7 +8,7 @@ class HydraLoRALayer(RoutedLoRALayer):
     prefix = "hydralora_"
     shared_A = True  # A: (r, d_in), shared by the heads
     adapter_layer_names = ("hydralora_A", "hydralora_B", "hydralora_router")
-    other_param_names = ("hydralora_dropout", "r", "n_experts", "scaling")
+    other_param_names = ("hydralora_dropout", "r", "n_experts", "scaling", "impl")
 
 
 Linear = make_linear_class(HydraLoRALayer)

@@ -8,7 +8,7 @@ class MoELoRALayer(RoutedLoRALayer):
     prefix = "moelora_"
     shared_A = False  # A: (n*r, d_in), the n experts' A_j stacked
     adapter_layer_names = ("moelora_A", "moelora_B", "moelora_router")
-    other_param_names = ("moelora_dropout", "r", "n_experts", "scaling")
+    other_param_names = ("moelora_dropout", "r", "n_experts", "scaling", "impl")
 
 
 Linear = make_linear_class(MoELoRALayer)
