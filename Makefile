@@ -17,9 +17,10 @@ STAMP := $(VENV)/.installed
 CLUSTER ?= local
 JOBS ?= auto# runs trained at once locally; auto: 2 on a CPU-only machine at mini/tiny, else 1
 ARGS ?=# Hydra overrides for every run of a table, and slurm.<option>=VALUE, e.g. ARGS="local_data.hexphi=DIR"
+TEST_JOBS ?= auto# make test: pytest-xdist workers for the fast tier (auto: one per core; 0: in this process)
 MODEL ?= llama3_8b# make pmrc: the model whose PMRC rows to cache
 TABLES := table1 table2 table3 table4 table5 table6 table7 table8
-EXTRA_TABLES := table_init table_rb table_router# beyond the paper: the choice of A_i, the RB factor m, the router
+EXTRA_TABLES := table_init table_rb table_router table_lr# beyond the paper: the choice of A_i, the RB factor m, the router, ID-LoRA's lr
 
 .PHONY: help install test test-slow test-all claims tables $(TABLES) $(EXTRA_TABLES) fig3 fig4 fig_rank fig_budget fig_router pmrc pmrc_cost bench memory_plan wheels gpu-check clean-results clean
 
@@ -39,10 +40,11 @@ install: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/lint-imports
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_JOBS) --durations=15
 
+# one at a time: its tests launch two-process jobs (accelerate, torchrun) that would share ports and cores
 test-slow: $(STAMP)
-	$(PY) -m pytest -q -m slow
+	$(PY) -m pytest -q -m slow --durations=15
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q -m "slow or not slow"

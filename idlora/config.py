@@ -32,8 +32,9 @@ def load_group(group: str, name: str) -> DictConfig:
     return OmegaConf.load(path)
 
 
-def resolve(cfg: DictConfig) -> DictConfig:
-    """Apply the scale's model mapping and check every value that can be checked without loading anything."""
+def resolve(cfg: DictConfig, overrides: list[str] | None = None) -> DictConfig:
+    """Apply the scale's model mapping and check every value that can be checked without loading anything;
+    ``overrides`` (the command line's) are checked for one the scale would silently replace (``check_lr_override``)."""
     with open_dict(cfg):
         paper_model = cfg.model.name
         cfg.paper_model = paper_model
@@ -53,7 +54,20 @@ def resolve(cfg: DictConfig) -> DictConfig:
     if OmegaConf.select(cfg, "train.gradient_checkpointing") == "auto":
         cfg.train.gradient_checkpointing = per_method(cfg, "gradient_checkpointing", False)
     check_values(cfg)
+    check_lr_override(cfg, overrides or [])
     return cfg
+
+
+def check_lr_override(cfg: DictConfig, overrides: list[str]) -> None:
+    """Refuse ``train.lr=X`` on the command line where the scale fixes the method's lr (``scale.lr``, e.g. mini): it
+    would be ignored without a word. The message names the override that does take effect."""
+    if any(o.lstrip("+~").split("=")[0] == "train.lr" for o in overrides):
+        fixed = per_method(cfg, "lr", None)
+        if fixed is not None:
+            want = next(o.split("=", 1)[1] for o in overrides if o.lstrip("+~").split("=")[0] == "train.lr")
+            raise ConfigError(f"train.lr={want} has no effect at scale={cfg.scale.name}: the scale trains "
+                              f"{cfg.method.name} at its own lr ({fixed}; scale.lr in configs/scale/"
+                              f"{cfg.scale.name}.yaml). Set +scale.lr.{cfg.method.name}={want} instead.")
 
 
 def per_method(cfg: DictConfig, key: str, fallback):
@@ -134,4 +148,4 @@ def compose(overrides: list[str] | None = None, config_name: str = "train") -> D
             cfg = hydra_compose(config_name=config_name, overrides=list(overrides or []))
     except HydraException as e:
         raise ConfigError(explain_hydra_error(e)) from None
-    return resolve(cfg)
+    return resolve(cfg, list(overrides or []))

@@ -10,6 +10,7 @@ clusters an 8B model.
 """
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from idlora.cli import main_guard
@@ -21,7 +22,7 @@ from idlora.config import CONFIG_DIR, resolve
 def main(cfg: DictConfig) -> None:
     from idlora.training.prepare import precompute_pmrc
 
-    precompute_pmrc(resolve(cfg))
+    precompute_pmrc(resolve(cfg, HydraConfig.get().overrides.task))
 
 
 if __name__ == "__main__":

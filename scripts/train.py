@@ -10,6 +10,7 @@ Logic lives in idlora.training.loop (training) and idlora.eval.evaluate (benchma
 """
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from idlora.cli import main_guard
@@ -21,7 +22,7 @@ from idlora.config import CONFIG_DIR, resolve
 def main(cfg: DictConfig) -> None:
     from idlora.training.loop import train_and_evaluate
 
-    train_and_evaluate(resolve(cfg))
+    train_and_evaluate(resolve(cfg, HydraConfig.get().overrides.task))
 
 
 if __name__ == "__main__":

@@ -85,6 +85,8 @@ CASES = [
     # wrong types and ranges from the command line
     ("lr not a number", lambda t: _train(t, "train.lr=abc"), r"train.lr='abc' is not valid"),
     ("lr negative", lambda t: _train(t, "train.lr=-1e-4"), "train.lr=-0.0001 is not valid"),
+    ("lr the scale replaces", lambda t: _train(t, "scale=mini", "method=idlora", "train.lr=1e-4"),
+     r"train.lr=1e-4 has no effect at scale=mini.*Set \+scale.lr.idlora=1e-4 instead"),
     ("max_steps negative", lambda t: _train(t, "train.max_steps=-3"), "train.max_steps=-3 is not valid"),
     ("batch not an integer", lambda t: _train(t, "train.batch_size=2.5"), "train.batch_size=2.5 is not valid"),
     ("resume not a bool", lambda t: _train(t, "train.resume=maybe"), "train.resume='maybe' is not valid"),

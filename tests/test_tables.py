@@ -68,7 +68,7 @@ def test_table_beyond_the_paper_has_its_own_title_and_no_paper_numbers(tmp_path)
     spec = {r.row: r for r in experiment_list("table_init")["runs"]}
     _write_run(tmp_path, spec["idlora_svd"], "tiny", {"gsm8k": ({"gsm8k": 12.5}, [])})
     t = build_table("table_init", "tiny", str(tmp_path))
-    assert t.rows == ["idlora_pmrc", "idlora_serial", "idlora_random", "idlora_svd", "idlora_gaussian"]
+    assert t.rows == ["base", "idlora_pmrc", "idlora_serial", "idlora_random", "idlora_svd", "idlora_gaussian"]
     assert t.cell("idlora_svd", "gsm8k")["ours"] == 12.5 and t.cell("idlora_svd", "gsm8k")["paper"] is None
     assert t.cell("idlora_pmrc", "gsm8k")["ours"] is None
     md = t.to_markdown()
@@ -76,7 +76,10 @@ def test_table_beyond_the_paper_has_its_own_title_and_no_paper_numbers(tmp_path)
     assert "Ours only: the paper has no numbers here." in md and "ours / paper" not in md
 
 
-def test_tables_of_the_rb_factor_and_of_the_router_have_a_base_row_and_their_own_titles(tmp_path):
+def test_tables_of_the_rb_factor_the_router_and_the_lr_have_a_base_row_and_their_own_titles(tmp_path):
+    lr = build_table("table_lr", "tiny", str(tmp_path))
+    assert lr.rows == ["base", "lora", "idlora_lr1e-3", "idlora_lr3e-4", "idlora_lr1e-4"]
+    assert lr.to_markdown().startswith("# Beyond the paper (table_lr): ID-LoRA's learning rate")
     rb = build_table("table_rb", "tiny", str(tmp_path))
     assert rb.rows == ["base", "idlora_rb_m1", "idlora_rb_m2", "idlora_rb_m4"]
     router = build_table("table_router", "tiny", str(tmp_path))

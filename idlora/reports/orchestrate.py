@@ -128,7 +128,7 @@ def make_table(table: str, scale: str = "mini", cluster: str = "local", results_
 
     if table not in TABLES:
         raise ConfigError(f"unknown table {table!r}; available: {', '.join(TABLES)} (make table1 … make table8, "
-                          "make table_init, make table_rb, make table_router)")
+                          "make table_init, make table_rb, make table_router, make table_lr)")
     if scale not in SCALES:
         raise ConfigError(f"unknown SCALE={scale!r}; choose one of: {', '.join(SCALES)}")
     if cluster not in CLUSTERS:

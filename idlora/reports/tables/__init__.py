@@ -2,11 +2,12 @@
 
 from ...errors import ConfigError
 
-RUN_TABLES = ("table1", "table2", "table3", "table7", "table8", "table_init", "table_rb", "table_router")
+RUN_TABLES = ("table1", "table2", "table3", "table7", "table8", "table_init", "table_rb", "table_router", "table_lr")
 # Beyond the paper, ours only: table_init (its reviewers' question "why interpolative decomposition?"), table_rb (the
-# Rank Boosting factor m) and table_router (the router: linear, inner, the text's form, uniform)
+# Rank Boosting factor m), table_router (the router: linear, inner, the text's form, uniform) and table_lr (ID-LoRA's lr
+# at mini, where every adapter shares one)
 TABLES = ("table1", "table2", "table3", "table4", "table5", "table6", "table7", "table8", "table_init", "table_rb",
-          "table_router")
+          "table_router", "table_lr")
 
 
 def build_table(name: str, scale: str = "mini", results_dir: str = "results/runs", overrides: list[str] | None = None):
