@@ -22,7 +22,7 @@ MODEL ?= llama3_8b# make pmrc: the model whose PMRC rows to cache
 TABLES := table1 table2 table3 table4 table5 table6 table7 table8
 EXTRA_TABLES := table_init table_rb table_router table_lr# beyond the paper: the choice of A_i, the RB factor m, the router, ID-LoRA's lr
 
-.PHONY: help install test test-slow test-all claims tables $(TABLES) $(EXTRA_TABLES) fig3 fig4 fig_rank fig_budget fig_router pmrc pmrc_cost bench memory_plan wheels gpu-check clean-results clean
+.PHONY: help install test test-slow test-all claims tables $(TABLES) $(EXTRA_TABLES) fig3 fig4 fig_rank fig_budget fig_router pmrc pmrc_cost base_scale bench memory_plan wheels gpu-check clean-results clean
 
 help:
 	@sed -n '1,6p' Makefile
@@ -71,6 +71,9 @@ fig4: table7
 # Cache a model's PMRC rows in one process (on the GPU if there is one) before distributed runs read them.
 pmrc: $(STAMP)
 	$(PY) scripts/pmrc.py model=$(MODEL) method=idlora scale=$(SCALE) $(ARGS)
+
+base_scale: $(STAMP)  # B's input, ID-LoRA vs LoRA at init: results/bench/base_scale.json (table_lr's why)
+	$(PY) scripts/base_scale.py scale=$(SCALE)
 
 pmrc_cost: $(STAMP)
 	$(PY) scripts/pmrc_cost.py

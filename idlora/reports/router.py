@@ -74,7 +74,7 @@ def adapted_layers(model) -> dict[str, object]:
 def collect_alphas(model, sequences: list[torch.Tensor], adapter: str = "default") -> dict[str, list[torch.Tensor]]:
     """``{module name: [(T_s, k) alpha of sequence s]}``: each sequence (a 1-D tensor of token ids) is run alone
     through ``model`` in eval mode; a forward hook on each ID-LoRA layer recomputes, from the layer's input, what the
-    layer's forward computes (``x = frozen_projections(h, W h)``, ``alpha = route(h, x)``)."""
+    layer's forward computes (``alpha, _ = mix(h, W h)``: ``route`` of ``frozen_projections``)."""
     layers = adapted_layers(model)
     if not layers:
         raise ConfigError("the model has no ID-LoRA layer: fig_router reads the router of an ID-LoRA run")
@@ -83,8 +83,7 @@ def collect_alphas(model, sequences: list[torch.Tensor], adapter: str = "default
     def hook_for(name):
         def hook(layer, args, output):
             h = args[0]
-            x = layer.frozen_projections(adapter, h, layer.base_layer(h))  # (1, T, k, r)
-            alpha = layer.route(adapter, h, x.to(layer.idlora_B[adapter].weight.dtype))  # (1, T, k)
+            alpha, _ = layer.mix(adapter, h, layer.base_layer(h))  # (1, T, k)
             out[name].append(alpha.reshape(-1, alpha.shape[-1]).float().cpu())
         return hook
 

@@ -213,13 +213,18 @@ class IDLoRALayer(BaseTunerLayer):
         for name in active:
             if name not in self.idlora_B:
                 continue
-            dtype = self.idlora_B[name].weight.dtype  # adapter dtype (float32 under PEFT's autocast)
-            x = self.frozen_projections(name, h, base_out).to(dtype)  # (..., k, r)
-            alpha = self.route(name, h, x).to(dtype)  # (..., k)
-            # sum_i alpha_i x_i as a broadcast multiply-add: an einsum here becomes one tiny matmul per token
-            mixed = (alpha.unsqueeze(-1) * x).sum(dim=-2)  # (..., r)
+            _, mixed = self.mix(name, h, base_out)  # (..., r) = sum_i alpha_i A_i h
             result = self._add_update(name, result, mixed)  # (..., d_out) = W h + scaling * [B x^1 ; B x^2]
         return result
+
+    def mix(self, adapter_name: str, h: torch.Tensor, base_out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(alpha (..., k), B's input sum_i alpha_i x_i (..., r)) in the adapter's dtype (float32 under PEFT's
+        autocast), from the layer input h (..., d_in) and W h (..., d_out)."""
+        dtype = self.idlora_B[adapter_name].weight.dtype
+        x = self.frozen_projections(adapter_name, h, base_out).to(dtype)  # (..., k, r)
+        alpha = self.route(adapter_name, h, x).to(dtype)  # (..., k)
+        # sum_i alpha_i x_i as a broadcast multiply-add: an einsum here becomes one tiny matmul per token
+        return alpha, (alpha.unsqueeze(-1) * x).sum(dim=-2)
 
     def _inference_update(self, name: str, h: torch.Tensor, base_out: torch.Tensor) -> torch.Tensor | None:
         """The common inference case (one adapter, rows of W, linear router, no autograd) with the general path's
