@@ -7,6 +7,7 @@ the model group accordingly and records the experiment's own model as ``paper_mo
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -138,14 +139,23 @@ def explain_hydra_error(e: Exception) -> str:
 
 
 def compose(overrides: list[str] | None = None, config_name: str = "train") -> DictConfig:
-    """The resolved config for a list of command-line overrides, as ``scripts/train.py`` would see it."""
+    """The resolved config for a list of command-line overrides, as ``scripts/train.py`` would see it: a fresh copy
+    each call (callers may change it), composed once per process for each list (tables and claims compose the same
+    runs many times; a Hydra compose costs ~0.2-0.4 s)."""
+    import copy
+
+    return copy.deepcopy(_composed(tuple(overrides or []), config_name))
+
+
+@functools.lru_cache(maxsize=2048)
+def _composed(overrides: tuple[str, ...], config_name: str) -> DictConfig:
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.errors import HydraException
 
     try:
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-            cfg = hydra_compose(config_name=config_name, overrides=list(overrides or []))
+            cfg = hydra_compose(config_name=config_name, overrides=list(overrides))
     except HydraException as e:
         raise ConfigError(explain_hydra_error(e)) from None
-    return resolve(cfg, list(overrides or []))
+    return resolve(cfg, list(overrides))

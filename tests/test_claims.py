@@ -93,3 +93,13 @@ def test_make_claims_help_and_a_bad_argument():
     assert ok.returncode == 0 and "scale=mini" in ok.stdout
     bad = subprocess.run([sys.executable, str(script), "scale=huge"], capture_output=True, text=True)
     assert bad.returncode == 2 and "scale='huge' is not valid" in bad.stderr
+
+
+def test_lr_sensitivity_claims_compare_table_lr_rows_and_name_missing_runs(tmp_path):
+    from idlora.reports.claims import lr_pairs, pairwise_claims
+    from idlora.reports.tables.from_runs import load_runs
+
+    assert [(row, against) for _, row, against in lr_pairs()] == [("idlora_lr3e-4", "lora"), ("idlora_lr1e-4", "lora")]
+    out = pairwise_claims("table_lr", load_runs("table_lr", "tiny", tmp_path), lr_pairs(), tmp_path)
+    assert len(out) == 8 and all(e["table"] == "table_lr" for e in out)
+    assert all(e["verdict"] == "not resolved" and e["missing"] and e["effect"] is None for e in out)

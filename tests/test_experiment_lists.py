@@ -44,3 +44,12 @@ def test_every_listed_run_composes_and_fits_its_model(scale):
     counts = {t: len(v) for t, v in per_table.items()}
     assert counts == {"table1": 90, "table2": 32, "table3": 16, "table7": 10, "table8": 5, "table_init": 6,
                       "table_rb": 10, "table_router": 13, "table_lr": 13}
+
+
+def test_every_row_of_a_list_outside_tables_1_2_has_a_label():
+    for path in LISTS:
+        doc = yaml.safe_load(path.read_text())
+        if path.stem in ("table1", "table2"):  # labelled "<model> <method>"
+            continue
+        rows = {run["row"] for run in doc["runs"]} - {"base"}
+        assert rows == set(doc.get("labels", {})), (path.stem, rows ^ set(doc.get("labels", {})))

@@ -80,6 +80,7 @@ def test_tables_of_the_rb_factor_the_router_and_the_lr_have_a_base_row_and_their
     lr = build_table("table_lr", "tiny", str(tmp_path))
     assert lr.rows == ["base", "lora", "idlora_lr1e-3", "idlora_lr3e-4", "idlora_lr1e-4"]
     assert lr.to_markdown().startswith("# Beyond the paper (table_lr): ID-LoRA's learning rate")
+    assert "| ID-LoRA lr 3e-4 |" in lr.to_markdown() and "| Base (untrained) |" in lr.to_markdown()  # labels:
     rb = build_table("table_rb", "tiny", str(tmp_path))
     assert rb.rows == ["base", "idlora_rb_m1", "idlora_rb_m2", "idlora_rb_m4"]
     router = build_table("table_router", "tiny", str(tmp_path))

@@ -1,6 +1,7 @@
 """Which of the paper's claims hold (``make claims``): ``results/claims.json`` and ``results/CLAIMS.md``.
 
-Built only from results files: the runs of Tables 1-3, 7 and 8 read as the tables read them
+Built only from results files: the runs of Tables 1-3, 7, 8 (and of ``table_lr``: Table 2's comparison with
+ID-LoRA at lower lrs, beyond the paper) read as the tables read them
 (``tables.from_runs.load_runs``), ``results/bench/efficiency.json`` for the efficiency claim and Table 6's builder for
 the parameter counts. Each entry is ``{"claim", "table", "effect", "ci", "p", "test", "verdict", "runs"}``: the
 effect in points, ID-LoRA minus the comparator; its 95% interval a paired bootstrap over examples and seeds
@@ -135,6 +136,13 @@ def table3_pairs() -> list[tuple[str, str, str]]:
             ("Rank Boosting helps (PMRC with vs without)", "idlora_pmrc_rb", "idlora_pmrc_no_rb")]
 
 
+def lr_pairs() -> list[tuple[str, str, str]]:
+    """Table 2's comparison with ID-LoRA at lower lrs (``table_lr``, beyond the paper): at mini every adapter shares one
+    lr, which moves ID-LoRA's output several times further per step than LoRA's (``make base_scale``)."""
+    return [(f"Beyond the paper (table_lr): ID-LoRA at lr {lr} >= LoRA at mini's lr 1e-3, multi-task",
+             f"idlora_lr{lr}", "lora") for lr in ("3e-4", "1e-4")]
+
+
 def table7_pairs(tr: TableRuns) -> list[tuple[str, str, str]]:
     """ID-LoRA rows against LoRA rows at the same parameter budget: both sorted by rank, paired in order (the list
     pairs LoRA r=4..32 with ID-LoRA r=32..256, Figure 4)."""
@@ -226,8 +234,9 @@ def table6_claim(table6=None) -> dict:
 def build_claims(scale: str = "mini", results_dir: str | Path = "results/runs",
                  bench_file: str | Path = "results/bench/efficiency.json", table6=None) -> list[dict]:
     results_dir = Path(results_dir)
-    runs = {t: load_runs(t, scale, results_dir) for t in ("table1", "table2", "table3", "table7", "table8")}
+    runs = {t: load_runs(t, scale, results_dir) for t in ("table1", "table2", "table3", "table7", "table8", "table_lr")}
     return [*table1_claims(runs["table1"], results_dir), *table2_claims(runs["table2"], results_dir),
+            *pairwise_claims("table_lr", runs["table_lr"], lr_pairs(), results_dir),
             *pairwise_claims("table3", runs["table3"], table3_pairs(), results_dir),
             *pairwise_claims("table7", runs["table7"], table7_pairs(runs["table7"]), results_dir),
             *table8_claims(runs["table8"], results_dir), *efficiency_claims(Path(bench_file)), table6_claim(table6)]

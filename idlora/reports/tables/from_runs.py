@@ -216,7 +216,7 @@ def build(table_name: str, scale: str, results_dir: str | Path = "results/runs",
         return paper["rows"].get(row, {}).get(col)
 
     table = Table(name=table_name, title=paper["title"], scale=scale, rows=runs.rows, columns=list(paper["columns"]),
-                  row_labels={r: row_label(r, nested) for r in runs.rows}, column_labels=COLUMN_LABELS,
+                  row_labels={r: row_label(r, nested, spec.get("labels")) for r in runs.rows}, column_labels=COLUMN_LABELS,
                   fmt=str)  # measured_cell rounds: params 2 decimals, metrics 1 (6.2, not 6.20)
     sig, problems, tests = spec.get("significance"), list(runs.problems), []
     for row in runs.rows:
@@ -285,11 +285,12 @@ def _unmeasured_pass_at_k(runs: TableRuns, columns: list[str]) -> list[str]:
     return notes
 
 
-def row_label(row: str, nested: bool) -> str:
+def row_label(row: str, nested: bool, labels: dict | None = None) -> str:
+    """A row's label: "<model> <method>" in Tables 1-2; else the experiment list's ``labels`` entry, else its name."""
     if nested:
         model, method = row.split("/")
         return f"{LABELS[model]} {LABELS[method]}"
-    return LABELS[BASE] if row == BASE else row
+    return LABELS[BASE] if row == BASE else (labels or {}).get(row, row)
 
 
 def _dagger(test: dict, alpha: float = 0.05) -> bool:
