@@ -62,10 +62,12 @@ def resolve(cfg: DictConfig, overrides: list[str] | None = None) -> DictConfig:
 def check_lr_override(cfg: DictConfig, overrides: list[str]) -> None:
     """Refuse ``train.lr=X`` on the command line where the scale fixes the method's lr (``scale.lr``, e.g. mini): it
     would be ignored without a word. The message names the override that does take effect."""
-    if any(o.lstrip("+~").split("=")[0] == "train.lr" for o in overrides):
+    # the value of the last-given train.lr=X (or +train.lr=X); a deletion (~train.lr) sets no lr
+    want = next((o.split("=", 1)[1] for o in reversed(overrides) if o.lstrip("+").split("=")[0] == "train.lr"
+                 and "=" in o), None)
+    if want is not None:
         fixed = per_method(cfg, "lr", None)
         if fixed is not None:
-            want = next(o.split("=", 1)[1] for o in overrides if o.lstrip("+~").split("=")[0] == "train.lr")
             raise ConfigError(f"train.lr={want} has no effect at scale={cfg.scale.name}: the scale trains "
                               f"{cfg.method.name} at its own lr ({fixed}; scale.lr in configs/scale/"
                               f"{cfg.scale.name}.yaml). Set +scale.lr.{cfg.method.name}={want} instead.")

@@ -11,7 +11,6 @@ max over layers). Writes ``results/bench/base_scale.json``.
 
 from __future__ import annotations
 
-import json
 import statistics
 from pathlib import Path
 
@@ -23,10 +22,6 @@ PROMPTS = (
     'def running_max(xs):\n    """Return the list of the largest value seen so far at each position."""\n',
     "Below is an instruction. Write a response that completes it.\n### Instruction:\nName three primary colours.",
 )
-
-
-def _rms(t: torch.Tensor) -> float:
-    return float(t.float().pow(2).mean().sqrt())
 
 
 def b_input_rms(model: torch.nn.Module, tokenizer, prompts=PROMPTS) -> dict[str, float]:
@@ -87,10 +82,8 @@ def measure(scale: str = "mini", experiment: str = "multitask_llama3") -> dict:
 
 
 def run(scale: str = "mini", out: str | Path = "results/bench/base_scale.json") -> dict:
+    from ..files import atomic_write_json
+
     doc = measure(scale)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(doc, indent=2) + "\n")
-    tmp.replace(out)
+    atomic_write_json(out, doc)
     return doc
