@@ -68,7 +68,7 @@ def test_gaussian_bases_are_seeded_and_on_ws_scale():
 
 
 @pytest.mark.parametrize("selection", ["svd", "gaussian"])
-def test_bases_travel_with_the_adapter(selection, tmp_path):
+def test_bases_travel_with_the_adapter(selection, tmp_path, monkeypatch):
     tokens = torch.randint(3, 250, (1, 9), generator=torch.Generator().manual_seed(0))
     model = get_peft_model(tiny_llama(), IDLoRAConfig(r=4, k=2, alpha=8, selection=selection))
     with torch.no_grad():
@@ -82,5 +82,15 @@ def test_bases_travel_with_the_adapter(selection, tmp_path):
 
     saved = load_file(tmp_path / "adapter_model.safetensors")
     assert any(k.endswith("q_proj.idlora_A") for k in saved) and not any("idlora_index" in k for k in saved)
-    loaded = PeftModel.from_pretrained(tiny_llama(), tmp_path).eval()
-    torch.testing.assert_close(loaded(tokens).logits, expected, rtol=0, atol=0)
+    from peft import PeftConfig
+
+    def recomputed(*args, **kwargs):
+        raise AssertionError("bases recomputed on load")
+
+    monkeypatch.setattr(pmrc, f"{selection}_bases", recomputed)  # every loading path takes them from the file
+    transformers_model = tiny_llama()
+    transformers_model.load_adapter(str(tmp_path))
+    for loaded in (PeftModel.from_pretrained(tiny_llama(), tmp_path),
+                   PeftModel.from_pretrained(tiny_llama(), tmp_path, config=PeftConfig.from_pretrained(tmp_path)),
+                   transformers_model):
+        torch.testing.assert_close(loaded.eval()(tokens).logits, expected, rtol=0, atol=0)

@@ -96,9 +96,15 @@ def test_transformers_adapter_api_with_two_idlora_adapters(tmp_path, counted_clu
     state = model.get_adapter_state_dict("b")
     index_keys = [k for k in saved if k.endswith("idlora_index")]
     assert index_keys and all(torch.equal(state[k.removeprefix("base_model.model.")], saved[k]) for k in index_keys)
+    model.add_adapter(METHODS["idlora"](seed=3, target_modules=["o_proj"]), adapter_name="c")  # untrained: B = 0
+    assert len(counted_clustering) == 2  # its own two o_proj modules only
+    model.set_adapter("c")
+    assert model.active_adapters() == ["c"]
+    torch.testing.assert_close(logits(model), base_logits, rtol=0, atol=0)
     model.delete_adapter("b")
     model.set_adapter("a")
     torch.testing.assert_close(logits(model), first, rtol=0, atol=0)
+    assert set(model.peft_config) == {"a", "c"}
 
 
 def _mmlu_task(tmp_path: Path) -> str:

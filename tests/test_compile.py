@@ -11,7 +11,8 @@ from idlora.models.tiny import tiny_llama
 
 CONFIGS = {"idlora": {"name": "idlora", "r": 4, "alpha": 8, "k": 4, "selection": "serial", "dropout": 0.05},
            "hydralora": {"name": "hydralora", "r": 4, "alpha": 8, "n_experts": 3, "dropout": 0.05},
-           "moelora": {"name": "moelora", "r": 2, "alpha": 4, "n_experts": 4, "dropout": 0.05}}
+           "moelora": {"name": "moelora", "r": 2, "alpha": 4, "n_experts": 4, "dropout": 0.05},
+           "lori": {"name": "lori", "r": 4, "alpha": 8, "sparsity": 0.5, "dropout": 0.05}}
 CONFIGS.update({f"{m}_official": {**CONFIGS[m], "impl": "official"} for m in ("hydralora", "moelora")})
 IDS = torch.randint(3, 200, (2, 8), generator=torch.Generator().manual_seed(0))
 
@@ -59,8 +60,9 @@ def test_each_adapter_layer_compiles_as_one_graph_and_computes_the_eager_result(
         torch.testing.assert_close(out, eager, rtol=1e-6, atol=1e-6)
 
 
-def test_the_whole_model_compiled_computes_the_eager_logits():
-    model = _model("idlora").eval()
+@pytest.mark.parametrize("method", ["idlora", "hydralora", "moelora", "lori"])
+def test_the_whole_model_compiled_computes_the_eager_logits(method):
+    model = _model(method).eval()
     with torch.no_grad():
         eager = model(input_ids=IDS).logits
         compiled = torch.compile(model, backend="eager", fullgraph=True)(input_ids=IDS).logits

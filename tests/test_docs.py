@@ -8,7 +8,9 @@ code, configs, the README and the committed generated tables; each must name a s
 from __future__ import annotations
 
 import re
+import shlex
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -76,3 +78,24 @@ def test_every_design_citation_names_an_existing_section():
 def test_citation_pattern(text, sections):
     m = CITATION.search(text)
     assert m is not None and [g for g in m.groups() if g] == sections
+
+
+def _readme_section(title: str) -> str:
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    start = text.index(f"\n## {title}\n")
+    return text[start:text.index("\n## ", start + 1)]
+
+
+def test_readme_peft_section_shows_several_adapters_and_the_lm_eval_command(monkeypatch):
+    section = _readme_section("Use it as a PEFT method")
+    python = "\n".join(re.findall(r"```python\n(.*?)```", section, re.DOTALL))
+    for call in ("load_adapter(", "add_adapter(", "set_adapter(", "delete_adapter(", "adapter_names=["):
+        assert call in python, f"the README's PEFT example does not show {call}"
+    command = next(b for b in re.findall(r"```bash\n(.*?)```", section, re.DOTALL) if "idlora.lm_eval" in b)
+    argv = shlex.split(command.replace("\\\n", " "), comments=True)
+    assert argv[:3] == ["python", "-m", "idlora.lm_eval"]
+    from lm_eval._cli import HarnessCLI  # the rest is lm-eval's own arguments: its parser takes them
+
+    monkeypatch.setattr(sys, "argv", ["lm_eval", *argv[3:]])
+    args = HarnessCLI().parse_args()
+    assert args.model == "hf" and "peft" in args.model_args and args.tasks  # model_args: a dict of key=value

@@ -1,5 +1,5 @@
-"""The PEFT checks for each of the four methods of this package (ID-LoRA, HydraLoRA, MoELoRA, LoRI): save/load,
-reload identity, disable/unload, two adapters (add, set, delete, mixed batch), pickling, every loading path without
+"""The PEFT checks for each of the four methods of this package (ID-LoRA, HydraLoRA, MoELoRA, LoRI): save/load in
+both formats (safetensors and .bin), reload identity, disable/unload, merge refused by the routed three, two adapters (add, set, delete, mixed batch), pickling, every loading path without
 re-clustering (clustering calls counted), bf16 and fp16. Expected values come from independently built
 single-adapter models or from the base model itself."""
 
@@ -10,6 +10,7 @@ import shutil
 import pytest
 import torch
 from peft import AutoPeftModelForCausalLM, PeftConfig, PeftModel, get_peft_model
+from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
 from idlora import HydraLoRAConfig, IDLoRAConfig, LoRIConfig, MoELoRAConfig
@@ -44,12 +45,12 @@ def logits(model, tokens=TOKENS, **kwargs):
         return model(tokens, **kwargs).logits.float()
 
 
-def saved_adapter(method, path, seed=0, base_dir=None, **cfg):
+def saved_adapter(method, path, seed=0, base_dir=None, safe_serialization=True, **cfg):
     """An adapter trained (perturbed) and saved to ``path``; returns the logits it gives."""
     model = perturb(get_peft_model(tiny_llama(), METHODS[method](seed=seed, **cfg)), seed=seed)
     if base_dir is not None:
         model.peft_config["default"].base_model_name_or_path = str(base_dir)
-    model.save_pretrained(path)
+    model.save_pretrained(path, safe_serialization=safe_serialization)
     shutil.rmtree(pmrc.cache_root(), ignore_errors=True)  # load as on another machine: no PMRC cache to fall back on
     return logits(model)
 
@@ -105,6 +106,31 @@ def test_every_loading_path_reloads_exactly_without_clustering(method, loader, b
 
 
 @pytest.mark.parametrize("method", METHODS)
+def test_pickle_format_checkpoint_reloads_exactly_without_clustering(method, base_dir, tmp_path, counted_clustering):
+    """``save_pretrained(safe_serialization=False)`` (adapter_model.bin), through the path that reads the rows from
+    the checkpoint and the one that fills them from the loaded weights (transformers' own ``load_adapter`` reads
+    only safetensors, for PEFT's LoRA too)."""
+    expected = saved_adapter(method, tmp_path / "adapter", base_dir=base_dir, safe_serialization=False)
+    assert sorted(p.name for p in (tmp_path / "adapter").glob("adapter_model.*")) == ["adapter_model.bin"]
+    counted_clustering.clear()
+    for loader in ("PeftModel.from_pretrained", "PeftModel.from_pretrained(config=PeftConfig...)"):
+        got = logits(LOADERS[loader](tmp_path / "adapter", base_dir, method).eval())
+        torch.testing.assert_close(got, expected, rtol=0, atol=0, msg=loader)
+    assert counted_clustering == []
+    assert not torch.allclose(expected, logits(tiny_llama()))
+
+
+@pytest.mark.parametrize("method", ["idlora", "hydralora", "moelora"])
+def test_routed_methods_refuse_to_merge_with_a_reason(method, counted_clustering):
+    model = perturb(get_peft_model(tiny_llama(), METHODS[method]()))
+    expected = logits(model)
+    for merge in (model.merge_and_unload, model.merge_adapter):
+        with pytest.raises(ValueError, match="cannot be merged.*router mixes"):
+            merge()
+    torch.testing.assert_close(logits(model), expected, rtol=0, atol=0)  # a refused merge changed nothing
+
+
+@pytest.mark.parametrize("method", METHODS)
 def test_disable_and_unload_give_the_base_model(method, counted_clustering):
     base = logits(tiny_llama())
     model = perturb(get_peft_model(tiny_llama(), METHODS[method]()))
@@ -128,6 +154,12 @@ def test_two_adapters_add_set_delete_and_mixed_batch(method, tmp_path, counted_c
     model = PeftModel.from_pretrained(tiny_llama(), tmp_path / "a")
     model.load_adapter(tmp_path / "b", adapter_name="second")
     assert counted_clustering == []
+    if method == "idlora":  # each adapter keeps the rows of its own checkpoint (seeds 0 and 1 select other rows)
+        q = model.base_model.model.model.layers[0].self_attn.q_proj
+        key = "base_model.model.model.layers.0.self_attn.q_proj.idlora_index"
+        for name, saved in (("default", "a"), ("second", "b")):
+            assert torch.equal(q.idlora_index[name], load_file(tmp_path / saved / "adapter_model.safetensors")[key])
+        assert not torch.equal(q.idlora_index["default"], q.idlora_index["second"])
     model.eval()
     torch.testing.assert_close(logits(model), first, rtol=0, atol=0)  # loading does not change the active one
     model.set_adapter("second")
@@ -209,10 +241,14 @@ def test_lori_broken_merge_uses_peft_wording():
 
 @pytest.mark.parametrize("method", METHODS)
 def test_saved_model_card_says_how_to_load(method, tmp_path, counted_clustering):
-    saved_adapter(method, tmp_path)
-    card = (tmp_path / "README.md").read_text()
-    assert "import idlora" in card and f"KeyError: '{method.upper()}'" in card and "python -m idlora.lm_eval" in card
-    assert card.count("## Loading this adapter") == 1
+    saved_adapter(method, tmp_path / "peft")
+    model = tiny_llama()
+    model.add_adapter(METHODS[method]())  # transformers' own adapter API and save path
+    model.save_pretrained(tmp_path / "transformers")
+    for path in ("peft", "transformers"):
+        card = (tmp_path / path / "README.md").read_text()
+        assert "import idlora" in card and f"KeyError: '{method.upper()}'" in card, path
+        assert "python -m idlora.lm_eval" in card and card.count("## Loading this adapter") == 1, path
 
 
 def test_lm_eval_entry_point_accepts_a_run_directory(tmp_path):

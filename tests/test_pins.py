@@ -22,6 +22,8 @@ def _requirements() -> dict[str, Requirement]:
 @pytest.mark.parametrize("name", PINNED)
 def test_installed_version_is_the_pinned_one(name):
     req = _requirements()[name]
+    assert any(s.operator in ("<", "<=", "==", "~=") for s in req.specifier), (
+        f"pyproject.toml gives {name} no upper bound ({req}): a newer release can break the tested combination")
     try:
         installed = version(name)
     except PackageNotFoundError:
