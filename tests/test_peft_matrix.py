@@ -1,7 +1,8 @@
 """The PEFT checks for each of the four methods of this package (ID-LoRA, HydraLoRA, MoELoRA, LoRI): save/load in
-both formats (safetensors and .bin), reload identity, disable/unload, merge refused by the routed three, two adapters (add, set, delete, mixed batch), pickling, every loading path without
-re-clustering (clustering calls counted), bf16 and fp16. Expected values come from independently built
-single-adapter models or from the base model itself."""
+both formats (safetensors and .bin), reload identity, disable/unload, merge refused by the routed three, two
+adapters (add, set, delete, mixed batch), pickling, every loading path without re-clustering (clustering calls
+counted), bf16 and fp16. Expected values come from independently built single-adapter models or from the base model
+itself."""
 
 import io
 import pickle
