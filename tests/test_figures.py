@@ -95,7 +95,12 @@ def test_fig4_series_from_table7_runs(tmp_path):
     spec = {r.row: serving for r, serving, _ in served_runs("table7", "tiny")}
     _write_run(tmp_path, spec["lora_r8"], "tiny", {"gsm8k": ({"gsm8k": 20.0}, [])})
     _write_run(tmp_path, spec["idlora_r64"], "tiny", {"gsm8k": ({"gsm8k": 30.0}, [])})
+    base = [{"id": i, "score": 1.0 if i < 4 else 0.0} for i in range(40)]  # 10% of 40 examples
+    _write_run(tmp_path, spec["base"], "tiny", {"gsm8k": ({"gsm8k": 10.0}, base)})
     d = fig4_data("tiny", tmp_path)
+    score, lo, hi = d["base"]["gsm8k"]  # the untrained line and its band
+    # the bootstrap interval of 4/40 lies within the exact binomial range of a resampled count (0..9 of 40)
+    assert score == 10.0 and 0.0 <= lo < 10.0 < hi <= 22.5 and set(d["base"]) == {"gsm8k"}
     # both runs' records say 1,234 of 100,000 parameters trainable
     # at tiny some sweep ranks coincide: every row that run serves shows its point
     same = {row: [r for r in spec if spec[r] is spec[row]] for row in ("lora_r8", "idlora_r64")}

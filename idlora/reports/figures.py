@@ -219,6 +219,7 @@ def fig4_data(scale: str = "mini", results_dir: str | Path = "results/runs") -> 
 
     table = build_table("table7", scale, str(results_dir))
     series: dict = {}
+    intervals: dict = {}  # panel -> row -> (ci_low, ci_high) of our cell, where the table has one
     for method in ("lora", "idlora"):
         rows = [r for r in table.rows if r.startswith(method + "_r")]
         for panel in FIG4_PANELS:
@@ -228,8 +229,35 @@ def fig4_data(scale: str = "mini", results_dir: str | Path = "results/runs") -> 
                     x, y = table.cell(r, "params_pct"), table.cell(r, panel)
                     if x and y and x[who] is not None and y[who] is not None:
                         pts.append((float(x[who]), float(y[who]), r))
+                        if who == "ours" and y.get("ci_low") is not None:
+                            intervals.setdefault(panel, {})[r] = (y["ci_low"], y["ci_high"])
                 series.setdefault(panel, {})[f"{method}_{who}"] = sorted(pts)
-    return {"scale": scale, "series": series, "notes": table.notes}
+    base = {}  # panel -> (score, ci_low, ci_high) of the untrained model: what training moved
+    for panel in FIG4_PANELS:
+        c = table.cell("base", panel)
+        if c and c["ours"] is not None:
+            base[panel] = (c["ours"], c.get("ci_low"), c.get("ci_high"))
+    return {"scale": scale, "series": series, "intervals": intervals, "base": base, "notes": table.notes}
+
+
+def _fig4_whiskers(ax, pts: list, intervals: dict, color: str) -> None:
+    """95% interval of each of our points (the table's ci_low / ci_high)."""
+    pts = [p for p in pts if p[2] in intervals]
+    if pts:
+        lo = [p[1] - intervals[p[2]][0] for p in pts]
+        hi = [intervals[p[2]][1] - p[1] for p in pts]
+        ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[lo, hi], fmt="none", ecolor=color,
+                    elinewidth=0.8, capsize=2, alpha=0.7)
+
+
+def _fig4_base(ax, base: tuple | None) -> None:
+    """The untrained model's score (dotted) and its 95% interval (band)."""
+    if base is None:
+        return
+    score, lo, hi = base
+    ax.axhline(score, color="0.4", ls=":", lw=1, label="untrained base (ours)")
+    if lo is not None:
+        ax.axhspan(lo, hi, color="0.5", alpha=0.12, lw=0)
 
 
 def fig4(scale: str = "mini", results_dir: str | Path = "results/runs",
@@ -249,6 +277,9 @@ def fig4(scale: str = "mini", results_dir: str | Path = "results/runs",
                 if pts:
                     ax.plot([p[0] for p in pts], [p[1] for p in pts], ls, marker=marker, color=color, alpha=alpha,
                             label=f"{label} ({'ours, ' + scale if who == 'ours' else 'paper, LLaMA-3-8B'})")
+                if who == "ours":
+                    _fig4_whiskers(ax, pts, data["intervals"].get(panel, {}), color)
+        _fig4_base(ax, data["base"].get(panel))
         ax.set_xscale("log")
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))  # 0.1, 1 — not 10^-1
         ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels (2x10^-1, 3x10^-1 …) overlapped
@@ -258,8 +289,9 @@ def fig4(scale: str = "mini", results_dir: str | Path = "results/runs",
         ax.set_ylabel("score (%)", fontsize=8)
         ax.tick_params(labelsize=7)
     handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8)
+    fig.legend(handles, labels, loc="lower center", ncol=5, fontsize=8)
     note = "" if scale == "paper" else f" — scale {scale}: not comparable to the paper in absolute terms"
+    note += "; whiskers and band: 95% intervals"
     fig.suptitle(f"Figure 4: LoRA vs ID-LoRA per parameter budget (multi-task){note}", fontsize=10)
     fig.tight_layout(rect=(0, 0.06, 1, 0.96))
     return _save(fig, Path(out))
