@@ -103,3 +103,13 @@ def test_lr_sensitivity_claims_compare_table_lr_rows_and_name_missing_runs(tmp_p
     out = pairwise_claims("table_lr", load_runs("table_lr", "tiny", tmp_path), lr_pairs(), tmp_path)
     assert len(out) == 8 and all(e["table"] == "table_lr" for e in out)
     assert all(e["verdict"] == "not resolved" and e["missing"] and e["effect"] is None for e in out)
+
+
+def test_table7_pairs_name_their_trainable_counts(tmp_path):
+    tr = _table_runs(tmp_path, {"lora_r4": 10, "idlora_r32": 30})  # each written with 1,234 trainable parameters
+    out = claims.table7_claims(tr, tmp_path)
+    assert [e["claim"].split(" on ")[1].split(" (")[0] for e in out] == ["GSM8K", "MMLU", "CQA", "HumanEval P@1"]
+    gsm8k = out[0]
+    assert "ID-LoRA 1,234, LoRA 1,234, ratio 1.00" in gsm8k["claim"] and gsm8k["params"] == {"idlora": 1234, "lora": 1234}
+    assert gsm8k["effect"] == pytest.approx(50.0) and gsm8k["verdict"] == "supported"
+    assert all(e["missing"] for e in out[1:])  # no MMLU / CQA / code scores written: named, not filled in
