@@ -79,7 +79,7 @@ def test_table6_counts_against_the_paper_and_the_markdown(tmp_path):
     assert claims.table6_claim(t)["verdict"] == "supported"
     paths = claims.write([e], "mini", tmp_path)
     md = paths[1].read_text()
-    assert "| The paper's trainable-parameter counts (Table 6) | table6 | 3.9 | — | contradicted |" in md
+    assert "| The paper's trainable-parameter counts (Table 6) | table6 | 3.9 | — | — | contradicted |" in md
     assert "SmolLM2-135M" in md and json.loads(paths[0].read_text())["claims"][0]["verdict"] == "contradicted"
 
 
@@ -113,3 +113,5 @@ def test_table7_pairs_name_their_trainable_counts(tmp_path):
     assert "ID-LoRA 1,234, LoRA 1,234, ratio 1.00" in gsm8k["claim"] and gsm8k["params"] == {"idlora": 1234, "lora": 1234}
     assert gsm8k["effect"] == pytest.approx(50.0) and gsm8k["verdict"] == "supported"
     assert all(e["missing"] for e in out[1:])  # no MMLU / CQA / code scores written: named, not filled in
+    row = next(line for line in claims.to_markdown(out, "tiny").splitlines() if "on GSM8K" in line)
+    assert "| 1 vs 1 | supported |" in row  # one training run a side: the reader is told

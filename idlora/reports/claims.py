@@ -265,19 +265,23 @@ def to_markdown(claims: list[dict], scale: str) -> str:
     lines = ["# Which of the paper's claims hold", "",
              f"Scale: `{scale}`. Built by `make claims` from the results files only (`results/claims.json` holds "
              "every entry in full).", "",
-             "| Claim | Table | Effect ± CI | p | Verdict |", "|---|---|---|---|---|"]
+             "| Claim | Table | Effect ± CI | p | Seeds | Verdict |", "|---|---|---|---|---|---|"]
     for c in claims:
         effect = _num(c["effect"])
         if c["ci"] is not None:
             effect += f" ±{(c['ci'][1] - c['ci'][0]) / 2:.1f} [{c['ci'][0]:.1f}, {c['ci'][1]:.1f}]"
         verdict = c["verdict"] + (f" (missing: {len(c['missing'])} runs)" if c.get("missing") else "")
-        lines.append(f"| {c['claim']} | {c['table']} | {effect} | {_num(c['p'], '{:.3g}')} | {verdict} |")
+        seeds = " vs ".join(map(str, c["seeds"])) if isinstance(c.get("seeds"), list) else "—"
+        lines.append(f"| {c['claim']} | {c['table']} | {effect} | {_num(c['p'], '{:.3g}')} | {seeds} | {verdict} |")
     lines += ["", "Effects are in points, ID-LoRA minus the comparator (efficiency and parameter claims: percent, "
               "see claims.json). The interval is a 95% paired bootstrap over examples and seeds; p is the two-sided "
               "exact paired sign test on per-example scores averaged over seeds. A claim is *supported* if its "
               "interval lies above 0, *contradicted* if below, *not resolved* otherwise or when its runs are missing "
               "or unusable (claims.json names them and why); exact counts (parameters, bytes) have no interval and "
-              "are judged by their sign. Timings carry no spread, so an equality of times stays not resolved."]
+              "are judged by their sign. Timings carry no spread, so an equality of times stays not resolved. Seeds: "
+              "training runs on each side; where a side has one, its interval covers the examples only, not how "
+              "another training seed would land (seeds of one config can differ by more than that interval), so such "
+              "a verdict is about that run, not yet about the method."]
     if scale != "paper":
         lines += ["", f"At scale `{scale}` the model is SmolLM2-135M trained on synthetic offline data with small "
                   "budgets: a verdict here is about this pipeline at that scale, not about the paper's 8B models."]
