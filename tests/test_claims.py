@@ -99,6 +99,10 @@ def test_lr_sensitivity_claims_compare_table_lr_rows_and_name_missing_runs(tmp_p
     from idlora.reports.claims import lr_pairs, pairwise_claims
     from idlora.reports.tables.from_runs import load_runs
 
+    assert [(row, against) for _, row, against in claims.init_pairs()] == [("idlora_pmrc", "idlora_svd"),
+                                                                          ("idlora_pmrc", "idlora_gaussian")]
+    init = load_runs("table_init", "tiny", tmp_path)
+    assert all(r in init.rows for _, row, against in claims.init_pairs() for r in (row, against))
     assert [(row, against) for _, row, against in lr_pairs()] == [("idlora_lr3e-4", "lora"), ("idlora_lr1e-4", "lora")]
     out = pairwise_claims("table_lr", load_runs("table_lr", "tiny", tmp_path), lr_pairs(), tmp_path)
     assert len(out) == 8 and all(e["table"] == "table_lr" for e in out)
