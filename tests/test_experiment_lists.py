@@ -53,3 +53,15 @@ def test_every_row_of_a_list_outside_tables_1_2_has_a_label():
             continue
         rows = {run["row"] for run in doc["runs"]} - {"base"}
         assert rows == set(doc.get("labels", {})), (path.stem, rows ^ set(doc.get("labels", {})))
+
+
+def test_rows_that_compare_idlora_with_lora_have_three_seeds():
+    # the claims pair ID-LoRA with LoRA in these lists: one training run a side would measure that run, not the method
+    seeds: dict = {}
+    for table, run in _runs():
+        if table in ("table1", "table2", "table3", "table7", "table_lr") and run["method"] in ("lora", "idlora"):
+            seed = next((int(o.split("=")[1]) for o in run.get("overrides", []) if o.startswith("seed=")),
+                        compose([f"experiment={run['experiment']}", f"method={run['method']}", "scale=mini"]).seed)
+            seeds.setdefault((table, run["row"]), set()).add(seed)
+    assert seeds and {key: s for key, s in seeds.items() if len(s) < 3} == {}
+    assert seeds[("table7", "lora_r4")] == seeds[("table7", "idlora_r256")] == {42, 1, 2}
