@@ -48,6 +48,10 @@ def test_k4_is_best_only_if_it_beats_every_other_k(tmp_path, monkeypatch):
     monkeypatch.setattr(claims, "ABLATION_COLUMNS", ("gsm8k",))
     best = claims.table8_claims(_table_runs(tmp_path / "a", {"k2": 4, "k4": 36, "k6": 6}), tmp_path / "a")[0]
     assert best["verdict"] == "supported" and best["effect"] == pytest.approx(75.0)  # against k6, the best other
+    (tmp_path / "d").mkdir()  # the untrained base row of the list is not one of the k's
+    above_base = claims.table8_claims(_table_runs(tmp_path / "d", {"base": 38, "k2": 4, "k4": 36}), tmp_path / "d")[0]
+    assert above_base["verdict"] == "supported" and [x["claim"] for x in above_base["each"]] == ["k4 beats k2"]
+    assert above_base["seeds"] == [1, 1]
     (tmp_path / "b").mkdir()
     tie = claims.table8_claims(_table_runs(tmp_path / "b", {"k2": 4, "k4": 36, "k6": 36}), tmp_path / "b")[0]
     assert tie["verdict"] == "not resolved" and tie["effect"] == 0

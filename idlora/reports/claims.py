@@ -179,7 +179,8 @@ def table8_claims(tr: TableRuns, results_dir: Path, best: str = "k4") -> list[di
     """k = 4 is best: per benchmark, k4 minus the best other k; supported only if k4 beats every other k."""
     out = []
     for col in ABLATION_COLUMNS:
-        each = [compare(f"{best} beats {k}", "table8", tr, best, k, col, results_dir) for k in tr.rows if k != best]
+        others = [k for k in tr.rows if k != best and k != "base"]  # the untrained row is no k
+        each = [compare(f"{best} beats {k}", "table8", tr, best, k, col, results_dir) for k in others]
         e = _entry(f"k = {best[1:]} is best on {COLUMN_LABELS[col]} (k4 minus the best other k)", "table8",
                    sorted({r for x in each for r in x["runs"]}))
         missing = [m for x in each for m in x.get("missing", [])]
@@ -188,7 +189,7 @@ def table8_claims(tr: TableRuns, results_dir: Path, best: str = "k4") -> list[di
         else:
             worst = min(each, key=lambda x: x["effect"])  # against the best other k
             verdicts = {x["verdict"] for x in each}
-            e.update(effect=worst["effect"], ci=worst["ci"], p=worst["p"], n_pairs=worst["n_pairs"],
+            e.update(effect=worst["effect"], ci=worst["ci"], p=worst["p"], n_pairs=worst["n_pairs"], seeds=worst["seeds"],
                      verdict=SUPPORTED if verdicts == {SUPPORTED} else CONTRADICTED if CONTRADICTED in verdicts
                      else NOT_RESOLVED)
         e["each"] = [{"claim": x["claim"], "effect": x["effect"], "ci": x["ci"], "verdict": x["verdict"]} for x in each]
