@@ -1,9 +1,9 @@
 """The paper-scale path on a CPU, with the shipped files as written: the README's `accelerate launch` (ZeRO-2, two
 processes, wandb on, offline), LoRI on ZeRO-2 and full fine-tuning on ZeRO-3, a Slurm job stopped by its warning
-signal, requeued and resumed, and `make table_init SCALE=paper` (Table 3's
-shared runs among its six) with overrides passed through. The model is a tiny random
-LLaMA in HF format with a LLaMA-3-style tokenizer without pad token, the data local files in the hub schemas; only
-user-level overrides (local copies, a step budget, eval limits) are given, never one that changes a shipped file."""
+signal, requeued and resumed, and `make table_init SCALE=paper` (Table 3's shared runs among its six) with overrides
+passed through. The model is a tiny random LLaMA in HF format with a LLaMA-3-style tokenizer without pad token, the
+data local files in the hub schemas; only user-level overrides (local copies, a step budget, eval limits) are given,
+never one that changes a shipped file."""
 
 import json
 import os

@@ -3,11 +3,11 @@
 Built only from results files: the runs of Tables 1-3, 7, 8 (and, beyond the paper, of ``table_lr``: Table 2's
 comparison with ID-LoRA at lower lrs, and ``table_init``: PMRC against SVD and Gaussian bases) read as the tables
 read them (``tables.from_runs.load_runs``), ``results/bench/efficiency.json`` for the efficiency claim and Table 6's
-builder for the parameter counts. Each entry is ``{"claim", "table", "effect", "ci", "p", "test", "verdict", "runs"}``: the
-effect in points, ID-LoRA minus the comparator; its 95% interval a paired bootstrap over examples and seeds
-(``stats.bootstrap_ci``); p from the exact paired sign test (``stats.paired_test``). Verdict: ``supported`` if the
-interval lies above 0, ``contradicted`` if below, else ``not resolved``; a claim whose runs are missing or unusable
-is ``not resolved`` with ``"missing"`` naming the runs and why — never a made-up number.
+builder for the parameter counts. Each entry is ``{"claim", "table", "effect", "ci", "p", "test", "verdict",
+"runs"}``: the effect in points, ID-LoRA minus the comparator; its 95% interval a paired bootstrap over examples and
+seeds (``stats.bootstrap_ci``); p from the exact paired sign test (``stats.paired_test``). Verdict: ``supported`` if
+the interval lies above 0, ``contradicted`` if below, else ``not resolved``; a claim whose runs are missing or
+unusable is ``not resolved`` with ``"missing"`` naming the runs and why — never a made-up number.
 """
 
 from __future__ import annotations
@@ -168,10 +168,8 @@ def table7_claims(tr: TableRuns, results_dir: Path) -> list[dict]:
         pa, pb = _trainable(tr, row), _trainable(tr, against)
         counts = (f" (trainable parameters here: ID-LoRA {pa:,}, LoRA {pb:,}, ratio {pa / pb:.2f})"
                   if pa is not None and pb is not None else "")
-        for col in ABLATION_COLUMNS:
-            e = compare(f"{text} on {COLUMN_LABELS[col]}{counts}", "table7", tr, row, against, col, results_dir)
-            e["params"] = {"idlora": pa, "lora": pb}
-            out.append(e)
+        for e in pairwise_claims("table7", tr, [(text + counts, row, against)], results_dir):
+            out.append({**e, "params": {"idlora": pa, "lora": pb}})
     return out
 
 
@@ -189,7 +187,8 @@ def table8_claims(tr: TableRuns, results_dir: Path, best: str = "k4") -> list[di
         else:
             worst = min(each, key=lambda x: x["effect"])  # against the best other k
             verdicts = {x["verdict"] for x in each}
-            e.update(effect=worst["effect"], ci=worst["ci"], p=worst["p"], n_pairs=worst["n_pairs"], seeds=worst["seeds"],
+            e.update(effect=worst["effect"], ci=worst["ci"], p=worst["p"], n_pairs=worst["n_pairs"],
+                     seeds=worst["seeds"],
                      verdict=SUPPORTED if verdicts == {SUPPORTED} else CONTRADICTED if CONTRADICTED in verdicts
                      else NOT_RESOLVED)
         e["each"] = [{"claim": x["claim"], "effect": x["effect"], "ci": x["ci"], "verdict": x["verdict"]} for x in each]
