@@ -30,7 +30,8 @@ LABELS = {"fft": "FFT", "lora": "LoRA", "dora": "DoRA", "hydralora": "HydraLoRA"
           "idlora": "ID-LoRA", "lori": "LoRI", "vera": "VeRA", "vblora": "VB-LoRA", "lorafa": "LoRA-FA",
           "lily": "Lily"}
 TABLE_ORDER = tuple(LABELS)
-BEYOND_PAPER = ("lori", "vera", "vblora", "lorafa", "lily")
+PEFT_BASELINES = ("vera", "vblora", "lorafa", "lily")  # the reviewers' baselines PEFT ships: its own classes
+BEYOND_PAPER = ("lori", *PEFT_BASELINES)
 # Not a method: the untrained model (``method=base``), the base row of the tables of results; nothing trains.
 BASE = "base"
 assert set(LABELS) == set(METHODS)

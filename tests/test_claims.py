@@ -124,3 +124,22 @@ def test_table7_pairs_name_their_trainable_counts(tmp_path):
     assert all(e["missing"] for e in out[1:])  # no MMLU / CQA / code scores written: named, not filled in
     row = next(line for line in claims.to_markdown(out, "tiny").splitlines() if "on GSM8K" in line)
     assert "| 1 vs 1 | supported |" in row  # one training run a side: the reader is told
+
+
+def test_beyond_paper_pairs_name_rows_of_their_experiment_lists(tmp_path):
+    """Each pair of table_rb / table_router and each reviewers' baseline of Tables 1-2 is a row of its list: a renamed
+    row would leave its claim 'missing' for ever instead of failing here."""
+    from idlora.methods import PEFT_BASELINES
+    from idlora.reports.tables.from_runs import load_runs
+
+    for table, pairs in (("table_rb", claims.rb_pairs()), ("table_router", claims.router_pairs())):
+        rows = load_runs(table, "tiny", tmp_path).rows
+        assert pairs and all(r in rows for _, row, against in pairs for r in (row, against)), table
+    for table in ("table1", "table2"):
+        rows = load_runs(table, "tiny", tmp_path).rows
+        assert all(f"llama3_8b/{m}" in rows for m in PEFT_BASELINES), table
+    built = claims.build_claims("tiny", tmp_path, tmp_path / "none.json", table6=Table("table6", "t", "tiny", ["8"], ["lora"]))
+    reviewers = [e for e in built if "a reviewers' baseline" in e["claim"]]
+    assert {e["table"] for e in reviewers} == {"table1", "table2"}
+    assert all(e["verdict"] == "not resolved" and e["missing"] for e in reviewers)  # no runs: named, not invented
+    assert {e["table"] for e in built} >= {"table_rb", "table_router"}

@@ -88,3 +88,15 @@ def test_tables_of_the_rb_factor_the_router_and_the_lr_have_a_base_row_and_their
                            "idlora_router_uniform"]
     assert router.to_markdown().startswith("# Beyond the paper (table_router): The router")
     assert "Rank Boosting factor m" in rb.to_markdown()
+
+
+def test_a_title_naming_the_papers_rank_gets_the_runs_rank():
+    from idlora.reports.tables.from_runs import TableRuns, _ranks_used
+
+    rec = {"config": {"method": {"r": 24}}}
+    runs = TableRuns(rows=["base", "k4"], records={"base": [{"config": {"method": {"name": "base"}}}], "k4": [rec]},
+                     run_ids={})
+    assert _ranks_used("Cluster count k, r=128", runs) == [
+        "Rank: the title's r is the paper's; the runs of this table trained with r = 24 (method.r in their results "
+        "files)."]
+    assert _ranks_used("Multi-task", runs) == []

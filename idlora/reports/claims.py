@@ -1,7 +1,9 @@
 """Which of the paper's claims hold (``make claims``): ``results/claims.json`` and ``results/CLAIMS.md``.
 
 Built only from results files: the runs of Tables 1-3, 7, 8 (and, beyond the paper, of ``table_lr``: Table 2's
-comparison with ID-LoRA at lower lrs, and ``table_init``: PMRC against SVD and Gaussian bases) read as the tables
+comparison with ID-LoRA at lower lrs, ``table_init``: PMRC against SVD and Gaussian bases, ``table_rb``: the Rank
+Boosting factor, ``table_router``: the router against 1/k and the text's router; and ID-LoRA against the baselines the
+paper's reviewers named, PEFT's VeRA, VB-LoRA, LoRA-FA and Lily, in Tables 1-2) read as the tables
 read them (``tables.from_runs.load_runs``), ``results/bench/efficiency.json`` for the efficiency claim and Table 6's
 builder for the parameter counts. Each entry is ``{"claim", "table", "effect", "ci", "p", "test", "verdict",
 "runs"}``: the effect in points, ID-LoRA minus the comparator; its 95% interval a paired bootstrap over examples and
@@ -17,6 +19,7 @@ from pathlib import Path
 
 from ..files import atomic_write_json, atomic_write_text
 from .stats import bootstrap_ci, paired_test, seed_mean
+from ..methods import PEFT_BASELINES
 from .tables.from_runs import COLUMN_LABELS, LABELS, TableRuns, cell_scores, load_runs
 from .tables.render import paper_numbers
 
@@ -86,17 +89,31 @@ def _models(tr: TableRuns) -> list[tuple[str, str]]:
     return out
 
 
+def _counts(tr: TableRuns, a: str, b: str, col: str | None = None) -> tuple[str, dict]:
+    """" (trainable parameters: ID-LoRA n, <b's label> m)" and the two counts, from the rows' results files."""
+    pa, pb = _trainable(tr, a, col), _trainable(tr, b, col)
+    other = LABELS[b.split("/")[-1]]
+    text = f" (trainable parameters: ID-LoRA {pa:,}, {other} {pb:,})" if pa is not None and pb is not None else ""
+    return text, {"idlora": pa, b.split("/")[-1]: pb}
+
+
+def reviewer_claim(label: str, other: str, setting: str, col: str) -> str:
+    """The claim text of ID-LoRA against one of the baselines the paper's reviewers named (not in the paper)."""
+    return (f"Beyond the paper (a reviewers' baseline): {label}: ID-LoRA >= {LABELS[other]} {setting} on "
+            f"{COLUMN_LABELS[col]}")
+
+
 def table1_claims(tr: TableRuns, results_dir: Path) -> list[dict]:
     out = []
     for model, label in _models(tr):
-        for col in ("gsm8k", "humaneval_pass@1", "hexphi_refusal"):
-            a, b = f"{model}/idlora", f"{model}/lora"
-            pa, pb = _trainable(tr, a, col), _trainable(tr, b, col)
-            counts = f" (trainable parameters: ID-LoRA {pa:,}, LoRA {pb:,})" if pa is not None and pb is not None else ""
-            e = compare(f"{label}: ID-LoRA >= LoRA single-task on {COLUMN_LABELS[col]}, with fewer trainable "
-                        f"parameters{counts}", "table1", tr, a, b, col, results_dir)
-            e["params"] = {"idlora": pa, "lora": pb}
-            out.append(e)
+        for other in ("lora", *PEFT_BASELINES):
+            for col in ("gsm8k", "humaneval_pass@1", "hexphi_refusal"):
+                a, b = f"{model}/idlora", f"{model}/{other}"
+                counts, params = _counts(tr, a, b, col)
+                text = (f"{label}: ID-LoRA >= LoRA single-task on {COLUMN_LABELS[col]}, with fewer trainable "
+                        f"parameters" if other == "lora" else reviewer_claim(label, other, "single-task", col))
+                e = compare(text + counts, "table1", tr, a, b, col, results_dir)
+                out.append({**e, "params": params})
     return out
 
 
@@ -104,10 +121,13 @@ def table2_claims(tr: TableRuns, results_dir: Path) -> list[dict]:
     paper = paper_numbers()["table2"]["rows"]
     out = []
     for model, label in _models(tr):
-        for other in ("lora", "dora", "hydralora"):
+        for other in ("lora", "dora", "hydralora", *PEFT_BASELINES):
             for col in ("humaneval_pass@1", "mmlu"):
-                out.append(compare(f"{label}: ID-LoRA >= {LABELS[other]} multi-task on {COLUMN_LABELS[col]}",
-                                   "table2", tr, f"{model}/idlora", f"{model}/{other}", col, results_dir))
+                a, b = f"{model}/idlora", f"{model}/{other}"
+                text = (f"{label}: ID-LoRA >= {LABELS[other]} multi-task on {COLUMN_LABELS[col]}"
+                        if other not in PEFT_BASELINES else
+                        reviewer_claim(label, other, "multi-task", col) + _counts(tr, a, b, col)[0])
+                out.append(compare(text, "table2", tr, a, b, col, results_dir))
         share = 100 * paper[model]["idlora"]["params_pct"] / paper[model]["lora"]["params_pct"]
         a, b = f"{model}/idlora", f"{model}/lora"
         e = _entry(f"{label}: ID-LoRA trains fewer parameters than LoRA (the paper's Table 2: ~{share:.0f}% of "
@@ -148,6 +168,20 @@ def init_pairs() -> list[tuple[str, str, str]]:
     bases that are not rows of W, on Table 3's setting."""
     return [(f"Beyond the paper (table_init): PMRC's rows of W beat {label} as the frozen bases", "idlora_pmrc", row)
             for row, label in (("idlora_svd", "SVD of row blocks"), ("idlora_gaussian", "Gaussian bases"))]
+
+
+def rb_pairs() -> list[tuple[str, str, str]]:
+    """The Rank Boosting factor m (``table_rb``, beyond the paper): RB against no RB at equal r, and more parts."""
+    return [("Beyond the paper (table_rb): Rank Boosting (m=2) beats m=1 at equal r", "idlora_rb_m2", "idlora_rb_m1"),
+            ("Beyond the paper (table_rb): m=4 parts beat m=2", "idlora_rb_m4", "idlora_rb_m2")]
+
+
+def router_pairs() -> list[tuple[str, str, str]]:
+    """What the router buys (``table_router``, beyond the paper; a reviewer: "essentially a learnable alpha")."""
+    row = "idlora_router_linear"
+    return [("Beyond the paper (table_router): the router softmax(R h) beats uniform 1/k", row, "idlora_router_uniform"),
+            ("Beyond the paper (table_router): softmax(R h) beats the text's T · x_i", row, "idlora_router_text"),
+            ("Beyond the paper (table_router): softmax(R h) beats softmax(T · x_i)", row, "idlora_router_inner")]
 
 
 def table7_pairs(tr: TableRuns) -> list[tuple[str, str, str]]:
@@ -257,11 +291,14 @@ def build_claims(scale: str = "mini", results_dir: str | Path = "results/runs",
                  bench_file: str | Path = "results/bench/efficiency.json", table6=None) -> list[dict]:
     results_dir = Path(results_dir)
     runs = {t: load_runs(t, scale, results_dir)
-            for t in ("table1", "table2", "table3", "table7", "table8", "table_lr", "table_init")}
+            for t in ("table1", "table2", "table3", "table7", "table8", "table_lr", "table_init", "table_rb",
+                      "table_router")}
     return [*table1_claims(runs["table1"], results_dir), *table2_claims(runs["table2"], results_dir),
             *pairwise_claims("table_lr", runs["table_lr"], lr_pairs(), results_dir),
             *pairwise_claims("table3", runs["table3"], table3_pairs(), results_dir),
             *pairwise_claims("table_init", runs["table_init"], init_pairs(), results_dir),
+            *pairwise_claims("table_rb", runs["table_rb"], rb_pairs(), results_dir),
+            *pairwise_claims("table_router", runs["table_router"], router_pairs(), results_dir),
             *table7_claims(runs["table7"], results_dir),
             *table8_claims(runs["table8"], results_dir), *efficiency_claims(Path(bench_file)), table6_claim(table6)]
 

@@ -232,7 +232,7 @@ def build(table_name: str, scale: str, results_dir: str | Path = "results/runs",
             table.add(row, col, cell.pop("ours"), paper=paper_value(row, col),
                       significant=None if test is None else _dagger(test), runs=runs.run_ids[row], **cell)
     _notes(table, scale, runs, sig, tests, problems)
-    table.notes += _unmeasured_pass_at_k(runs, table.columns)
+    table.notes += _unmeasured_pass_at_k(runs, table.columns) + _ranks_used(table.title, runs)
     table.notes += unmoved_columns(table, skip=set(runs.served))
     return table
 
@@ -283,6 +283,16 @@ def _unmeasured_pass_at_k(runs: TableRuns, columns: list[str]) -> list[str]:
             notes.append(f"{COLUMN_LABELS.get(col, col)}: not measured by runs that drew {', '.join(map(str, samples))} "
                          f"sample(s) per problem (eval.humaneval_samples); pass@{k} needs at least {k}.")
     return notes
+
+
+def _ranks_used(title: str, runs: TableRuns) -> list[str]:
+    """A note with the ranks the runs trained with, where the title names the paper's (Table 8: "r=128")."""
+    ranks = sorted({int(r["config"]["method"]["r"]) for recs in runs.records.values() for r in recs
+                    if r["config"].get("method", {}).get("r") is not None})
+    if "r=" not in title or not ranks:
+        return []
+    return [f"Rank: the title's r is the paper's; the runs of this table trained with r = "
+            f"{', '.join(map(str, ranks))} (method.r in their results files)."]
 
 
 def row_label(row: str, nested: bool, labels: dict | None = None) -> str:

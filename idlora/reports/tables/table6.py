@@ -11,14 +11,13 @@ from pathlib import Path
 
 import torch
 
-from ...methods import TABLE_ORDER, apply_method, count_parameters, table_label
+from ...methods import PEFT_BASELINES, TABLE_ORDER, apply_method, count_parameters, table_label
 from ...tuners.lori import LoRIConfig, kept_entries
 from .render import Table, paper_numbers
 
 RANKS = (8, 16, 32, 64, 128)
 LORI_SPARSITY = LoRIConfig.__dataclass_fields__["sparsity"].default  # = configs/method/lori.yaml (tested)
 METHODS = tuple(m for m in TABLE_ORDER if m != "fft")  # the adapters: full fine-tuning has no rank
-PEFT_BASELINES = ("vera", "vblora", "lorafa", "lily")  # issue 20: PEFT's own classes, structure from their configs
 LABELS = {m: table_label(m) for m in METHODS}
 CONFIG_DIR = Path(__file__).resolve().parents[3] / "configs" / "hf"
 
