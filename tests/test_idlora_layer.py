@@ -201,7 +201,7 @@ def test_text_router_is_inner_without_its_softmax():
     h = torch.randn(7, D_IN, dtype=torch.float64)
     x = text.frozen_projections("default", h, text.get_base_layer()(h))  # (7, k, r)
     scores = torch.einsum("tkr,r->tk", x, router_weight(text)[0])
-    torch.testing.assert_close(text.route("default", h, x), scores, rtol=1e-12, atol=1e-12)  # float64; another op order may differ in the last ulp
+    torch.testing.assert_close(text.route("default", h, x), scores, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(inner.route("default", h, x), torch.softmax(scores, -1), rtol=1e-12, atol=1e-12)
     assert not torch.allclose(scores.sum(-1), torch.ones(7, dtype=torch.float64))
 
