@@ -138,7 +138,8 @@ def test_beyond_paper_pairs_name_rows_of_their_experiment_lists(tmp_path):
     for table in ("table1", "table2"):
         rows = load_runs(table, "tiny", tmp_path).rows
         assert all(f"llama3_8b/{m}" in rows for m in PEFT_BASELINES), table
-    built = claims.build_claims("tiny", tmp_path, tmp_path / "none.json", table6=Table("table6", "t", "tiny", ["8"], ["lora"]))
+    table6 = Table("table6", "t", "tiny", ["8"], ["lora"])
+    built = claims.build_claims("tiny", tmp_path, tmp_path / "none.json", table6=table6)
     reviewers = [e for e in built if "a reviewers' baseline" in e["claim"]]
     assert {e["table"] for e in reviewers} == {"table1", "table2"}
     assert all(e["verdict"] == "not resolved" and e["missing"] for e in reviewers)  # no runs: named, not invented

@@ -18,8 +18,8 @@ import json
 from pathlib import Path
 
 from ..files import atomic_write_json, atomic_write_text
-from .stats import bootstrap_ci, paired_test, seed_mean
 from ..methods import PEFT_BASELINES
+from .stats import bootstrap_ci, paired_test, seed_mean
 from .tables.from_runs import COLUMN_LABELS, LABELS, TableRuns, cell_scores, load_runs
 from .tables.render import paper_numbers
 
@@ -92,9 +92,9 @@ def _models(tr: TableRuns) -> list[tuple[str, str]]:
 def _counts(tr: TableRuns, a: str, b: str, col: str | None = None) -> tuple[str, dict]:
     """" (trainable parameters: ID-LoRA n, <b's label> m)" and the two counts, from the rows' results files."""
     pa, pb = _trainable(tr, a, col), _trainable(tr, b, col)
-    other = LABELS[b.split("/")[-1]]
-    text = f" (trainable parameters: ID-LoRA {pa:,}, {other} {pb:,})" if pa is not None and pb is not None else ""
-    return text, {"idlora": pa, b.split("/")[-1]: pb}
+    other = b.split("/")[-1]
+    text = f" (trainable parameters: ID-LoRA {pa:,}, {LABELS[other]} {pb:,})" if None not in (pa, pb) else ""
+    return text, {"idlora": pa, other: pb}
 
 
 def reviewer_claim(label: str, other: str, setting: str, col: str) -> str:

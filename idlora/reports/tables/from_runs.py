@@ -287,9 +287,11 @@ def _unmeasured_pass_at_k(runs: TableRuns, columns: list[str]) -> list[str]:
 
 def _ranks_used(title: str, runs: TableRuns) -> list[str]:
     """A note with the ranks the runs trained with, where the title names the paper's (Table 8: "r=128")."""
+    if "r=" not in title:
+        return []
     ranks = sorted({int(r["config"]["method"]["r"]) for recs in runs.records.values() for r in recs
                     if r["config"].get("method", {}).get("r") is not None})
-    if "r=" not in title or not ranks:
+    if not ranks:
         return []
     return [f"Rank: the title's r is the paper's; the runs of this table trained with r = "
             f"{', '.join(map(str, ranks))} (method.r in their results files)."]
