@@ -46,7 +46,7 @@ def table_label(method: str) -> str:
 _LORA_LIKE = ("alpha", "dropout")
 _SPECIFIC = {
     "idlora": (*_LORA_LIKE, "k", "selection", "rank_boosting", "rb_parts", "router", "dropout_position",
-               "pmrc_backend"),
+               "pmrc_backend", "pmrc_restarts"),
     "lora": _LORA_LIKE,
     "dora": _LORA_LIKE,
     "hydralora": (*_LORA_LIKE, "n_experts"),

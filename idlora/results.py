@@ -43,6 +43,8 @@ EXECUTION_KEYS = ("resume", "wandb", "log_steps", "keep_checkpoints", "save_step
 ADDED_KEYS = {("scale", "gradient_checkpointing"): {"default": False}, ("scale", "eval_batch_size"): 8,
               ("method", "rb_parts"): 2,  # ID-LoRA's Rank Boosting factor: 2 is eq. 4, what every run before it did
               ("method", "impl"): "ours",  # whose forward (issue 19): ours is what every run before it did
+              # PMRC's k-means restarts (issue 19): null, the backend's default, is what every run before it did
+              ("method", "pmrc_restarts"): None, ("scale", "pmrc_restarts"): None,
               **{(group, key): value for group in ("scale", "eval") for key, value in
                  (("humaneval_set", "openai"), ("humaneval_max_new_tokens", None), ("hexphi_max_new_tokens", None),
                   ("mc_form", "letter"))}}

@@ -26,12 +26,13 @@ def counted_clustering(monkeypatch):
 
     calls = []
 
-    def fake(weight, k, r, seed, backend="reference"):
+    def fake(weight, k, r, seed, backend="reference", restarts=None):
         calls.append(tuple(weight.shape))
         order = torch.argsort(weight.float().norm(dim=1), stable=True)  # some weight-dependent choice
         return torch.roll(order, seed)[: k * r].reshape(k, r)  # and seed-dependent, as PMRC's: adapters differ
 
     monkeypatch.setattr(pmrc, "pmrc_rows", fake)
     # the torch backend clusters same-shape matrices in batches: count each matrix of a batch
-    monkeypatch.setattr(pmrc, "pmrc_rows_batch", lambda weights, k, r, seed: [fake(w, k, r, seed) for w in weights])
+    monkeypatch.setattr(pmrc, "pmrc_rows_batch",
+                        lambda weights, k, r, seed, restarts=None: [fake(w, k, r, seed) for w in weights])
     return calls

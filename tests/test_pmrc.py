@@ -175,7 +175,7 @@ def test_select_rows_for_modules_batches_uncached_matrices_and_caches_them(monke
     expected = {n: pmrc.pmrc_rows(w, 4, 8, seed=1, backend="torch") for n, w in weights.items()}
     calls = []
     batch = pmrc.pmrc_rows_batch
-    monkeypatch.setattr(pmrc, "pmrc_rows_batch", lambda ws, *a: calls.append(len(ws)) or batch(ws, *a))
+    monkeypatch.setattr(pmrc, "pmrc_rows_batch", lambda ws, *a, **kw: calls.append(len(ws)) or batch(ws, *a, **kw))
     got = pmrc.select_rows_for_modules(weights, 4, 8, seed=1, backend="torch", progress=False)
     assert list(got) == list(weights) and all(torch.equal(got[n], expected[n]) for n in weights)
     assert sorted(calls) == [3, 3]  # one batch per shape
@@ -189,3 +189,57 @@ def test_select_rows_for_modules_batches_uncached_matrices_and_caches_them(monke
     calls.clear()
     pmrc.select_rows_for_modules(fresh, 4, 8, seed=1, backend="torch", progress=False)
     assert calls == [2, 2, 1]
+
+
+@pytest.mark.parametrize("chunk_bytes", [None, 4 * 12 * 7])  # default chunks (one), and 7-row chunks
+@pytest.mark.parametrize("case", ["clustered", "imbalanced_constrained", "random", "duplicates"])
+def test_fast_kmeans_matches_the_first_implementation(case, chunk_bytes, monkeypatch):
+    """Restarts iterating together over row chunks give the labels, centres and rows of the first implementation
+    (tests/kmeans_v1.py: restarts in turn, whole-matrix products), bit for bit: cached selections stay valid."""
+    from idlora.pmrc import kmeans as pmrc_kmeans
+    from kmeans_v1 import constrained_kmeans_v1, select_nearest_rows_v1
+
+    if chunk_bytes:
+        monkeypatch.setattr(pmrc_kmeans, "CHUNK_BYTES", chunk_bytes)
+    g = torch.Generator().manual_seed(3)
+    X, m = {"clustered": (clustered(300, 12, 4, seed=1), 20),
+            "imbalanced_constrained": (clustered(240, 12, 4, seed=2, spread=0.8), 45),
+            "random": (torch.randn(200, 12, generator=g), 30),
+            "duplicates": (torch.randn(10, 12, generator=g).repeat(20, 1), 25)}[case]
+    for n_init in (1, 3):
+        want = constrained_kmeans_v1(X, 4, m, seed=5, n_init=n_init)
+        got = constrained_kmeans(X, 4, m, seed=5, n_init=n_init)
+        assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
+        assert got[2] == pytest.approx(want[2], rel=1e-9)  # the objective's constant term is summed in chunks
+        assert torch.equal(select_nearest_rows(X, got[0], got[1], m), select_nearest_rows_v1(X, want[0], want[1], m))
+
+
+@pytest.mark.slow
+def test_fast_kmeans_matches_the_first_implementation_on_every_smollm2_matrix():
+    """The mini model's 210 targeted matrices (real weights, the mini r): the same rows as the first implementation,
+    so every recorded mini run's PMRC selection is what the current code selects."""
+    from idlora.config import load_group
+    from idlora.methods import PAPER_TARGETS
+    from idlora.models import load_model_and_tokenizer
+    from kmeans_v1 import constrained_kmeans_v1, select_nearest_rows_v1
+
+    model = load_model_and_tokenizer(load_group("model", "smollm2_135m"))[0]
+    weights = [m.weight.detach().float() for n, m in model.named_modules() if n.rsplit(".", 1)[-1] in PAPER_TARGETS]
+    assert len(weights) == 210
+    for W in weights:
+        labels, centers, _ = constrained_kmeans_v1(W, 4, 32, 0)
+        assert torch.equal(pmrc.pmrc_rows(W, 4, 32, 0, "torch"), select_nearest_rows_v1(W, labels, centers, 32))
+
+
+def test_restarts_change_the_cache_key_only_when_set(tmp_path, monkeypatch):
+    monkeypatch.setenv("IDLORA_CACHE", str(tmp_path))
+    W = clustered(120, 8, 4, seed=4)
+    assert pmrc._cache_path(W, 4, 8, 0, "torch") == pmrc._cache_path(W, 4, 8, 0, "torch", None)
+    assert pmrc._cache_path(W, 4, 8, 0, "torch", 1) != pmrc._cache_path(W, 4, 8, 0, "torch")
+    one = pmrc.select_rows(W, 4, 8, backend="torch", restarts=1)
+    assert torch.equal(one, pmrc.pmrc_rows(W, 4, 8, 0, "torch", restarts=1))
+    labels, centers, _ = constrained_kmeans(W, 4, 8, 0, n_init=1)
+    assert torch.equal(one, select_nearest_rows(W, labels, centers, 8))
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="restarts must be a positive integer"):
+            pmrc.select_rows_for_modules({"m": W}, 4, 8, backend="torch", progress=False, restarts=bad)

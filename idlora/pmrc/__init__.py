@@ -89,21 +89,41 @@ def gaussian_bases(weight: torch.Tensor, k: int, r: int, generator: torch.Genera
     return A.to(weight.dtype)
 
 
-def pmrc_rows(weight: torch.Tensor, k: int, r: int, seed: int, backend: str = "reference") -> torch.Tensor:
+# Seeded restarts of the k-means (the best objective is kept) when ``restarts`` is None: each backend's own default.
+DEFAULT_RESTARTS = {"reference": 10, "torch": 3}  # reference: k-means-constrained's n_init
+
+
+def check_restarts(restarts) -> None:
+    if restarts is not None and (not isinstance(restarts, int) or isinstance(restarts, bool) or restarts < 1):
+        raise ValueError(f"PMRC restarts must be a positive integer or null (the backend's default: "
+                         f"{DEFAULT_RESTARTS}), got {restarts!r}.")
+
+
+def cluster(X: torch.Tensor, k: int, r: int, seed: int, backend: str = "reference", restarts: int | None = None):
+    """Size-constrained k-means of the rows of X (d_out, d_in), clusters of at least r rows, with ``backend``:
+    (labels (d_out,), centers (k, d_in), objective)."""
+    from . import kmeans as pmrc_kmeans
+
+    if backend not in DEFAULT_RESTARTS:
+        raise ValueError(f"unknown PMRC backend {backend!r}; valid: {', '.join(DEFAULT_RESTARTS)}")
+    check_restarts(restarts)
+    n_init = DEFAULT_RESTARTS[backend] if restarts is None else restarts
+    if backend == "reference":
+        return pmrc_kmeans.reference_kmeans(X.detach().cpu(), k, r, seed, n_init=n_init)
+    return pmrc_kmeans.constrained_kmeans(X, k, r, seed, n_init=n_init)
+
+
+def pmrc_rows(weight: torch.Tensor, k: int, r: int, seed: int, backend: str = "reference",
+              restarts: int | None = None) -> torch.Tensor:
     """Cluster the rows of ``weight`` (d_out, d_in) and take the r rows nearest each centroid: (k, r)."""
     from . import kmeans as pmrc_kmeans
 
     X = weight.detach().float()
-    if backend == "reference":
-        labels, centers, _ = pmrc_kmeans.reference_kmeans(X.cpu(), k, r, seed)
-    elif backend == "torch":
-        labels, centers, _ = pmrc_kmeans.constrained_kmeans(X, k, r, seed)
-    else:
-        raise ValueError(f"unknown PMRC backend {backend!r}; valid: reference, torch")
+    labels, centers, _ = cluster(X, k, r, seed, backend, restarts)
     return pmrc_kmeans.select_nearest_rows(X, labels, centers, r).cpu()
 
 
-# A batch of same-shape matrices clustered together by the torch backend holds at most this many float32 bytes.
+# A batch of same-shape matrices (clustered one by one, then cached together) holds at most this many float32 bytes.
 BATCH_BYTES = 256 * 2**20
 
 
@@ -123,31 +143,23 @@ def _batches(weights: list[torch.Tensor]):
             yield members[s:s + step]
 
 
-def cluster_batch(weights: list[torch.Tensor], k: int, r: int, seed: int) -> list[tuple]:
-    """The torch backend's size-constrained k-means of many matrices: those of one shape are clustered together,
-    in batches of at most ``BATCH_BYTES``. One (labels, centers, objective) per matrix, in the order given, each
-    what ``constrained_kmeans`` gives that matrix alone."""
-    from . import kmeans as pmrc_kmeans
-
-    out: list = [None] * len(weights)
-    for part in _batches(weights):
-        X = torch.stack([weights[i].detach().float() for i in part])
-        for i, result in zip(part, zip(*pmrc_kmeans.constrained_kmeans_batch(X, k, r, seed))):
-            out[i] = result
-    return out
+def cluster_batch(weights: list[torch.Tensor], k: int, r: int, seed: int, restarts: int | None = None) -> list[tuple]:
+    """The torch backend's size-constrained k-means of many matrices, one after another: one (labels, centers,
+    objective) per matrix, in the order given. (Within a matrix, all restarts share each pass over its rows.)"""
+    return [cluster(w.detach().float(), k, r, seed, "torch", restarts) for w in weights]
 
 
-def pmrc_rows_batch(weights: list[torch.Tensor], k: int, r: int, seed: int) -> list[torch.Tensor]:
-    """``pmrc_rows(w, k, r, seed, "torch")`` of each of several matrices: the same indices, faster
-    (``cluster_batch``: one batched Lloyd step for all matrices still iterating)."""
-    from . import kmeans as pmrc_kmeans
-
-    return [pmrc_kmeans.select_nearest_rows(w.detach().float(), labels, centers, r).cpu()
-            for w, (labels, centers, _) in zip(weights, cluster_batch(weights, k, r, seed))]
+def pmrc_rows_batch(weights: list[torch.Tensor], k: int, r: int, seed: int,
+                    restarts: int | None = None) -> list[torch.Tensor]:
+    """``pmrc_rows(w, k, r, seed, "torch", restarts)`` of each of several matrices (a batch of
+    ``select_rows_for_modules``, cached together)."""
+    return [pmrc_rows(w, k, r, seed, "torch", restarts) for w in weights]
 
 
-def _cache_path(weight: torch.Tensor, k: int, r: int, seed: int, backend: str) -> Path:
-    key = f"{weight_digest(weight)}-k{k}-r{r}-s{seed}-{backend}-v{ALGORITHM_VERSION}"
+def _cache_path(weight: torch.Tensor, k: int, r: int, seed: int, backend: str, restarts: int | None = None) -> Path:
+    # restarts=None (the backend's default) keeps the key every earlier cache entry has
+    tries = "" if restarts is None else f"-n{restarts}"
+    key = f"{weight_digest(weight)}-k{k}-r{r}-s{seed}-{backend}{tries}-v{ALGORITHM_VERSION}"
     return cache_root() / key[:2] / f"{key}.pt"
 
 
@@ -163,9 +175,9 @@ def _load_cached(path: Path, k: int, r: int) -> torch.Tensor | None:
 
 
 def _store(path: Path, index: torch.Tensor, module_name: str, shape, k: int, r: int, seed: int, backend: str,
-           seconds: float) -> None:
+           seconds: float, restarts: int | None = None) -> None:
     atomic_torch_save(path, {"index": index, "module": module_name, "shape": list(shape), "k": k, "r": r,
-                             "seed": seed, "backend": backend, "seconds": seconds})
+                             "seed": seed, "backend": backend, "restarts": restarts, "seconds": seconds})
 
 
 def select_rows(
@@ -177,6 +189,7 @@ def select_rows(
     backend: str = "reference",
     module_name: str = "",
     use_cache: bool = True,
+    restarts: int | None = None,
 ) -> torch.Tensor:
     """The index sets S_1..S_k of one weight matrix, as a long tensor (k, r). See the module docstring.
     For the reviewer ablations ``svd`` and ``gaussian`` the bases themselves, a float tensor (k, r, d_in)."""
@@ -197,13 +210,13 @@ def select_rows(
     if selection != "pmrc":
         raise ValueError(f"unknown row selection {selection!r}; valid: {', '.join(SELECTIONS)}")
     if not use_cache:
-        return pmrc_rows(weight, k, r, seed, backend)
-    path = _cache_path(weight, k, r, seed, backend)
+        return pmrc_rows(weight, k, r, seed, backend, restarts)
+    path = _cache_path(weight, k, r, seed, backend, restarts)
     index = _load_cached(path, k, r)
     if index is None:
         start = time.perf_counter()
-        index = pmrc_rows(weight, k, r, seed, backend)
-        _store(path, index, module_name, weight.shape, k, r, seed, backend, time.perf_counter() - start)
+        index = pmrc_rows(weight, k, r, seed, backend, restarts)
+        _store(path, index, module_name, weight.shape, k, r, seed, backend, time.perf_counter() - start, restarts)
     return index
 
 
@@ -236,20 +249,24 @@ def select_rows_for_modules(
     seed: int = 0,
     backend: str = "reference",
     progress: bool = True,
+    restarts: int | None = None,
 ) -> dict[str, torch.Tensor]:
     """``select_rows`` for every named weight, with a progress bar (clustering is the slow part of set-up). With
-    the torch backend, the PMRC of uncached matrices of one shape runs batched (``pmrc_rows_batch``)."""
+    the torch backend, uncached matrices of one shape are clustered in batches (``pmrc_rows_batch``), each batch
+    cached as soon as it is done. ``restarts``: the k-means' seeded restarts (None: the backend's default)."""
     from tqdm.auto import tqdm
 
     for name, w in weights.items():  # validate every module before any clustering starts
         check_shape(w.shape[0], k, r, name)
+    check_restarts(restarts)
     if selection != "pmrc" or backend != "torch":
         bar = tqdm(weights.items(), desc=f"ID-LoRA rows ({selection})", unit="module",
                    disable=not progress or selection != "pmrc")
-        return {name: select_rows(w, k, r, selection, seed, backend, module_name=name) for name, w in bar}
+        return {name: select_rows(w, k, r, selection, seed, backend, module_name=name, restarts=restarts)
+                for name, w in bar}
     out, todo = {}, []
     for name, w in weights.items():
-        path = _cache_path(w, k, r, seed, backend)
+        path = _cache_path(w, k, r, seed, backend, restarts)
         index = _load_cached(path, k, r)
         if index is None:
             todo.append((name, w, path))
@@ -261,10 +278,10 @@ def select_rows_for_modules(
         for part in _batches([w for _, w, _ in todo]):  # each batch is cached as soon as it is done
             items = [todo[i] for i in part]
             start = time.perf_counter()
-            indices = pmrc_rows_batch([w.to(device) for _, w, _ in items], k, r, seed)
+            indices = pmrc_rows_batch([w.to(device) for _, w, _ in items], k, r, seed, restarts)
             seconds = (time.perf_counter() - start) / len(items)  # this matrix's share of its batch
             for (name, w, path), index in zip(items, indices):
-                _store(path, index, name, w.shape, k, r, seed, backend, seconds)
+                _store(path, index, name, w.shape, k, r, seed, backend, seconds, restarts)
                 out[name] = index
             bar.update(len(items))
     return {name: out[name] for name in weights}

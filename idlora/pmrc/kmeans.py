@@ -35,27 +35,39 @@ def reference_kmeans(X: torch.Tensor, k: int, size_min: int, seed: int, n_init: 
     return labels_t, centers, kmeans_objective(X, labels_t, centers)
 
 
-def select_nearest_rows(X: torch.Tensor, labels: torch.Tensor, centers: torch.Tensor, r: int) -> torch.Tensor:
-    """In each cluster, the ``r`` rows nearest its centroid, nearest first (ties: lower row index): (k, r)."""
-    X, centers, labels = X.double().cpu(), centers.double().cpu(), labels.cpu()
+def select_nearest_rows(X: torch.Tensor, labels: torch.Tensor, centers: torch.Tensor, r: int,
+                        chunk: int = 64) -> torch.Tensor:
+    """In each cluster, the ``r`` rows nearest its centroid, nearest first (ties: lower row index): (k, r).
+
+    Distances ||x - c_l(x)||^2 in float64, a chunk of rows at a time into one preallocated buffer (no (n, d) float64
+    copy of X, whose allocation cost more than the clustering); each row's sum is the same bits as a whole-cluster
+    ``((X[members] - c) ** 2).sum(1)`` (tested)."""
+    X, labels = X.detach().cpu(), labels.cpu()
+    centers = centers.detach().double().cpu()
+    n, d = X.shape
+    dist = torch.empty(n, dtype=torch.float64)
+    buf = torch.empty(chunk, d, dtype=torch.float64)
+    for s in range(0, n, chunk):
+        b = buf[: min(chunk, n - s)]
+        b.copy_(X[s:s + chunk])
+        b.sub_(centers[labels[s:s + chunk]]).mul_(b)
+        torch.sum(b, 1, out=dist[s:s + chunk])
     out = []
     for i in range(centers.shape[0]):
         members = torch.nonzero(labels == i).flatten()
         if members.numel() < r:
             raise ValueError(f"cluster {i} has {members.numel()} rows, fewer than r={r}")
-        dist = ((X[members] - centers[i]) ** 2).sum(dim=1)
         # stable sort on distance after sorting by index keeps ties in index order
-        order = torch.argsort(dist, stable=True)
+        order = torch.argsort(dist[members], stable=True)
         out.append(members[order[:r]])
     return torch.stack(out).to(torch.long)
 
 
 # ---- fast backend ----------------------------------------------------------------------------------------------
-def _objective_from_sums(Xd: torch.Tensor, x2_total: float, labels: torch.Tensor, centers: torch.Tensor) -> float:
-    """``kmeans_objective`` without (n, d) temporaries, in float64 (``Xd`` is X in float64):
-    sum_i ||x_i - c_l(i)||^2 = sum_i ||x_i||^2 - 2 sum_c c.S_c + sum_c n_c ||c||^2, S_c the sum of cluster c's rows."""
+def _objective(S: torch.Tensor, x2_total: float, labels: torch.Tensor, centers: torch.Tensor) -> float:
+    """``kmeans_objective`` without (n, d) temporaries, in float64, from S (k, d): the float64 sums of each
+    cluster's rows: sum_i ||x_i - c_l(i)||^2 = sum_i ||x_i||^2 - 2 sum_c c.S_c + sum_c n_c ||c||^2."""
     c = centers.double()
-    S = torch.zeros_like(c).index_add_(0, labels, Xd)
     n_c = torch.bincount(labels, minlength=c.shape[0]).to(c.dtype)
     return float(x2_total - 2 * (c * S).sum() + (n_c * (c * c).sum(1)).sum())
 
@@ -202,82 +214,122 @@ def constrained_assignment(D: torch.Tensor, size_min: int) -> torch.Tensor:
     return labels.to(D.device)
 
 
+def _chunk_rows(d: int) -> int:
+    """Rows per chunk of a pass over X: a chunk of float32 rows of width d stays in cache (~4 MiB), so every
+    restart's work on it reads it from cache, not memory. Row-wise results do not depend on the chunk (tested)."""
+    return max(1, CHUNK_BYTES // (4 * d))
+
+
+CHUNK_BYTES = 16 * 2**20
+
+
+def _norms_and_total(X: torch.Tensor, step: int) -> tuple[torch.Tensor, float]:
+    """One pass over X: its rows' squared norms (n, 1), float32 (``_row_sq_norms``' values), and sum ||x||^2 in
+    float64 (the objective's constant term)."""
+    x2 = torch.empty(X.shape[0], 1, dtype=X.dtype, device=X.device)
+    total = torch.zeros((), dtype=torch.float64, device=X.device)
+    for s in range(0, X.shape[0], step):
+        x = X[s:s + step]
+        x2[s:s + step] = (x * x).sum(-1, keepdim=True)
+        xd = x.double()
+        total += (xd * xd).sum()
+    return x2, float(total)
+
+
+def _sq_dists_many(X: torch.Tensor, centers: list[torch.Tensor], x2: torch.Tensor, step: int) -> list[torch.Tensor]:
+    """``_sq_dists(X, c, x2)`` for each c of ``centers`` (k, d), bit for bit, in one pass over X: each chunk of rows
+    is read once and serves every set of centres. D_j = ||x||^2 - 2 x.c_j + ||c_j||^2 (n, k)."""
+    c2 = [(c * c).sum(-1).unsqueeze(-2) for c in centers]
+    ct = [c.transpose(-1, -2) for c in centers]
+    out = [torch.empty(X.shape[0], c.shape[0], dtype=X.dtype, device=X.device) for c in centers]
+    for s in range(0, X.shape[0], step):
+        x, xs = X[s:s + step], x2[s:s + step]
+        for D, t, q in zip(out, ct, c2):
+            D[s:s + step] = (xs - (x @ t).mul_(2) + q).clamp_min_(0)
+    return out
+
+
+def _cluster_sums_many(X: torch.Tensor, labels: list[torch.Tensor], k: int, step: int,
+                       dtype: torch.dtype | None = None) -> list[torch.Tensor]:
+    """S_c = sum of the rows labelled c (k, d), for each labelling, in one pass over X (``dtype``: accumulate in it,
+    e.g. float64, converting a chunk at a time). index_add_ adds the rows in order whatever the chunking: the same
+    bits as one index_add_ over all of X (tested)."""
+    dtype = dtype or X.dtype
+    sums = [torch.zeros(k, X.shape[1], dtype=dtype, device=X.device) for _ in labels]
+    for s in range(0, X.shape[0], step):
+        x = X[s:s + step].to(dtype)
+        for S, lab in zip(sums, labels):
+            S.index_add_(0, lab[s:s + step], x)
+    return sums
+
+
+def _lloyd_restarts(X: torch.Tensor, x2: torch.Tensor, starts: list[torch.Tensor], size_min: int, max_iter: int,
+                    tol: float, step: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Lloyd iterations from each start (k, d) at once: per step, one pass over X gives the distances of every
+    restart still running and one more its new centres. Each restart stops on its own (a fixed point, or an
+    objective gain <= tol), exactly as it would alone. Returns (labels (n,), centers (k, d)) per restart."""
+    n, k = X.shape[0], starts[0].shape[0]
+    centers = list(starts)
+    labels = [torch.full((n,), -1, dtype=torch.long, device=X.device) for _ in starts]
+    prev = [float("inf")] * len(starts)
+    running = list(range(len(starts)))
+    for _ in range(max_iter):
+        if not running:
+            break
+        update = {}
+        for j, D in zip(running, _sq_dists_many(X, [centers[j] for j in running], x2, step)):
+            new = D.argmin(-1)
+            if bool((torch.bincount(new, minlength=k) < size_min).any()):
+                new = constrained_assignment(D, size_min)
+            if torch.equal(new, labels[j]):
+                continue  # the centres are already the means of these labels: a fixed point
+            obj = float(D.gather(1, new[:, None]).sum())
+            update[j] = (new, prev[j] - obj <= tol * max(obj, 1e-30))
+            prev[j] = obj
+        done = set(running) - set(update)
+        if update:
+            sums = _cluster_sums_many(X, [new for new, _ in update.values()], k, step)
+            for (j, (new, converged)), S in zip(update.items(), sums):
+                counts = torch.bincount(new, minlength=k)
+                centers[j], labels[j] = S / counts.clamp_min(1).to(X.dtype)[..., None], new
+                if converged:
+                    done.add(j)
+        running = [j for j in running if j not in done]
+    return list(zip(labels, centers))
+
+
 def constrained_kmeans(X: torch.Tensor, k: int, size_min: int, seed: int, n_init: int = 3, max_iter: int = 100,
                        tol: float = 1e-6):
     """Size-constrained k-means in torch (CPU or CUDA: the device of ``X``): k-means++ seeding, Lloyd iterations
     whose assignment step is exact under the lower bound (``constrained_assignment``), best of ``n_init``.
-    Deterministic for a seed. Returns (labels (n,), centers (k, d), objective). One matrix of
-    ``constrained_kmeans_batch``."""
-    labels, centers, objectives = constrained_kmeans_batch(X[None], k, size_min, seed, n_init, max_iter, tol)
-    return labels[0], centers[0], objectives[0]
+    Deterministic for a seed. Returns (labels (n,), centers (k, d), objective).
+
+    The restarts are seeded one after another from one generator (as if run in turn), then iterate together
+    (``_lloyd_restarts``): X is the memory-bound operand, and every pass over it serves all restarts still running.
+    Chunks of rows small enough to stay in cache keep every product and sum the same bits as whole-matrix ones."""
+    n, d = X.shape
+    if k * size_min > n:
+        raise ValueError(f"k*size_min = {k * size_min} > {n} rows")
+    X = X.detach().float()
+    step = _chunk_rows(d)
+    x2, x2_total = _norms_and_total(X, step)
+    gen = torch.Generator().manual_seed(seed)
+    starts = [_kmeans_pp(X, k, gen, x2) for _ in range(n_init)]
+    runs = _lloyd_restarts(X, x2, starts, size_min, max_iter, tol, step)
+    sums = _cluster_sums_many(X, [labels for labels, _ in runs], k, step, torch.float64)
+    best = None
+    for (labels, centers), S in zip(runs, sums):
+        objective = _objective(S, x2_total, labels, centers)
+        if best is None or objective < best[2]:
+            best = (labels, centers, objective)
+    assert bool((torch.bincount(best[0], minlength=k) >= size_min).all())
+    return best[0].cpu(), best[1], best[2]
 
 
 def constrained_kmeans_batch(X: torch.Tensor, k: int, size_min: int, seed: int, n_init: int = 3,
                              max_iter: int = 100, tol: float = 1e-6):
-    """``constrained_kmeans`` of B matrices of one shape at once: X (B, n, d). Every matrix gets what it would get
-    alone with the same seed (its own generator, its own stopping), but the distance, argmin and centre-update
-    steps run batched over the matrices still iterating. Returns (labels (B, n), centers (B, k, d),
-    objectives: list of B floats)."""
-    B, n, d = X.shape
-    if k * size_min > n:
-        raise ValueError(f"k*size_min = {k * size_min} > {n} rows")
-    X = X.detach().float()
-    x2 = _row_sq_norms(X)
-    x2_total = [float((Xd * Xd).sum()) for Xd in (x.double() for x in X)]
-    dev = X.device
-    gens = [torch.Generator().manual_seed(seed) for _ in range(B)]
-    best_labels = torch.empty(B, n, dtype=torch.long, device=dev)
-    best_centers = torch.empty(B, k, d, dtype=X.dtype, device=dev)
-    best_obj = [float("inf")] * B
-    for _ in range(n_init):
-        centers = torch.stack([_kmeans_pp(X[b], k, gens[b], x2[b]) for b in range(B)])
-        labels = torch.full((B, n), -1, dtype=torch.long, device=dev)
-        prev = [float("inf")] * B
-        running = set(range(B))
-        # the matrices computed on each step: the running ones plus finished ones not dropped yet (dropping copies X)
-        work, Xw, x2w, cw, lw = list(range(B)), X, x2, centers, labels
-        for _ in range(max_iter):
-            if not running:
-                break
-            if len(running) <= len(work) // 2:  # finished matrices are half the batch: drop them
-                centers[work], labels[work] = cw, lw
-                keep = [j for j, b in enumerate(work) if b in running]
-                work = [work[j] for j in keep]
-                sel = torch.tensor(keep, device=dev)
-                Xw, x2w, cw, lw = (t.index_select(0, sel) for t in (Xw, x2w, cw, lw))
-            D = _sq_dists(Xw, cw, x2w)  # (b, n, k)
-            new = D.argmin(-1)
-            counts = torch.zeros(len(work), k, dtype=torch.long, device=dev).scatter_add_(1, new, torch.ones_like(new))
-            for j in torch.nonzero((counts < size_min).any(1)).flatten().tolist():
-                new[j] = constrained_assignment(D[j], size_min)
-                counts[j] = torch.bincount(new[j], minlength=k)
-            update = []
-            for j, b in enumerate(work):
-                if b not in running:
-                    continue
-                if torch.equal(new[j], lw[j]):
-                    running.discard(b)  # the centres are already the means of these labels: a fixed point
-                    continue
-                update.append(j)
-                obj = float(D[j].gather(1, new[j][:, None]).sum())
-                if prev[b] - obj <= tol * max(obj, 1e-30):
-                    running.discard(b)
-                prev[b] = obj
-            if not update:
-                continue
-            offsets = torch.arange(len(work), device=dev)[:, None] * k
-            sums = torch.zeros(len(work) * k, d, dtype=X.dtype, device=dev).index_add_(
-                0, (new + offsets).flatten(), Xw.reshape(-1, d)).view(len(work), k, d)
-            fresh = sums / counts.clamp_min(1).to(X.dtype)[..., None]
-            if len(update) == len(work):
-                cw, lw = fresh, new
-            else:
-                sel = torch.tensor(update, device=dev)
-                cw, lw = cw.index_copy(0, sel, fresh[sel]), lw.index_copy(0, sel, new[sel])
-        centers[work], labels[work] = cw, lw
-        for b in range(B):
-            objective = _objective_from_sums(X[b].double(), x2_total[b], labels[b], centers[b])
-            if objective < best_obj[b]:
-                best_labels[b], best_centers[b], best_obj[b] = labels[b], centers[b], objective
-    assert bool((torch.stack([torch.bincount(lab, minlength=k) for lab in best_labels]) >= size_min).all())
-    return best_labels.cpu(), best_centers, best_obj
+    """``constrained_kmeans`` of B matrices of one shape, X (B, n, d), each as it is alone (same seed). Returns
+    (labels (B, n), centers (B, k, d), objectives: list of B floats)."""
+    results = [constrained_kmeans(x, k, size_min, seed, n_init, max_iter, tol) for x in X]
+    return (torch.stack([r[0] for r in results]), torch.stack([r[1] for r in results]),
+            [r[2] for r in results])

@@ -106,7 +106,8 @@ class IDLoRAModel(LinearAdapterTuner):
         else:
             weights = {key: lin.weight for key, lin in linears.items()}
             indices = pmrc.select_rows_for_modules(
-                weights, config.k, config.r, config.selection, config.seed, config.pmrc_backend
+                weights, config.k, config.r, config.selection, config.seed, config.pmrc_backend,
+                restarts=config.pmrc_restarts,
             )
         self._pending_frozen = {**getattr(self, "_pending_frozen", {}), adapter_name: indices}
 
