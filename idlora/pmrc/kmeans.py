@@ -4,11 +4,12 @@
 assignment step is a min-cost flow with every cluster holding at least ``size_min`` rows, best of ``n_init``
 seeded restarts. ``select_nearest_rows`` then takes the r rows nearest each centroid.
 
-``constrained_kmeans`` (one matrix) and ``constrained_kmeans_batch`` (many of one shape, each bit-identical to its
-solo run) are the torch backend: the same algorithm (k-means++ seeding, Lloyd steps with an exact constrained
-assignment, best of ``n_init``) on CPU or CUDA. Per Lloyd step they read X twice (one matmul for the distances,
-one index_add for the centres); the constrained assignment solves its min-cost flow on the rows near a cluster
-boundary only and certifies the result on all rows (``assignment_certificate``).
+``constrained_kmeans`` is the torch backend: the same algorithm (k-means++ seeding, Lloyd steps with an exact
+constrained assignment, best of ``n_init``) on CPU or CUDA. Per Lloyd step it reads X once, in chunks of rows that
+stay in cache: each chunk gives every running restart its distances (one matmul), labels and the new centres' sums
+(index_add) while it is in cache. The constrained assignment, when the nearest-centre labels break the size bound,
+solves its min-cost flow on the rows near a cluster boundary only and certifies the result on all rows
+(``assignment_certificate``). The indices are those of the first implementation, bit for bit (tests/kmeans_v1.py).
 """
 
 from __future__ import annotations
@@ -44,14 +45,10 @@ def select_nearest_rows(X: torch.Tensor, labels: torch.Tensor, centers: torch.Te
     ``((X[members] - c) ** 2).sum(1)`` (tested)."""
     X, labels = X.detach().cpu(), labels.cpu()
     centers = centers.detach().double().cpu()
-    n, d = X.shape
-    dist = torch.empty(n, dtype=torch.float64)
-    buf = torch.empty(chunk, d, dtype=torch.float64)
-    for s in range(0, n, chunk):
-        b = buf[: min(chunk, n - s)]
-        b.copy_(X[s:s + chunk])
-        b.sub_(centers[labels[s:s + chunk]]).mul_(b)
-        torch.sum(b, 1, out=dist[s:s + chunk])
+    dist = torch.empty(X.shape[0], dtype=torch.float64)
+    for s, b in _double_chunks(X, chunk):
+        b.sub_(centers[labels[s:s + b.shape[0]]]).mul_(b)
+        torch.sum(b, 1, out=dist[s:s + b.shape[0]])
     out = []
     for i in range(centers.shape[0]):
         members = torch.nonzero(labels == i).flatten()
@@ -64,12 +61,22 @@ def select_nearest_rows(X: torch.Tensor, labels: torch.Tensor, centers: torch.Te
 
 
 # ---- fast backend ----------------------------------------------------------------------------------------------
-def _objective(S: torch.Tensor, x2_total: float, labels: torch.Tensor, centers: torch.Tensor) -> float:
-    """``kmeans_objective`` without (n, d) temporaries, in float64, from S (k, d): the float64 sums of each
-    cluster's rows: sum_i ||x_i - c_l(i)||^2 = sum_i ||x_i||^2 - 2 sum_c c.S_c + sum_c n_c ||c||^2."""
-    c = centers.double()
-    n_c = torch.bincount(labels, minlength=c.shape[0]).to(c.dtype)
-    return float(x2_total - 2 * (c * S).sum() + (n_c * (c * c).sum(1)).sum())
+def _objectives(X: torch.Tensor, runs: list[tuple[torch.Tensor, torch.Tensor]]) -> list[float]:
+    """``kmeans_objective`` of each (labels, centers) of ``runs``, in float64, in one pass over X without (n, d)
+    temporaries: sum_i ||x_i - c_l(i)||^2 = sum_i ||x_i||^2 - 2 sum_i x_i.c_l(i) + sum_c n_c ||c||^2."""
+    total = torch.zeros((), dtype=torch.float64, device=X.device)
+    cross = [torch.zeros((), dtype=torch.float64, device=X.device) for _ in runs]
+    cd = [c.double().T for _, c in runs]
+    for s, b in _double_chunks(X):
+        total += torch.dot(b.view(-1), b.view(-1))
+        for acc, (labels, _), ct in zip(cross, runs, cd):
+            acc += (b @ ct).gather(1, labels[s:s + b.shape[0], None]).sum()
+    out = []
+    for acc, (labels, c) in zip(cross, runs):
+        c = c.double()
+        n_c = torch.bincount(labels, minlength=c.shape[0]).to(c.dtype)
+        out.append(float(total - 2 * acc + (n_c * (c * c).sum(1)).sum()))
+    return out
 
 
 def _row_sq_norms(X: torch.Tensor, chunk: int = 8192) -> torch.Tensor:
@@ -215,49 +222,56 @@ def constrained_assignment(D: torch.Tensor, size_min: int) -> torch.Tensor:
 
 
 def _chunk_rows(d: int) -> int:
-    """Rows per chunk of a pass over X: a chunk of float32 rows of width d stays in cache (~4 MiB), so every
-    restart's work on it reads it from cache, not memory. Row-wise results do not depend on the chunk (tested)."""
+    """Rows per chunk of a pass over X: a chunk of float32 rows of width d stays in a core's L2 cache (2 MiB, the
+    fastest of 1-32 MiB measured on the 8B shapes), so every restart's work on it reads it from cache, not memory.
+    Row-wise results do not depend on the chunk (tested)."""
     return max(1, CHUNK_BYTES // (4 * d))
 
 
-CHUNK_BYTES = 16 * 2**20
+CHUNK_BYTES = 2 * 2**20
 
 
-def _norms_and_total(X: torch.Tensor, step: int) -> tuple[torch.Tensor, float]:
-    """One pass over X: its rows' squared norms (n, 1), float32 (``_row_sq_norms``' values), and sum ||x||^2 in
-    float64 (the objective's constant term)."""
-    x2 = torch.empty(X.shape[0], 1, dtype=X.dtype, device=X.device)
-    total = torch.zeros((), dtype=torch.float64, device=X.device)
-    for s in range(0, X.shape[0], step):
-        x = X[s:s + step]
-        x2[s:s + step] = (x * x).sum(-1, keepdim=True)
-        xd = x.double()
-        total += (xd * xd).sum()
-    return x2, float(total)
+def _double_chunks(X: torch.Tensor, rows: int | None = None):
+    """(start, the next rows of X converted to float64) over X, in one reused buffer: a fresh float64 copy per chunk
+    would cost more in page faults than the arithmetic on it. The buffer is overwritten by the next chunk."""
+    rows = rows or max(1, F64_CHUNK_BYTES // (8 * X.shape[1]))
+    buf = torch.empty(min(rows, X.shape[0]), X.shape[1], dtype=torch.float64, device=X.device)
+    for s in range(0, X.shape[0], rows):
+        b = buf[: min(rows, X.shape[0] - s)]
+        b.copy_(X[s:s + rows])
+        yield s, b
 
 
-def _sq_dists_many(X: torch.Tensor, centers: list[torch.Tensor], x2: torch.Tensor, step: int) -> list[torch.Tensor]:
-    """``_sq_dists(X, c, x2)`` for each c of ``centers`` (k, d), bit for bit, in one pass over X: each chunk of rows
-    is read once and serves every set of centres. D_j = ||x||^2 - 2 x.c_j + ||c_j||^2 (n, k)."""
+F64_CHUNK_BYTES = 2**20
+
+
+def _lloyd_pass(X: torch.Tensor, centers: list[torch.Tensor], x2: torch.Tensor, step: int):
+    """One pass over X for a Lloyd step of each set of centres (k, d): per chunk of rows, read once, the distances
+    D_j = ||x||^2 - 2 x.c_j + ||c_j||^2 (``_sq_dists``' bits), their argmin, and the chunk's rows added into the sums
+    of those nearest clusters while the chunk is in cache. Returns (D (n, k), argmin labels (n,), sums (k, d)) per
+    set: the sums are the centres' update whenever the unconstrained argmin already meets the size bound."""
+    n, k = X.shape[0], centers[0].shape[0]
     c2 = [(c * c).sum(-1).unsqueeze(-2) for c in centers]
     ct = [c.transpose(-1, -2) for c in centers]
-    out = [torch.empty(X.shape[0], c.shape[0], dtype=X.dtype, device=X.device) for c in centers]
-    for s in range(0, X.shape[0], step):
+    out = [(torch.empty(n, k, dtype=X.dtype, device=X.device), torch.empty(n, dtype=torch.long, device=X.device),
+            torch.zeros(k, X.shape[1], dtype=X.dtype, device=X.device)) for _ in centers]
+    for s in range(0, n, step):
         x, xs = X[s:s + step], x2[s:s + step]
-        for D, t, q in zip(out, ct, c2):
-            D[s:s + step] = (xs - (x @ t).mul_(2) + q).clamp_min_(0)
+        for (D, labels, S), t, q in zip(out, ct, c2):
+            d = D[s:s + step]
+            d.copy_((xs - (x @ t).mul_(2) + q).clamp_min_(0))
+            lab = labels[s:s + step]
+            torch.argmin(d, -1, out=lab)
+            S.index_add_(0, lab, x)
     return out
 
 
-def _cluster_sums_many(X: torch.Tensor, labels: list[torch.Tensor], k: int, step: int,
-                       dtype: torch.dtype | None = None) -> list[torch.Tensor]:
-    """S_c = sum of the rows labelled c (k, d), for each labelling, in one pass over X (``dtype``: accumulate in it,
-    e.g. float64, converting a chunk at a time). index_add_ adds the rows in order whatever the chunking: the same
-    bits as one index_add_ over all of X (tested)."""
-    dtype = dtype or X.dtype
-    sums = [torch.zeros(k, X.shape[1], dtype=dtype, device=X.device) for _ in labels]
+def _cluster_sums_many(X: torch.Tensor, labels: list[torch.Tensor], k: int, step: int) -> list[torch.Tensor]:
+    """S_c = sum of the rows labelled c (k, d), for each labelling, in one pass over X. index_add_ adds the rows in
+    order whatever the chunking: the same bits as one index_add_ over all of X (tested)."""
+    sums = [torch.zeros(k, X.shape[1], dtype=X.dtype, device=X.device) for _ in labels]
     for s in range(0, X.shape[0], step):
-        x = X[s:s + step].to(dtype)
+        x = X[s:s + step]
         for S, lab in zip(sums, labels):
             S.index_add_(0, lab[s:s + step], x)
     return sums
@@ -265,9 +279,10 @@ def _cluster_sums_many(X: torch.Tensor, labels: list[torch.Tensor], k: int, step
 
 def _lloyd_restarts(X: torch.Tensor, x2: torch.Tensor, starts: list[torch.Tensor], size_min: int, max_iter: int,
                     tol: float, step: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Lloyd iterations from each start (k, d) at once: per step, one pass over X gives the distances of every
-    restart still running and one more its new centres. Each restart stops on its own (a fixed point, or an
-    objective gain <= tol), exactly as it would alone. Returns (labels (n,), centers (k, d)) per restart."""
+    """Lloyd iterations from each start (k, d) at once: per step, one pass over X gives every running restart's
+    distances, labels and (unless the size bound moves some rows: one more pass) new centres. Each restart stops on
+    its own (a fixed point, or an objective gain <= tol), exactly as it would alone. Returns (labels (n,),
+    centers (k, d)) per restart."""
     n, k = X.shape[0], starts[0].shape[0]
     centers = list(starts)
     labels = [torch.full((n,), -1, dtype=torch.long, device=X.device) for _ in starts]
@@ -277,23 +292,23 @@ def _lloyd_restarts(X: torch.Tensor, x2: torch.Tensor, starts: list[torch.Tensor
         if not running:
             break
         update = {}
-        for j, D in zip(running, _sq_dists_many(X, [centers[j] for j in running], x2, step)):
-            new = D.argmin(-1)
+        for j, (D, new, S) in zip(running, _lloyd_pass(X, [centers[j] for j in running], x2, step)):
             if bool((torch.bincount(new, minlength=k) < size_min).any()):
-                new = constrained_assignment(D, size_min)
+                new, S = constrained_assignment(D, size_min), None  # other labels: their sums are summed again
             if torch.equal(new, labels[j]):
                 continue  # the centres are already the means of these labels: a fixed point
             obj = float(D.gather(1, new[:, None]).sum())
-            update[j] = (new, prev[j] - obj <= tol * max(obj, 1e-30))
+            update[j] = [new, S, prev[j] - obj <= tol * max(obj, 1e-30)]
             prev[j] = obj
+        redo = [u for u in update.values() if u[1] is None]
+        for u, S in zip(redo, _cluster_sums_many(X, [u[0] for u in redo], k, step) if redo else []):
+            u[1] = S
         done = set(running) - set(update)
-        if update:
-            sums = _cluster_sums_many(X, [new for new, _ in update.values()], k, step)
-            for (j, (new, converged)), S in zip(update.items(), sums):
-                counts = torch.bincount(new, minlength=k)
-                centers[j], labels[j] = S / counts.clamp_min(1).to(X.dtype)[..., None], new
-                if converged:
-                    done.add(j)
+        for j, (new, S, converged) in update.items():
+            counts = torch.bincount(new, minlength=k)
+            centers[j], labels[j] = S / counts.clamp_min(1).to(X.dtype)[..., None], new
+            if converged:
+                done.add(j)
         running = [j for j in running if j not in done]
     return list(zip(labels, centers))
 
@@ -312,14 +327,12 @@ def constrained_kmeans(X: torch.Tensor, k: int, size_min: int, seed: int, n_init
         raise ValueError(f"k*size_min = {k * size_min} > {n} rows")
     X = X.detach().float()
     step = _chunk_rows(d)
-    x2, x2_total = _norms_and_total(X, step)
+    x2 = torch.cat([(x * x).sum(-1, keepdim=True) for x in X.split(step)])  # _row_sq_norms' values
     gen = torch.Generator().manual_seed(seed)
     starts = [_kmeans_pp(X, k, gen, x2) for _ in range(n_init)]
     runs = _lloyd_restarts(X, x2, starts, size_min, max_iter, tol, step)
-    sums = _cluster_sums_many(X, [labels for labels, _ in runs], k, step, torch.float64)
     best = None
-    for (labels, centers), S in zip(runs, sums):
-        objective = _objective(S, x2_total, labels, centers)
+    for (labels, centers), objective in zip(runs, _objectives(X, runs)):
         if best is None or objective < best[2]:
             best = (labels, centers, objective)
     assert bool((torch.bincount(best[0], minlength=k) >= size_min).all())
