@@ -118,6 +118,13 @@ def test_pmrc_cost_quick_writes_its_files(tmp_path):
     c = doc["models"]["llama32_3b"]
     assert c["matrices"] == 7 * 28 and c["seconds_reference"] > 0 and c["seconds_torch"] > 0
     assert c["peak_mib_reference"] >= 0
+    from idlora.bench.pmrc_cost import measure, measure_all, paper_restarts
+
+    assert c["torch_timing"] == "every matrix, measured" and c["restarts_torch"] == paper_restarts() == 1
+    assert len(c["objective_ratio_per_shape"]) == 4 and 0.95 < c["objective_ratio_max"] < 1.05
+    # the every-matrix run's first matrix of a shape is the one measured against the reference
+    full = measure_all("llama32_3b", 4, 1, {(48, 16): 3})
+    assert full["objective_first"]["48x16"] == measure(48, 16, 4, "torch", restarts=1)["objective"]
     md = (tmp_path / "tables" / "table_pmrc_cost.md").read_text()
     assert md.count("llama32_3b") == 1 and md.startswith("# Beyond the paper (table_pmrc_cost)")
     assert "Scale: `tiny shapes (quick)`" in md and "ours / paper" not in md

@@ -49,35 +49,65 @@ def _rss_bytes() -> int:
         return int(f.read().split()[1]) * resource.getpagesize()
 
 
-def _child(conn, d_out, d_in, r, backend, seed):
+def _random_matrix(d_out: int, d_in: int, seed: int) -> torch.Tensor:
+    return torch.randn(d_out, d_in, generator=torch.Generator().manual_seed(seed))
+
+
+def _select_timed(W: torch.Tensor, r: int, backend: str, restarts, seed: int = 0) -> tuple[float, float]:
+    """(seconds, objective) of PMRC on W as ID-LoRA's set-up runs it: the clustering and the r rows per cluster."""
+    from .. import pmrc
     from ..pmrc import kmeans as pmrc_kmeans
 
-    W = torch.randn(d_out, d_in, generator=torch.Generator().manual_seed(seed))
-    base = _rss_bytes()
     start = time.perf_counter()
-    fn = pmrc_kmeans.reference_kmeans if backend == "reference" else pmrc_kmeans.constrained_kmeans
-    _, _, objective = fn(W, K, r, seed)
-    seconds = time.perf_counter() - start
+    labels, centers, objective = pmrc.cluster(W, K, r, seed, backend, restarts)
+    pmrc_kmeans.select_nearest_rows(W, labels, centers, r)
+    return time.perf_counter() - start, objective
+
+
+def _child_one(d_out, d_in, r, backend, restarts, seed):
+    W = _random_matrix(d_out, d_in, seed)
+    base = _rss_bytes()
+    seconds, objective = _select_timed(W, r, backend, restarts, seed)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    conn.send({"seconds": seconds, "peak_bytes": max(0, peak - base), "objective": objective})
+    return {"seconds": seconds, "peak_bytes": max(0, peak - base), "objective": objective}
+
+
+def _child_all(shapes, r, restarts):
+    """Every matrix of a model (``shapes``: [(d_out, d_in, count)]), random, the j-th of a shape seeded j: the
+    0-th is the matrix ``measure`` clusters. Matrix generation is not timed."""
+    out = {"seconds": 0.0, "seconds_per_shape": {}, "objective_first": {}}
+    for d_out, d_in, count in shapes:
+        total = 0.0
+        for j in range(count):
+            seconds, objective = _select_timed(_random_matrix(d_out, d_in, j), min(r, d_out // K), "torch", restarts)
+            total += seconds
+            if j == 0:
+                out["objective_first"][f"{d_out}x{d_in}"] = objective
+        out["seconds_per_shape"][f"{d_out}x{d_in}"] = total
+        out["seconds"] += total
+    return out
+
+
+def _child(conn, fn, args):
+    conn.send(fn(*args))
     conn.close()
 
 
-def measure(d_out: int, d_in: int, r: int, backend: str, seed: int = 0) -> dict:
-    """Time and peak extra memory of clustering one random (d_out, d_in) matrix, in a fresh child process.
+def _spawned(fn, args, what: str):
+    """``fn(*args)`` in a fresh (spawned) child process: its memory is measured from a clean start.
 
     Spawned, not forked: a fork of a process whose torch/OpenMP thread pool has run can deadlock in the child
     (seen: a child waiting on a futex for 11 min in the test suite)."""
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe(duplex=False)
-    p = ctx.Process(target=_child, args=(child, d_out, d_in, r, backend, seed))
+    p = ctx.Process(target=_child, args=(child, fn, args))
     p.start()
     child.close()
     try:
         while not parent.poll(1.0):
             if not p.is_alive():
-                raise RuntimeError(f"PMRC cost: the child clustering a {d_out}x{d_in} matrix ({backend}) exited "
-                                   f"with code {p.exitcode} before reporting.")
+                raise RuntimeError(f"PMRC cost: the child clustering {what} exited with code {p.exitcode} before "
+                                   "reporting.")
         out = parent.recv()
     finally:
         p.join(timeout=60)
@@ -86,48 +116,86 @@ def measure(d_out: int, d_in: int, r: int, backend: str, seed: int = 0) -> dict:
     return out
 
 
-def model_cost(model: str, r: int, backends=BACKENDS, cache: dict | None = None) -> dict:
-    """Estimated seconds and measured peak memory to cluster every targeted matrix of ``model``."""
-    shapes = projection_shapes(model)
+def measure(d_out: int, d_in: int, r: int, backend: str, seed: int = 0, restarts: int | None = None) -> dict:
+    """Time, peak extra memory and objective of PMRC on one random (d_out, d_in) matrix, in a fresh child."""
+    return _spawned(_child_one, (d_out, d_in, r, backend, restarts, seed), f"a {d_out}x{d_in} matrix ({backend})")
+
+
+def measure_all(model: str, r: int, restarts: int | None, shapes=None) -> dict:
+    """The torch backend on every targeted matrix of ``model`` (random values of the real shapes), in a fresh child:
+    total seconds (what set-up costs, not an extrapolation) and the objective of each shape's first matrix."""
+    shapes = shapes or projection_shapes(model)
+    return _spawned(_child_all, ([(a, b, n) for (a, b), n in shapes.items()], r, restarts), f"every {model} matrix")
+
+
+def paper_restarts() -> int | None:
+    """The paper scale's ``pmrc_restarts`` (what ``scale=paper`` clusters with)."""
+    from ..config import load_group
+
+    return load_group("scale", "paper").get("pmrc_restarts")
+
+
+def model_cost(model: str, r: int, backends=BACKENDS, cache: dict | None = None, every_matrix: bool = False,
+               shapes=None, restarts: int | None = None) -> dict:
+    """Seconds and peak memory to cluster every targeted matrix of ``model`` (torch: with ``restarts``), one matrix
+    of each shape per backend: the torch/reference objective ratio on the same matrix, the time extrapolated to all.
+    ``every_matrix``: the torch backend's time measured on all of them instead."""
+    shapes = shapes or projection_shapes(model)
     cache = {} if cache is None else cache
-    out = {"matrices": sum(shapes.values()), "r": r, "k": K, "shapes": {f"{a}x{b}": n for (a, b), n in shapes.items()}}
+    out = {"matrices": sum(shapes.values()), "r": r, "k": K, "restarts_torch": restarts,
+           "shapes": {f"{a}x{b}": n for (a, b), n in shapes.items()}}
+    per_shape = {}
     for backend in backends:
         total, peak = 0.0, 0
         for (d_out, d_in), n in shapes.items():
-            key = (d_out, d_in, min(r, d_out // K), backend)
+            key = (d_out, d_in, min(r, d_out // K), backend, 0, restarts if backend == "torch" else None)
             if key not in cache:  # models sharing a shape (LLaMA-3-8B, Mistral-7B) share the measurement
                 cache[key] = measure(*key)
             total += n * cache[key]["seconds"]
             peak = max(peak, cache[key]["peak_bytes"])
+            per_shape.setdefault(f"{d_out}x{d_in}", {})[backend] = cache[key]["objective"]
         out[f"seconds_{backend}"] = total
         out[f"peak_mib_{backend}"] = peak / 2**20
+    out["torch_timing"] = "one matrix per shape, extrapolated"
+    if every_matrix and "torch" in backends:
+        key = ("every matrix", tuple(shapes.items()), r, restarts)
+        if key not in cache:  # Mistral-7B has LLaMA-3-8B's shapes: the same random matrices, measured once
+            cache[key] = measure_all(model, r, restarts, shapes)
+        full = cache[key]
+        out["seconds_torch"], out["seconds_torch_per_shape"] = full["seconds"], full["seconds_per_shape"]
+        out["torch_timing"] = "every matrix, measured"
+    if set(backends) == set(BACKENDS):
+        out["objective_ratio_per_shape"] = {s: o["torch"] / o["reference"] for s, o in per_shape.items()}
+        out["objective_ratio_max"] = max(out["objective_ratio_per_shape"].values())
     return out
 
 
-def smollm2_cost(r: int = 32) -> dict | None:
-    """SmolLM2-135M measured on its real weights (every targeted matrix), if its cached weights exist."""
-    from ..models import cache_dir
+def smollm2_cost(r: int = 32) -> dict:
+    """SmolLM2-135M on its real weights, every targeted matrix, both backends (torch at the mini scale's restarts,
+    the backend's default; and at the paper scale's, for its objective on real weights): time and the largest
+    per-matrix torch/reference objective ratio."""
+    from ..config import load_group
     from ..methods import PAPER_TARGETS as TARGETS
+    from ..models import load_model_and_tokenizer
 
-    path = cache_dir() / "models" / "smollm2_135m" / "model.safetensors"
-    if not path.exists():
-        return None
-    from safetensors.torch import load_file
-
-    from .. import pmrc
-    from ..pmrc import kmeans as pmrc_kmeans
-
-    weights = [w for n, w in load_file(path).items() if n.endswith(".weight") and n.split(".")[-2] in TARGETS]
-    out = {"matrices": len(weights), "r": r, "k": K, "measured": "real weights, every matrix"}
-    for backend in BACKENDS:
-        start = time.perf_counter()
-        if backend == "reference":
-            for W in weights:
-                pmrc_kmeans.reference_kmeans(W, K, r, 0)
-        else:  # as ID-LoRA's set-up runs it: same-shape matrices in batches
-            pmrc.cluster_batch(weights, K, r, 0)
-        out[f"seconds_{backend}"] = time.perf_counter() - start
-        out[f"peak_mib_{backend}"] = None
+    model = load_model_and_tokenizer(load_group("model", "smollm2_135m"))[0]
+    weights = [m.weight.detach().float() for n, m in model.named_modules() if n.rsplit(".", 1)[-1] in TARGETS]
+    del model
+    out = {"matrices": len(weights), "r": r, "k": K, "restarts_torch": None, "torch_timing": "every matrix, measured",
+           "measured": "real weights, every matrix"}
+    objectives = {}
+    for backend, restarts in (("reference", None), ("torch", None), ("torch", paper_restarts())):
+        seconds, objectives[backend, restarts] = 0.0, []
+        for W in weights:
+            t, objective = _select_timed(W, r, backend, restarts)
+            seconds, objectives[backend, restarts] = seconds + t, objectives[backend, restarts] + [objective]
+        if (backend, restarts) != ("torch", paper_restarts()):
+            out[f"seconds_{backend}"], out[f"peak_mib_{backend}"] = seconds, None
+        else:
+            out["seconds_torch_paper_restarts"] = seconds
+    ref = objectives["reference", None]
+    out["objective_ratio_max"] = max(t / o for t, o in zip(objectives["torch", None], ref))
+    out["objective_ratio_max_paper_restarts"] = max(t / o for t, o in zip(objectives["torch", paper_restarts()], ref))
     return out
 
 
@@ -136,14 +204,23 @@ def run(out_json: str | Path = "results/bench/pmrc_cost.json", out_tables: str |
     from tqdm.auto import tqdm
 
     results, cache = {}, {}
-    small = smollm2_cost() if not quick else None
-    if small:
-        results["smollm2_135m"] = small
+    if not quick:
+        results["smollm2_135m"] = smollm2_cost()
+    restarts = paper_restarts()
     for m in tqdm(models, desc="PMRC cost", unit="model"):
-        results[m] = model_cost(m, 8 if quick else MODELS[m], cache=cache) if not quick else _quick(m, cache)
+        shapes = projection_shapes(m)
+        if quick:  # a seconds-long stand-in for tests: the same code path on 1/64-scale shapes
+            shapes = {(max(32, a // 64), max(16, b // 64)): n for (a, b), n in shapes.items()}
+        results[m] = model_cost(m, 4 if quick else MODELS[m], cache=cache, every_matrix=True, shapes=shapes,
+                                restarts=restarts)
     doc = {"k": K, "quick": quick, "models": results,
-           "note": "LLaMA-3-8B, Mistral-7B, LLaMA-3.2-3B: one random matrix of each "
-           "distinct shape clustered, time extrapolated to every matrix; SmolLM2: real weights, every matrix."}
+           "note": "LLaMA-3-8B, Mistral-7B, LLaMA-3.2-3B (random values, the real shapes): the torch backend timed "
+           "on every matrix, at the paper scale's restarts (scale.pmrc_restarts); the reference on one matrix of each "
+           "distinct shape, its time extrapolated to every matrix; the objective ratio (torch / reference) on that "
+           "same matrix, the largest over shapes. SmolLM2: real weights, every matrix, the mini scale's restarts "
+           "(the torch backend's default, 3).",
+           "provenance": {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "threads": torch.get_num_threads(),
+                          "torch": torch.__version__}}
     atomic_write_json(out_json, doc)
     write_table(doc, out_tables, source=str(out_json))
     return doc
@@ -162,36 +239,29 @@ def rebuild_table(path: str | Path = "results/bench/pmrc_cost.json", out_tables:
     return write_table(doc, out_tables, source=str(path))
 
 
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.5f}" if 0.5 < v < 2 else f"{v:,.1f}"  # an objective ratio shows its 0.01% digits
+    return f"{v:,}" if isinstance(v, int) else str(v)
+
+
 def write_table(doc: dict, out_tables: str | Path = "results/tables", source: str = "results/bench/pmrc_cost.json"):
     """``table_pmrc_cost.{md,tex,json}`` from a ``pmrc_cost.json`` document (``scripts/pmrc_cost.py table=true``)."""
     from ..reports.tables.render import Table
 
-    cols = ["matrices", "r", "seconds_reference", "seconds_torch", "speedup", "peak_mib_reference", "peak_mib_torch"]
+    cols = ["matrices", "r", "restarts_torch", "seconds_reference", "seconds_torch", "torch_timing", "speedup",
+            "objective_ratio_max", "peak_mib_reference", "peak_mib_torch"]
     t = Table(name="table_pmrc_cost", title="PMRC preprocessing cost per model and backend (k=4; r=128 on the paper's models, the mini r on SmolLM2)",
               scale="tiny shapes (quick)" if doc.get("quick") else "measured on this machine",
               rows=list(doc["models"]), columns=cols, missing_note="not measured",
-              fmt=lambda v: f"{v:,.1f}" if isinstance(v, float) else f"{v:,}" if isinstance(v, int) else str(v))
+              fmt=_fmt)
     for m, c in doc["models"].items():
         vals = dict(c, speedup=c["seconds_reference"] / max(c["seconds_torch"], 1e-9))
+        vals["restarts_torch"] = c.get("restarts_torch") or 3  # null: the torch backend's default
         for col in cols:
             t.add(m, col, vals.get(col), runs=[source])
     t.notes.append(doc["note"] + " Peak memory: the largest rise of resident memory while clustering one matrix "
                    "(not measured for SmolLM2, clustered in-process on its real weights). Reference: "
                    "k-means-constrained (the paper's); torch: this project's size-constrained k-means "
-                   "(method.pmrc_backend).")
+                   "(method.pmrc_backend), restarts_torch its seeded restarts (method.pmrc_restarts).")
     return t.write(out_tables)
-
-
-def _quick(model: str, cache: dict) -> dict:
-    """A seconds-long stand-in for tests: the same code path on 1/64-scale shapes."""
-    shapes = {(max(32, a // 64), max(16, b // 64)): n for (a, b), n in projection_shapes(model).items()}
-    out = {"matrices": sum(shapes.values()), "r": 4, "k": K}
-    for backend in BACKENDS:
-        total, peak = 0.0, 0
-        for (d_out, d_in), n in shapes.items():
-            key = (d_out, d_in, 4, backend)
-            if key not in cache:
-                cache[key] = measure(*key)
-            total, peak = total + n * cache[key]["seconds"], max(peak, cache[key]["peak_bytes"])
-        out[f"seconds_{backend}"], out[f"peak_mib_{backend}"] = total, peak / 2**20
-    return out
