@@ -4,8 +4,10 @@ Writes results/bench/efficiency.json (ratios, medians of interleaved trials, mea
 prints a table.
 
 Options (key=value): model=NAME (a config of configs/model, default smollm2_135m, the mini scale), quick=true (tiny
-model, few trials: checks the pipeline in seconds), trials=N, parts=infer,train,pmrc[,compile] (which parts to
-measure, default infer,train,pmrc; ``compile``, the prompt forward of every method torch.compile'd over the compiled
+model, few trials: checks the pipeline in seconds), trials=N (the mini panel's paired trials, default 7),
+shape_trials=N (the paper-shape panel's, default 15), parts=shapes,infer,train,pmrc[,compile] (which parts to
+measure, default shapes,infer,train,pmrc; ``shapes``: every method at the paper's ranks on LLaMA-3-8B-shaped
+decoder layers, Figure 3's primary panel; ``compile``, the prompt forward of every method torch.compile'd over the compiled
 merged model, only when named: inductor compiles for minutes on a CPU), compile_backend=NAME (the compile part's
 torch.compile backend, default inductor; quick: eager), out=FILE (default results/bench/efficiency.json).
 """
@@ -20,11 +22,14 @@ def main(argv=None) -> None:
     from idlora.errors import ConfigError
 
     args = parse_overrides(sys.argv[1:] if argv is None else argv,
-                           {"model": None, "quick": ("true", "false"), "trials": None, "parts": None, "out": None,
+                           {"model": None, "quick": ("true", "false"), "trials": None, "shape_trials": None, "parts": None,
+                            "out": None,
                             "compile_backend": None})
-    trials = args.get("trials")
-    if trials is not None and not (trials.isdigit() and int(trials) > 0):
-        raise ConfigError(f"trials={trials!r} is not valid: give a positive number of trials (e.g. trials=7).")
+    for key in ("trials", "shape_trials"):
+        value = args.get(key)
+        if value is not None and not (value.isdigit() and int(value) > 0):
+            raise ConfigError(f"{key}={value!r} is not valid: give a positive number of trials (e.g. {key}=7).")
+    trials, shape_trials = args.get("trials"), args.get("shape_trials")
     backend = args.get("compile_backend")
     if backend is not None:
         import torch
@@ -41,6 +46,7 @@ def main(argv=None) -> None:
     quick = flag(args, "quick")
     run_efficiency_benchmark(model_name="tiny_llama" if quick else args.get("model", "smollm2_135m"), quick=quick,
                              trials=None if trials is None else int(trials),
+                             shape_trials=None if shape_trials is None else int(shape_trials),
                              out=args.get("out", "results/bench/efficiency.json"),
                              parts=parts, compile_backend=backend)
 

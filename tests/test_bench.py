@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).parents[1]
 KEYS = ["pmrc_speedup", "pmrc_objective_ratio", "pmrc_seconds_llama3_8b_estimate",
         "pmrc_seconds_llama3_8b_estimate_reference", "pmrc_seconds_llama3_8b_estimate_torch",
@@ -16,8 +18,11 @@ KEYS = ["pmrc_speedup", "pmrc_objective_ratio", "pmrc_seconds_llama3_8b_estimate
 TIMED = []
 for m in ("idlora", "hydralora", "moelora", "lora_unmerged", "dora_unmerged", "hydralora_official",
           "moelora_official"):
-    KEYS += [f"infer_time_ratio_{m}", f"decode_time_ratio_{m}", f"extra_memory_{m}"]
-    TIMED += [f"infer_time_ratio_{m}", f"decode_time_ratio_{m}"]
+    for prefix in ("", "paper_shapes_"):  # the mini panel and the paper-shape panel
+        KEYS += [f"{prefix}infer_time_ratio_{m}", f"{prefix}decode_time_ratio_{m}", f"{prefix}extra_memory_{m}",
+                 f"{prefix}adapter_bytes_{m}"]
+        TIMED += [f"{prefix}infer_time_ratio_{m}", f"{prefix}decode_time_ratio_{m}"]
+KEYS += ["pmrc_objective_ratio_max", "paper_shapes_extra_memory_ratio_idlora_vs_hydralora"]
 TIMED += ["train_step_ratio_idlora_vs_lora_input", "train_step_ratio_idlora_vs_lora_rows"]
 
 
@@ -36,7 +41,9 @@ def test_quick_benchmark_writes_every_key(tmp_path):
     assert all(lo <= metrics[k] <= hi for k, (lo, hi) in report["intervals"].items())
     assert report["settings"]["methods"]["moelora_official"] == {**report["settings"]["methods"]["moelora"],
                                                                  "impl": "official"}
-    assert set(report["parts"]) == {"infer", "train", "pmrc"}  # compile: only when asked for
+    assert set(report["parts"]) == {"shapes", "infer", "train", "pmrc"}  # compile: only when asked for
+    shapes = report["settings"]["paper_shapes"]
+    assert shapes["model"] == "llama3_8b" and shapes["layers"] == 1 and shapes["trials"] == 2
 
 
 def test_compiled_ratios_time_every_method_against_the_compiled_merged_model():
@@ -56,6 +63,30 @@ def test_compiled_ratios_time_every_method_against_the_compiled_merged_model():
                                                 "compiled_infer_time_ratio_moelora_official"]
     assert all(v > 0 for v in out.values())
     assert not hasattr(base, "peft_config")  # each adapter unloaded: the base is the plain model again
+
+
+@pytest.mark.parametrize("backend", [None, "eager"])
+def test_decode_pair_ratios_compare_two_adapters_on_copies_of_the_base(backend):
+    """ID-LoRA's decoding against unmerged LoRA's, each on its own copy of the base (eager, and compiled over a static
+    KV cache: backend eager checks the path in seconds); the generated tokens are those of the eager model."""
+    import torch
+
+    from idlora.bench.efficiency import _decoder, _randomize_adapter, decode_pair_ratios
+    from idlora.methods import apply_method
+    from idlora.models.tiny import tiny_llama
+
+    prompt = torch.randint(3, 200, (1, 6), generator=torch.Generator().manual_seed(0))
+    idlora = {"name": "idlora", "r": 4, "alpha": 8, "k": 4, "selection": "serial"}
+    lora = {"name": "lora", "r": 2, "alpha": 4}
+    base = tiny_llama()
+    ratios = decode_pair_ratios(base, idlora, lora, prompt, 3, trials=2, compile_backend=backend)
+    assert len(ratios) == 2 and all(r > 0 for r in ratios)
+    assert not hasattr(base, "peft_config")  # the base itself is never adapted
+    if backend:
+        model = apply_method(tiny_llama(), idlora)
+        _randomize_adapter(model)
+        eager = _decoder(model.eval(), prompt, 3)()
+        torch.testing.assert_close(_decoder(model, prompt, 3, backend)(), eager)
 
 
 def test_bench_options_are_checked():
@@ -168,6 +199,8 @@ def test_intervals_and_the_compile_part_follow_their_parts():
 
     assert metric_part("compiled_infer_time_ratio_idlora") == "compile"
     assert metric_part("infer_time_ratio_moelora_official") == "infer"
+    assert metric_part("paper_shapes_infer_time_ratio_idlora") == "shapes"
+    assert metric_part("paper_adapter_bytes_llama3_8b_idlora") == "infer"
     old = {"model": "m", "quick": False, "settings": {"compile_backend": "inductor"},
            "parts": {"infer": {"date": "d0"}, "compile": {"date": "d0"}},
            "metrics": {"infer_time_ratio_idlora": 1.1, "compiled_infer_time_ratio_idlora": 1.05},
@@ -179,3 +212,10 @@ def test_intervals_and_the_compile_part_follow_their_parts():
                                    "compiled_infer_time_ratio_idlora": [1.0, 1.1]}
     assert merged["metrics"]["compiled_infer_time_ratio_idlora"] == 1.05
     assert merged["settings"]["compile_backend"] == "inductor" and list(merged["parts"]) == ["infer", "compile"]
+    # the paper-shape panel, measured alone, keeps its settings and metrics through a later run of other parts
+    shapes = {**new, "settings": {"paper_shapes": {"layers": 1}}, "parts": {"shapes": {"date": "d2"}},
+              "metrics": {"paper_shapes_infer_time_ratio_idlora": 1.01}, "intervals": {}}
+    later = merge_parts(merge_parts(merged, shapes), new)
+    assert later["settings"]["paper_shapes"] == {"layers": 1} and later["settings"]["compile_backend"] == "inductor"
+    assert later["metrics"]["paper_shapes_infer_time_ratio_idlora"] == 1.01
+    assert list(later["parts"]) == ["shapes", "infer", "compile"]

@@ -9,7 +9,13 @@ of the per-trial ratio is reported (``median_ratio``), with a 95% bootstrap inte
 HydraLoRA and MoELoRA are timed twice in the same run: ours (one fused product per layer) and ``<method>_official``
 (``method.impl=official``: the official code's loop over the experts, the same function), so Figure 3 shows where
 the paper's overheads come from. The ``compile`` part (not run by default: inductor compiles for minutes on a
-CPU) times the prompt forward of every method ``torch.compile``'d over the compiled merged model.
+CPU) times the prompt forward of every method ``torch.compile``'d over the compiled merged model, and ID-LoRA's
+decoding against unmerged LoRA's, both compiled over a static KV cache.
+
+Parts: ``shapes`` (Figure 3's primary panel: every method at the paper's ranks on LLaMA-3-8B-shaped decoder
+layers, random weights; ``paper_shapes``; metrics prefixed ``paper_shapes_``), ``infer`` (the same on the
+benchmark's model, the mini scale's ranks; with ``decode_time_ratio_idlora_vs_lora_unmerged``, the two adapters'
+decoding paired directly), ``train``, ``pmrc`` (``bench.pmrc``) and ``compile``.
 
 Extra memory at inference is counted exactly, without a GPU: the adapter's parameters and buffers, plus the
 difference in *peak live tensor bytes* during a forward pass, tracked by a dispatch mode that records every
@@ -172,18 +178,18 @@ def inference_ratios(base, method_cfgs: dict[str, dict], prompt_batch: dict, dec
             with m.disable_adapter():
                 return m(**prompt_batch)
 
-        def decode(m=model):
-            return m.generate(input_ids=decode_prompt, max_new_tokens=new_tokens, min_new_tokens=new_tokens,
-                              do_sample=False, use_cache=True, pad_token_id=0)
+        decode = _decoder(model, decode_prompt, new_tokens)
 
         def decode_base(m=model):
             with m.disable_adapter():
-                return decode(m)
+                return decode()
 
         _record(out, intervals, f"infer_time_ratio_{name}", trial_ratios(forward, forward_base, trials))
         _record(out, intervals, f"decode_time_ratio_{name}", trial_ratios(decode, decode_base, trials))
         peak = peak_live_bytes(forward)
-        out[f"extra_memory_{name}"] = float(adapter_bytes(model) + max(0, peak - base_peak))
+        out[f"adapter_bytes_{name}"] = float(adapter_bytes(model))
+        out[f"activation_bytes_{name}"] = float(max(0, peak - base_peak))
+        out[f"extra_memory_{name}"] = out[f"adapter_bytes_{name}"] + out[f"activation_bytes_{name}"]
         model.unload()  # back to the plain base model for the next method
         if hasattr(base, "peft_config"):
             del base.peft_config
@@ -191,6 +197,42 @@ def inference_ratios(base, method_cfgs: dict[str, dict], prompt_batch: dict, dec
         if f"extra_memory_{other}" in out and "extra_memory_idlora" in out:
             out[f"extra_memory_ratio_idlora_vs_{other}"] = out["extra_memory_idlora"] / out[f"extra_memory_{other}"]
     return out
+
+
+def _decoder(model, decode_prompt: torch.Tensor, new_tokens: int, compile_backend: str | None = None):
+    """Batch-1 greedy decoding of ``new_tokens`` tokens by ``model``; ``compile_backend``: its forward
+    ``torch.compile``'d over a static KV cache (fixed shapes: one graph for the prompt, one for every decoding step)."""
+    kwargs = {}
+    if compile_backend:
+        inner = model.get_base_model()
+        inner.forward = torch.compile(inner.forward, backend=compile_backend, dynamic=False)
+        kwargs["cache_implementation"] = "static"
+
+    def decode():
+        return model.generate(input_ids=decode_prompt, max_new_tokens=new_tokens, min_new_tokens=new_tokens,
+                              do_sample=False, use_cache=True, pad_token_id=0, **kwargs)
+
+    return decode
+
+
+def decode_pair_ratios(base, cfg: dict, other: dict, decode_prompt: torch.Tensor, new_tokens: int, trials: int,
+                       compile_backend: str | None = None) -> list[float]:
+    """Per paired trial, batch-1 decoding seconds of method ``cfg`` over method ``other`` (each on its own copy of
+    ``base``, timed back to back): the direct comparison of two adapters' decoding, eager or compiled."""
+    import copy
+
+    from ..methods import apply_method
+
+    decoders = []
+    for c in (cfg, other):
+        model = apply_method(copy.deepcopy(base), c)
+        _randomize_adapter(model)
+        decoders.append(_decoder(model.eval(), decode_prompt, new_tokens, compile_backend))
+    try:
+        return trial_ratios(*decoders, trials, warmup=2 if compile_backend else 1)
+    finally:
+        if compile_backend:
+            torch._dynamo.reset()
 
 
 def paper_adapter_bytes(model_name: str = "llama3_8b") -> dict[str, float]:
@@ -265,13 +307,17 @@ BENCH_METHODS = ("idlora", "hydralora", "moelora", "lora_unmerged", "dora_unmerg
 OFFICIAL = {"hydralora_official": "hydralora", "moelora_official": "moelora"}  # timed with method.impl=official
 
 
-BENCH_PARTS = ("infer", "train", "pmrc", "compile")
-DEFAULT_PARTS = ("infer", "train", "pmrc")  # compile: on request (inductor compiles for minutes on a CPU)
+BENCH_PARTS = ("shapes", "infer", "train", "pmrc", "compile")
+DEFAULT_PARTS = ("shapes", "infer", "train", "pmrc")  # compile: on request (inductor compiles for minutes on a CPU)
+PAIR_TRIALS = 21  # ID-LoRA against unmerged LoRA, decoding directly paired (issue 19's batch-1 comparison)
+SHAPE_TRIALS = 15  # the paper-shape panel's paired trials (its ratios are steadier: each call is seconds long)
+SHAPES = "paper_shapes_"  # the prefix of the paper-shape panel's metrics (part ``shapes``)
+PART_SETTINGS = {"compile": "compile_backend", "shapes": "paper_shapes"}  # settings a part alone writes
 
 
 def metric_part(key: str) -> str:
     """Which part of the benchmark measures a metric key."""
-    for prefix, part in (("pmrc_", "pmrc"), ("train_step_", "train"), ("compiled_", "compile")):
+    for prefix, part in ((SHAPES, "shapes"), ("pmrc_", "pmrc"), ("train_step_", "train"), ("compiled_", "compile")):
         if key.startswith(prefix):
             return part
     return "infer"
@@ -301,9 +347,10 @@ def merge_parts(old: dict | None, new: dict) -> dict:
     parts = {p: old_parts[p] for p in kept if p in old_parts}
     parts.update(new["parts"])
     out = {**new, "metrics": merged["metrics"], "parts": {p: parts[p] for p in BENCH_PARTS if p in parts}}
-    backend = (old.get("settings") or {}).get("compile_backend")
-    if "compile" in kept and backend and "compile_backend" not in (new.get("settings") or {}):
-        out["settings"] = {**new.get("settings", {}), "compile_backend": backend}  # the kept compile part's
+    for part, key in PART_SETTINGS.items():  # a kept part keeps its settings
+        value = (old.get("settings") or {}).get(key)
+        if part in kept and value is not None and key not in (out.get("settings") or {}):
+            out["settings"] = {**out.get("settings", {}), key: value}
     if merged["intervals"] or "intervals" in new:
         out["intervals"] = merged["intervals"]
     return out
@@ -351,6 +398,23 @@ def _train_part(model_cfg, base, methods: dict, ids: torch.Tensor, trials: int, 
     return results, pair
 
 
+def _shapes_part(quick: bool, trials: int, intervals: dict) -> tuple[dict, dict]:
+    """The paper-shape panel (``paper_shapes``): every method at the paper's ranks on LLaMA-3-8B decoder layers,
+    prompt forward, decode and extra memory, over the same layers with the adapter disabled. (metrics, settings)."""
+    from . import paper_shapes
+
+    settings = {**paper_shapes.SETTINGS, **(paper_shapes.QUICK if quick else {})}
+    base = paper_shapes.layer_model(settings)
+    prompt, decode = paper_shapes.inputs(settings)
+    methods = bench_methods("tiny" if quick else "paper")
+    found: dict[str, list[float]] = {}
+    metrics = inference_ratios(base, methods, prompt, decode, settings["decode_tokens"], trials, found)
+    intervals.update({SHAPES + k: v for k, v in found.items()})
+    ranks = {name: {k: cfg[k] for k in ("r", "k", "n_experts", "pmrc_restarts") if k in cfg}
+             for name, cfg in methods.items()}
+    return {SHAPES + k: v for k, v in metrics.items()}, {**settings, "trials": trials, "methods": ranks}
+
+
 def _print_report(report: dict, results: dict, parts, out: str) -> None:
     width = max((len(k) for k in results), default=0)
     mode = "quick" if report["quick"] else f"median of {report['trials']} trials"
@@ -367,7 +431,7 @@ def _print_report(report: dict, results: dict, parts, out: str) -> None:
 
 def run_efficiency_benchmark(model_name: str = "smollm2_135m", quick: bool = False, trials: int | None = None,
                              out: str = "results/bench/efficiency.json", parts=DEFAULT_PARTS,
-                             compile_backend: str | None = None) -> dict:
+                             compile_backend: str | None = None, shape_trials: int | None = None) -> dict:
     """All of Figure 3's measurements for one model; writes ``out`` and prints a table. ``compile_backend``: the
     compile part's ``torch.compile`` backend (default inductor; quick: eager, which checks the path in seconds)."""
     import platform
@@ -392,8 +456,16 @@ def run_efficiency_benchmark(model_name: str = "smollm2_135m", quick: bool = Fal
     methods = bench_methods("tiny" if quick else "mini")
     results: dict[str, float] = {}
     intervals: dict[str, list[float]] = {}
+    settings = {"prompt_batch": batch, "prompt_tokens": seq, "decode_tokens": new_tokens}
+    if "shapes" in parts:
+        shapes, settings["paper_shapes"] = _shapes_part(quick, shape_trials or (2 if quick else SHAPE_TRIALS),
+                                                        intervals)
+        results.update(shapes)
+    pair_trials = trials if quick else max(trials, PAIR_TRIALS)
     if "infer" in parts:
         results.update(inference_ratios(base, methods, prompt_batch, decode_prompt, new_tokens, trials, intervals))
+        _record(results, intervals, "decode_time_ratio_idlora_vs_lora_unmerged", decode_pair_ratios(
+            base, methods["idlora"], methods["lora_unmerged"], decode_prompt, new_tokens, pair_trials))
         results.update(paper_adapter_bytes())
     train, train_pair = _train_part(model_cfg, base, methods, ids, trials, intervals, "train" in parts)
     results.update(train)
@@ -401,11 +473,13 @@ def run_efficiency_benchmark(model_name: str = "smollm2_135m", quick: bool = Fal
         from . import pmrc as pmrc_bench
 
         results.update(pmrc_bench.pmrc_comparison(base, k=4, r=methods["idlora"]["r"], quick=quick))
-    settings = {"prompt_batch": batch, "prompt_tokens": seq, "decode_tokens": new_tokens, "train_pair": train_pair,
-                "methods": methods}
+    settings.update({"train_pair": train_pair, "methods": methods})
     if "compile" in parts:
         settings["compile_backend"] = compile_backend or ("eager" if quick else "inductor")
         results.update(compiled_ratios(base, methods, prompt_batch, trials, settings["compile_backend"], intervals))
+        _record(results, intervals, "compiled_decode_time_ratio_idlora_vs_lora_unmerged", decode_pair_ratios(
+            base, methods["idlora"], methods["lora_unmerged"], decode_prompt, new_tokens, pair_trials,
+            settings["compile_backend"]))
     provenance = {"torch": torch.__version__, "threads": torch.get_num_threads(), "machine": platform.machine(),
                   "processor": platform.processor(),
                   "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,

@@ -35,15 +35,19 @@ def _overhead(ratio):
     return None if ratio is None else 100.0 * (ratio - 1.0)
 
 
-def _fig3_row(metrics: dict, intervals: dict, m: str) -> dict:
-    """One method's time overheads (%), their 95% intervals (% or None) and extra memory (MiB)."""
+SHAPES = "paper_shapes_"  # the paper-shape panel's metrics (idlora.bench.efficiency.SHAPES; reports sit above bench)
+
+
+def _fig3_row(metrics: dict, intervals: dict, m: str, prefix: str = "") -> dict:
+    """One method's time overheads (%), their 95% intervals (% or None) and extra memory (MiB), from the metrics
+    named ``<prefix><metric>_<m>`` (prefix ``paper_shapes_``: the paper-shape panel)."""
     row = {}
-    for name, key in (("infer", f"infer_time_ratio_{m}"), ("decode", f"decode_time_ratio_{m}"),
-                      ("compiled_infer", f"compiled_infer_time_ratio_{m}")):
+    for name, key in (("infer", f"{prefix}infer_time_ratio_{m}"), ("decode", f"{prefix}decode_time_ratio_{m}"),
+                      ("compiled_infer", f"{prefix}compiled_infer_time_ratio_{m}")):
         row[f"{name}_overhead_pct"] = _overhead(metrics.get(key))
         ci = intervals.get(key)
         row[f"{name}_overhead_ci_pct"] = None if ci is None else [_overhead(v) for v in ci]
-    mem = metrics.get(f"extra_memory_{m}")
+    mem = metrics.get(f"{prefix}extra_memory_{m}")
     row["extra_memory_mib"] = None if mem is None else mem / 2**20
     return row
 
@@ -51,7 +55,8 @@ def _fig3_row(metrics: dict, intervals: dict, m: str) -> dict:
 def fig3_data(bench_path: str | Path) -> dict:
     """Per method (and per official implementation, ``FIG3_OFFICIAL``): inference-time overhead (%), decode-time
     overhead (%), compiled prompt-forward overhead (%), each with its 95% interval where the file has one (None
-    otherwise), extra memory (MiB); the paper's claims."""
+    otherwise), extra memory (MiB); the paper's claims. ``rows``: the benchmark's model (the mini panel);
+    ``shape_rows``: the paper-shape panel (LLaMA-3-8B decoder layers, the paper's ranks), None if not measured."""
     from .tables.render import paper_numbers
 
     path = Path(bench_path)
@@ -63,13 +68,21 @@ def fig3_data(bench_path: str | Path) -> dict:
         intervals = bench.get("intervals") or {}
     except (ValueError, KeyError, AttributeError) as e:
         raise ConfigError(f"{path} is not an efficiency benchmark results file ({e}); rerun `make bench`.") from None
-    rows = {m: _fig3_row(metrics, intervals, m) for m in (*FIG3_METHODS, *FIG3_OFFICIAL.values())}
+    names = (*FIG3_METHODS, *FIG3_OFFICIAL.values())
+    rows = {m: _fig3_row(metrics, intervals, m) for m in names}
+    shape_rows = ({m: _fig3_row(metrics, intervals, m, SHAPES) for m in names}
+                  if any(k.startswith(SHAPES) for k in metrics) else None)
+    settings = bench.get("settings") or {}
     claims = paper_numbers()["figure3"]["claims"]
     paper = {m: claims.get(f"{m}_time_overhead_vs_lora_pct") for m in FIG3_METHODS}
     return {"model": bench.get("model"), "quick": bench.get("quick"), "rows": rows, "paper_time_overhead_pct": paper,
-            "compile_backend": (bench.get("settings") or {}).get("compile_backend"),
+            "shape_rows": shape_rows, "shape_settings": settings.get("paper_shapes"),
+            "mini_settings": {k: settings.get(k) for k in ("prompt_batch", "prompt_tokens", "decode_tokens")},
+            "compile_backend": settings.get("compile_backend"),
             "paper_memory_claim_pct": claims.get("idlora_extra_memory_reduction_vs_moelora_and_hydralora_pct"),
             "memory_ratios": {k: v for k, v in metrics.items() if k.startswith("extra_memory_ratio")},
+            "shape_memory_ratios": {k.removeprefix(SHAPES): v for k, v in metrics.items()
+                                    if k.startswith(SHAPES + "extra_memory_ratio")},
             "paper_shape_ratios": {k.removeprefix("paper_adapter_bytes_ratio_"): v for k, v in metrics.items()
                                    if k.startswith("paper_adapter_bytes_ratio_")}}
 
@@ -81,10 +94,11 @@ _FIG3_SERIES = {"ours": ("ours", "tab:blue", None),
                 "paper": ("paper (LLaMA-3-8B, A800)", "tab:gray", "//")}
 
 
-def _fig3_bars(data: dict, method: str, measure: str) -> list[tuple[str, float | None, list | None]]:
-    """(series, overhead %, interval %) of one method in one time panel (``infer`` or ``decode``), in bar order;
-    a None value is a bar the file lacks (drawn as "not measured"), a series that never applies is left out."""
-    rows = data["rows"]
+def _fig3_bars(data: dict, method: str, measure: str, panel: str = "rows") -> list[tuple[str, float | None, list | None]]:
+    """(series, overhead %, interval %) of one method in one time panel (``infer`` or ``decode``) of ``panel``
+    (``rows``: the mini panel, ``shape_rows``: the paper-shape one), in bar order; a None value is a bar the file
+    lacks (drawn as "not measured"), a series that never applies is left out."""
+    rows = data[panel]
     bars = [("ours", rows[method][f"{measure}_overhead_pct"], rows[method][f"{measure}_overhead_ci_pct"])]
     if measure == "infer" and any(r["compiled_infer_overhead_pct"] is not None for r in rows.values()):
         bars.append(("compiled", rows[method]["compiled_infer_overhead_pct"],
@@ -97,11 +111,11 @@ def _fig3_bars(data: dict, method: str, measure: str) -> list[tuple[str, float |
     return bars
 
 
-def _fig3_time_panel(ax, data: dict, methods: list[str], measure: str, seen: set) -> None:
+def _fig3_time_panel(ax, data: dict, methods: list[str], measure: str, seen: set, panel: str = "rows") -> None:
     """Grouped bars per method (ours, compiled, official, paper), value labels, 95% intervals as error bars."""
-    width = 0.8 / max(len(_fig3_bars(data, m, measure)) for m in methods)
+    width = 0.8 / max(len(_fig3_bars(data, m, measure, panel)) for m in methods)
     for i, method in enumerate(methods):
-        bars = _fig3_bars(data, method, measure)
+        bars = _fig3_bars(data, method, measure, panel)
         for j, (series, value, ci) in enumerate(bars):
             x = i + (j - (len(bars) - 1) / 2) * width
             color, hatch = _FIG3_SERIES[series][1:]
@@ -136,8 +150,8 @@ def _fig3_limits(ax) -> None:
         ax.yaxis.set_major_locator(MaxNLocator(12, steps=[1, 2, 2.5, 5, 10]))
 
 
-def _fig3_memory_panel(ax, data: dict, methods: list[str]) -> None:
-    rows = data["rows"]
+def _fig3_memory_panel(ax, data: dict, methods: list[str], panel: str = "rows") -> None:
+    rows = data[panel]
     for i, m in enumerate(methods):
         pairs = [("ours", rows[m]["extra_memory_mib"])]
         if m in FIG3_OFFICIAL:
@@ -151,17 +165,19 @@ def _fig3_memory_panel(ax, data: dict, methods: list[str]) -> None:
             bar = ax.bar(x, mib, 0.38, color=color)
             ax.bar_label(bar, fmt="%.3g", fontsize=6)
     mem = [r["extra_memory_mib"] or 0.0 for r in rows.values()]
-    ax.set_ylim(0, 1.6 * max(mem + [1e-9]))
+    ax.set_ylim(0, 1.7 * max(mem + [1e-9]))
     ax.set_xticks(range(len(methods)), [FIG3_LABELS[m] for m in methods], fontsize=7)
     ax.set_ylabel("extra memory at inference (MiB)", fontsize=8)
-    ratios = ", ".join(f"{k.removeprefix('extra_memory_ratio_')}: {v:.2f}" for k, v in data["memory_ratios"].items()
+    measured = data["shape_memory_ratios" if panel == "shape_rows" else "memory_ratios"]
+    ratios = ", ".join(f"{k.removeprefix('extra_memory_ratio_idlora_vs_')}: {v:.2f}" for k, v in measured.items()
                        if "official" not in k)
-    shapes = ", ".join(f"{k.split('_idlora_')[-1]}: {v:.2f}" for k, v in data["paper_shape_ratios"].items())
+    shapes = ", ".join(f"{k.split('_idlora_vs_')[-1]}: {v:.2f}" for k, v in data["paper_shape_ratios"].items())
     ax.set_title("Extra memory (ours; orange: official code)", fontsize=9)
-    ax.text(0.02, 0.97, f"paper: ID-LoRA uses {data['paper_memory_claim_pct']}% less than\nHydraLoRA and MoELoRA"
-            f"\nours, measured (ratio): {ratios}"
-            + (f"\nours, adapter bytes at the paper's settings\non LLaMA-3-8B shapes (exact): {shapes}" if shapes else ""),
-            transform=ax.transAxes, va="top", fontsize=6.5)
+    lines = [f"paper: ID-LoRA uses {data['paper_memory_claim_pct']}% less than HydraLoRA and MoELoRA",
+             f"ours, measured, ID-LoRA / (ratio): {ratios}"]
+    if shapes and panel == "shape_rows":
+        lines.append(f"counted adapter bytes, whole LLaMA-3-8B (exact): {shapes}")
+    ax.text(0.02, 0.97, "\n".join(lines), transform=ax.transAxes, va="top", fontsize=6.5)
 
 
 _FIG3_NOTE = ("Official code (method.impl=official), the same function as ours: HydraLoRA recomputes A·drop(h) once "
@@ -172,44 +188,60 @@ _FIG3_NOTE = ("Official code (method.impl=official), the same function as ours: 
               "alike. Bars: median of paired trials; whiskers: 95% bootstrap interval of the median (where measured).")
 
 
+def _fig3_titles(data: dict) -> dict[str, dict[str, str]]:
+    """Per panel present (``shape_rows``, ``rows``): the titles of its prompt-forward and decoding rows."""
+    out = {}
+    sh = data.get("shape_settings") or {}
+    if data.get("shape_rows") is not None:
+        where = (f"LLaMA-3-8B shapes, {sh.get('layers', '?')} decoder layer(s), random weights, the paper's ranks"
+                 if not data["quick"] else "paper-shape panel (quick: small shapes)")
+        out["shape_rows"] = {
+            "infer": f"{where} — prompt forward ({sh.get('prompt_batch', '?')}×{sh.get('prompt_tokens', '?')})",
+            "decode": f"{where} — decoding (batch 1, {sh.get('decode_tokens', '?')} tokens)"}
+    mini = data.get("mini_settings") or {}
+    model = f"{data['model']}{' (quick)' if data['quick'] else ''}, the mini ranks"
+    out["rows"] = {"infer": f"{model} — prompt forward ({mini.get('prompt_batch') or 8}×{mini.get('prompt_tokens') or 256})",
+                   "decode": f"{model} — decoding (batch 1, {mini.get('decode_tokens') or 64} tokens)"}
+    return out
+
+
 def fig3(bench_path: str | Path = "results/bench/efficiency.json", out: str | Path = "results/figures/fig3.png") -> Path:
     """Time overheads per method (prompt forward, decoding) over merged LoRA, ours / official / paper side by side on
     a scale where a few percent show, DoRA on panels of its own (its unmerged decoding is several times the rest);
-    extra memory on the right."""
+    extra memory on the right. The paper-shape panel (LLaMA-3-8B layers) on top when measured, then the mini model."""
     data = fig3_data(bench_path)
     plt = _pyplot()
     methods = [m for m in FIG3_METHODS if data["rows"][m]["infer_overhead_pct"] is not None]
     if not methods:
         raise ConfigError(f"{bench_path} holds no inference measurements; run `make bench` (without --parts).")
     main = [m for m in methods if m != "dora_unmerged"]
-    fig = plt.figure(figsize=(14, 8))
-    grid = fig.add_gridspec(2, 3, width_ratios=[4.2, 0.9 if "dora_unmerged" in methods else 0.01, 3.0],
-                            hspace=0.35, wspace=0.25)
+    titles = _fig3_titles(data)
+    fig = plt.figure(figsize=(14, 7.5 * len(titles)))
+    grid = fig.add_gridspec(2 * len(titles), 3, width_ratios=[4.2, 0.9 if "dora_unmerged" in methods else 0.01, 3.0],
+                            hspace=0.45, wspace=0.25)
     seen: set = set()
-    titles = {"infer": "prompt forward (8×256)", "decode": "decoding (batch 1)"}
-    if data["quick"]:
-        titles = {"infer": "prompt forward (quick)", "decode": "decoding (quick)"}
-    for row, measure in enumerate(("infer", "decode")):
-        ax = fig.add_subplot(grid[row, 0])
-        _fig3_time_panel(ax, data, main, measure, seen)
-        ax.set_ylabel(f"{titles[measure]}:\ntime over merged LoRA (%)", fontsize=8)
-        ax.set_title(f"Inference time overhead — {titles[measure]}", fontsize=9)
-        if "dora_unmerged" in methods:
-            ax_d = fig.add_subplot(grid[row, 1])
-            _fig3_time_panel(ax_d, data, ["dora_unmerged"], measure, seen)
-            ax_d.set_title("DoRA (own scale)", fontsize=8)
-            _fig3_limits(ax_d)
-        _fig3_limits(ax)
-    _fig3_memory_panel(fig.add_subplot(grid[:, 2]), data, methods)
+    for p, (panel, panel_titles) in enumerate(titles.items()):
+        for row, measure in enumerate(("infer", "decode")):
+            ax = fig.add_subplot(grid[2 * p + row, 0])
+            _fig3_time_panel(ax, data, main, measure, seen, panel)
+            ax.set_ylabel("time over merged LoRA (%)", fontsize=8)
+            ax.set_title(panel_titles[measure], fontsize=9)
+            if "dora_unmerged" in methods:
+                ax_d = fig.add_subplot(grid[2 * p + row, 1])
+                _fig3_time_panel(ax_d, data, ["dora_unmerged"], measure, seen, panel)
+                ax_d.set_title("DoRA (own scale)", fontsize=8)
+                _fig3_limits(ax_d)
+            _fig3_limits(ax)
+        _fig3_memory_panel(fig.add_subplot(grid[2 * p:2 * p + 2, 2]), data, methods, panel)
     handles = [plt.Rectangle((0, 0), 1, 1, color=_FIG3_SERIES[k][1], hatch=_FIG3_SERIES[k][2], ec="white")
                for k in _FIG3_SERIES if k in seen]
     fig.legend(handles, [_FIG3_SERIES[k][0] for k in _FIG3_SERIES if k in seen], loc="upper center",
-               ncol=4, fontsize=8, bbox_to_anchor=(0.5, 0.955), frameon=False)
+               ncol=4, fontsize=8, bbox_to_anchor=(0.5, 1 - 0.045 / len(titles)), frameon=False)
     backend = f", compiled: {data['compile_backend']}" if data.get("compile_backend") else ""
-    fig.text(0.5, 0.015, _FIG3_NOTE, ha="center", va="bottom", fontsize=6.5, wrap=True)
-    fig.suptitle(f"Figure 3: inference cost per method — ours on {data['model']} (CPU"
-                 f"{', quick run' if data['quick'] else ''}{backend}), paper on LLaMA-3-8B", fontsize=10)
-    fig.subplots_adjust(top=0.88, bottom=0.13)
+    fig.text(0.5, 0.01, _FIG3_NOTE, ha="center", va="bottom", fontsize=6.5, wrap=True)
+    fig.suptitle(f"Figure 3: inference cost per method — ours on a CPU{', quick run' if data['quick'] else ''}"
+                 f"{backend}; paper on LLaMA-3-8B (A800)", fontsize=10)
+    fig.subplots_adjust(top=1 - 0.12 / len(titles), bottom=0.13 / len(titles))
     return _save(fig, Path(out))
 
 
