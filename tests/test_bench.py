@@ -23,7 +23,9 @@ for m in ("idlora", "hydralora", "moelora", "lora_unmerged", "dora_unmerged", "h
                  f"{prefix}adapter_bytes_{m}"]
         TIMED += [f"{prefix}infer_time_ratio_{m}", f"{prefix}decode_time_ratio_{m}"]
 KEYS += ["pmrc_objective_ratio_max", "paper_shapes_extra_memory_ratio_idlora_vs_hydralora"]
-TIMED += ["train_step_ratio_idlora_vs_lora_input", "train_step_ratio_idlora_vs_lora_rows"]
+TIMED += ["train_step_ratio_idlora_vs_lora_input", "train_step_ratio_idlora_vs_lora_rows",
+          "decode_time_ratio_idlora_vs_lora_unmerged"]
+KEYS += ["decode_time_ratio_idlora_vs_lora_unmerged"]
 
 
 def test_quick_benchmark_writes_every_key(tmp_path):

@@ -339,7 +339,8 @@ def merge_parts(old: dict | None, new: dict) -> dict:
     if not old or old.get("model") != new["model"] or old.get("quick") != new["quick"]:
         return new
     kept = [p for p in BENCH_PARTS if p not in new["parts"]]
-    old_parts = old.get("parts") or {p: old.get("provenance", {}) for p in DEFAULT_PARTS}
+    # a file written before parts were recorded measured infer, train and pmrc
+    old_parts = old.get("parts") or {p: old.get("provenance", {}) for p in ("infer", "train", "pmrc")}
     merged = {}
     for field in ("metrics", "intervals"):
         merged[field] = {k: v for k, v in (old.get(field) or {}).items() if metric_part(k) in kept}
