@@ -10,7 +10,7 @@ import torch
 
 from idlora import pmrc
 from idlora.pmrc import select_rows
-from idlora.pmrc.kmeans import _min_cost_flow, assignment_certificate, constrained_assignment, constrained_kmeans, constrained_kmeans_batch, kmeans_objective, reference_kmeans, select_nearest_rows
+from idlora.pmrc.kmeans import _min_cost_flow, assignment_certificate, constrained_assignment, constrained_kmeans, kmeans_objective, reference_kmeans, select_nearest_rows
 
 
 def clustered(n, d, k, seed=0, spread=0.3):
@@ -159,13 +159,12 @@ def test_bf16_weights_work():
 
 
 def test_batch_gives_each_matrix_what_it_gets_alone():
-    # matrices that stop after different numbers of Lloyd steps (so finished ones are dropped from the batch) and
+    # matrices that stop after different numbers of Lloyd steps and
     # that need the constrained assignment (imbalanced clusters, size_min above the smallest natural cluster)
     X = torch.stack([clustered(240, 12, 4, seed=s, spread=0.3 + 0.5 * s) for s in range(5)])
-    labels, centers, objectives = constrained_kmeans_batch(X, 4, 45, seed=7)
-    for b in range(5):
-        alone = constrained_kmeans(X[b], 4, 45, seed=7)
-        assert torch.equal(labels[b], alone[0]) and torch.equal(centers[b], alone[1]) and objectives[b] == alone[2]
+    for (labels, centers, objective), x in zip(pmrc.cluster_batch(list(X), 4, 45, seed=7), X):
+        alone = constrained_kmeans(x, 4, 45, seed=7)
+        assert torch.equal(labels, alone[0]) and torch.equal(centers, alone[1]) and objective == alone[2]
 
 
 def test_select_rows_for_modules_batches_uncached_matrices_and_caches_them(monkeypatch):

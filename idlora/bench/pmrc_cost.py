@@ -183,19 +183,19 @@ def smollm2_cost(r: int = 32) -> dict:
     del model
     out = {"matrices": len(weights), "r": r, "k": K, "restarts_torch": None, "torch_timing": "every matrix, measured",
            "measured": "real weights, every matrix"}
-    objectives = {}
-    for backend, restarts in (("reference", None), ("torch", None), ("torch", paper_restarts())):
+    objectives, paper = {}, paper_restarts()
+    for backend, restarts in (("reference", None), ("torch", None), ("torch", paper)):
         seconds, objectives[backend, restarts] = 0.0, []
         for W in weights:
             t, objective = _select_timed(W, r, backend, restarts)
             seconds, objectives[backend, restarts] = seconds + t, objectives[backend, restarts] + [objective]
-        if (backend, restarts) != ("torch", paper_restarts()):
+        if (backend, restarts) != ("torch", paper):
             out[f"seconds_{backend}"], out[f"peak_mib_{backend}"] = seconds, None
         else:
             out["seconds_torch_paper_restarts"] = seconds
     ref = objectives["reference", None]
     out["objective_ratio_max"] = max(t / o for t, o in zip(objectives["torch", None], ref))
-    out["objective_ratio_max_paper_restarts"] = max(t / o for t, o in zip(objectives["torch", paper_restarts()], ref))
+    out["objective_ratio_max_paper_restarts"] = max(t / o for t, o in zip(objectives["torch", paper], ref))
     return out
 
 
@@ -247,6 +247,7 @@ def _fmt(v) -> str:
 
 def write_table(doc: dict, out_tables: str | Path = "results/tables", source: str = "results/bench/pmrc_cost.json"):
     """``table_pmrc_cost.{md,tex,json}`` from a ``pmrc_cost.json`` document (``scripts/pmrc_cost.py table=true``)."""
+    from ..pmrc import DEFAULT_RESTARTS
     from ..reports.tables.render import Table
 
     cols = ["matrices", "r", "restarts_torch", "seconds_reference", "seconds_torch", "torch_timing", "speedup",
@@ -257,7 +258,7 @@ def write_table(doc: dict, out_tables: str | Path = "results/tables", source: st
               fmt=_fmt)
     for m, c in doc["models"].items():
         vals = dict(c, speedup=c["seconds_reference"] / max(c["seconds_torch"], 1e-9))
-        vals["restarts_torch"] = c.get("restarts_torch") or 3  # null: the torch backend's default
+        vals["restarts_torch"] = c.get("restarts_torch") or DEFAULT_RESTARTS["torch"]  # null: the backend's default
         for col in cols:
             t.add(m, col, vals.get(col), runs=[source])
     t.notes.append(doc["note"] + " Peak memory: the largest rise of resident memory while clustering one matrix "

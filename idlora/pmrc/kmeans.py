@@ -327,7 +327,7 @@ def constrained_kmeans(X: torch.Tensor, k: int, size_min: int, seed: int, n_init
         raise ValueError(f"k*size_min = {k * size_min} > {n} rows")
     X = X.detach().float()
     step = _chunk_rows(d)
-    x2 = torch.cat([(x * x).sum(-1, keepdim=True) for x in X.split(step)])  # _row_sq_norms' values
+    x2 = _row_sq_norms(X, step)
     gen = torch.Generator().manual_seed(seed)
     starts = [_kmeans_pp(X, k, gen, x2) for _ in range(n_init)]
     runs = _lloyd_restarts(X, x2, starts, size_min, max_iter, tol, step)
@@ -337,12 +337,3 @@ def constrained_kmeans(X: torch.Tensor, k: int, size_min: int, seed: int, n_init
             best = (labels, centers, objective)
     assert bool((torch.bincount(best[0], minlength=k) >= size_min).all())
     return best[0].cpu(), best[1], best[2]
-
-
-def constrained_kmeans_batch(X: torch.Tensor, k: int, size_min: int, seed: int, n_init: int = 3,
-                             max_iter: int = 100, tol: float = 1e-6):
-    """``constrained_kmeans`` of B matrices of one shape, X (B, n, d), each as it is alone (same seed). Returns
-    (labels (B, n), centers (B, k, d), objectives: list of B floats)."""
-    results = [constrained_kmeans(x, k, size_min, seed, n_init, max_iter, tol) for x in X]
-    return (torch.stack([r[0] for r in results]), torch.stack([r[1] for r in results]),
-            [r[2] for r in results])

@@ -35,7 +35,7 @@ def _overhead(ratio):
     return None if ratio is None else 100.0 * (ratio - 1.0)
 
 
-SHAPES = "paper_shapes_"  # the paper-shape panel's metrics (idlora.bench.efficiency.SHAPES; reports sit above bench)
+SHAPES = "paper_shapes_"  # the paper-shape panel's metrics (idlora.bench.efficiency.SHAPES; bench sits above reports, which cannot import it)
 
 
 def _fig3_row(metrics: dict, intervals: dict, m: str, prefix: str = "") -> dict:
