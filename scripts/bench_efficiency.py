@@ -5,11 +5,13 @@ prints a table.
 
 Options (key=value): model=NAME (a config of configs/model, default smollm2_135m, the mini scale), quick=true (tiny
 model, few trials: checks the pipeline in seconds), trials=N (the mini panel's paired trials, default 7),
-shape_trials=N (the paper-shape panel's, default 15), parts=shapes,infer,train,pmrc[,compile] (which parts to
-measure, default shapes,infer,train,pmrc; ``shapes``: every method at the paper's ranks on LLaMA-3-8B-shaped
-decoder layers, Figure 3's primary panel; ``compile``, the prompt forward of every method torch.compile'd over the compiled
-merged model, only when named: inductor compiles for minutes on a CPU), compile_backend=NAME (the compile part's
-torch.compile backend, default inductor; quick: eager), out=FILE (default results/bench/efficiency.json).
+shape_trials=N (the paper-shape panel's, default 40; unmerged DoRA's at most 5),
+parts=shapes,infer,train,pmrc[,compile,compile_decode] (which parts to measure, default shapes,infer,train,pmrc;
+``shapes``: every method at the paper's ranks on LLaMA-3-8B-shaped decoder layers, Figure 3's primary panel;
+``compile``, the prompt forward of every method torch.compile'd over the compiled merged model, and
+``compile_decode``, ID-LoRA's compiled batch-1 decoding over unmerged LoRA's, only when named: inductor compiles for
+minutes on a CPU), compile_backend=NAME (the compile parts' torch.compile backend, default inductor; quick: eager),
+out=FILE (default results/bench/efficiency.json).
 """
 
 import sys
@@ -37,12 +39,13 @@ def main(argv=None) -> None:
         if backend not in torch._dynamo.list_backends(exclude_tags=()):
             raise ConfigError(f"compile_backend={backend!r} is not a torch.compile backend; valid: "
                               f"{', '.join(torch._dynamo.list_backends(exclude_tags=()))}.")
-    from idlora.bench.efficiency import DEFAULT_PARTS, run_efficiency_benchmark
+    from idlora.bench.efficiency import COMPILE_PARTS, DEFAULT_PARTS, run_efficiency_benchmark
 
     parts = args.get("parts", ",".join(DEFAULT_PARTS)).split(",")
-    if backend is not None and "compile" not in parts:
-        raise ConfigError(f"compile_backend= is the compile part's option, but parts={','.join(parts)} has no "
-                          "compile: add it (parts=compile or parts=infer,train,pmrc,compile) or drop compile_backend.")
+    if backend is not None and not set(COMPILE_PARTS) & set(parts):
+        raise ConfigError(f"compile_backend= is the compile parts' option, but parts={','.join(parts)} has neither "
+                          "compile nor compile_decode: add one (e.g. parts=compile,compile_decode) or drop "
+                          "compile_backend.")
     quick = flag(args, "quick")
     run_efficiency_benchmark(model_name="tiny_llama" if quick else args.get("model", "smollm2_135m"), quick=quick,
                              trials=None if trials is None else int(trials),

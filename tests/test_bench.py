@@ -46,6 +46,28 @@ def test_quick_benchmark_writes_every_key(tmp_path):
     assert set(report["parts"]) == {"shapes", "infer", "train", "pmrc"}  # compile: only when asked for
     shapes = report["settings"]["paper_shapes"]
     assert shapes["model"] == "llama3_8b" and shapes["layers"] == 1 and shapes["trials"] == 2
+    assert shapes["trials_of"] == {}  # quick: every method at the same 2 trials
+
+
+def test_inference_ratios_give_a_method_its_own_number_of_trials(monkeypatch):
+    """``trials_of`` (the paper-shape panel's fewer DoRA trials) sets that method's trials, the others keep theirs."""
+    import torch
+
+    from idlora.bench import efficiency
+    from idlora.models.tiny import tiny_llama
+
+    counts = []
+    real = efficiency.trial_ratios
+    monkeypatch.setattr(efficiency, "trial_ratios", lambda fn, base, trials, warmup=1: counts.append(trials) or
+                        real(fn, base, trials, warmup))
+    ids = torch.randint(3, 200, (1, 8), generator=torch.Generator().manual_seed(0))
+    methods = {"idlora": {"name": "idlora", "r": 4, "alpha": 8, "k": 4, "selection": "serial"},
+               "lora_unmerged": {"name": "lora", "r": 2, "alpha": 4}}
+    intervals = {}
+    efficiency.inference_ratios(tiny_llama(), methods, {"input_ids": ids}, ids[:, :4], 2, 2, intervals,
+                                trials_of={"lora_unmerged": 3})
+    assert counts == [2, 2, 3, 3]  # prompt and decode of each method, in order
+    assert len(intervals) == 4
 
 
 def test_compiled_ratios_time_every_method_against_the_compiled_merged_model():
@@ -92,7 +114,7 @@ def test_decode_pair_ratios_compare_two_adapters_on_copies_of_the_base(backend):
 
 
 def test_bench_options_are_checked():
-    for args, match in ((["quick=true", "parts=infer", "compile_backend=eager"], "compile_backend= is the compile"),
+    for args, match in ((["quick=true", "parts=infer", "compile_backend=eager"], "compile_backend= is the compile parts'"),
                         (["quick=true", "parts=compile", "compile_backend=nope"], "not a torch.compile backend")):
         res = subprocess.run([sys.executable, str(REPO / "scripts/bench_efficiency.py"), *args, "out=/dev/null"],
                              cwd=REPO, capture_output=True, text=True, timeout=120)
@@ -200,6 +222,7 @@ def test_intervals_and_the_compile_part_follow_their_parts():
     from idlora.bench.efficiency import merge_parts, metric_part
 
     assert metric_part("compiled_infer_time_ratio_idlora") == "compile"
+    assert metric_part("compiled_decode_time_ratio_idlora_vs_lora_unmerged") == "compile_decode"
     assert metric_part("infer_time_ratio_moelora_official") == "infer"
     assert metric_part("paper_shapes_infer_time_ratio_idlora") == "shapes"
     assert metric_part("paper_adapter_bytes_llama3_8b_idlora") == "infer"
@@ -221,3 +244,10 @@ def test_intervals_and_the_compile_part_follow_their_parts():
     assert later["settings"]["paper_shapes"] == {"layers": 1} and later["settings"]["compile_backend"] == "inductor"
     assert later["metrics"]["paper_shapes_infer_time_ratio_idlora"] == 1.01
     assert list(later["parts"]) == ["shapes", "infer", "compile"]
+    # the compiled decoding pair re-measured alone keeps the compile part's metrics and its backend
+    pair = {**new, "settings": {"compile_backend": "inductor"}, "parts": {"compile_decode": {"date": "d3"}},
+            "metrics": {"compiled_decode_time_ratio_idlora_vs_lora_unmerged": 0.99}, "intervals": {}}
+    last = merge_parts(later, pair)
+    assert last["metrics"]["compiled_infer_time_ratio_idlora"] == 1.05
+    assert last["metrics"]["compiled_decode_time_ratio_idlora_vs_lora_unmerged"] == 0.99
+    assert list(last["parts"]) == ["shapes", "infer", "compile", "compile_decode"]

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from idlora import IDLoRAConfig
+from idlora.tuners.idlora import layer as layer_mod
 from idlora.tuners.idlora.layer import Linear
 
 D_IN, D_OUT, K, R = 12, 16, 3, 4
@@ -80,17 +81,19 @@ def test_eval_forward_equals_literal_formula(rb, router, position, bias):
         torch.testing.assert_close(layer(h.reshape(1, 5, D_IN))[0], expected, rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("rb,router,bias", list(itertools.product([True, False], ["linear", "inner"], [False, True])))
-def test_float32_inference_path_is_the_general_path_bit_for_bit(rb, router, bias, monkeypatch):
+@pytest.mark.parametrize("rb,router,bias,shape", list(itertools.product(
+    [True, False], ["linear", "inner"], [False, True], [(2, 5), (1, 1), (1, 3)])))
+def test_float32_inference_path_is_the_general_path_bit_for_bit(rb, router, bias, shape, monkeypatch):
     """The inference shortcut (float32, one adapter, linear router, no bias, no autograd) runs the general path's
-    ops without its Python: the same bits, and the literal formula to float32 precision. Other cases decline it."""
+    ops without its Python: the same bits, and the literal formula to float32 precision. Other cases decline it.
+    Shapes: a prompt (10 tokens: the broadcast mix) and decoding steps (1 and 3 tokens: the bmm mix)."""
     layer = make_layer(rb, router, "input", bias, dropout=0.3).float().eval()
-    h = torch.randn(2, 5, D_IN)
+    h = torch.randn(*shape, D_IN)
     base = layer.get_base_layer()
     expected = literal_eq4(base.weight.double(), None if base.bias is None else base.bias.double(),
                            layer.idlora_index["default"], layer.idlora_B["default"].weight.double(),
                            router_weight(layer).double(), router, rb, layer.scaling["default"],
-                           h.reshape(10, D_IN).double()).reshape(2, 5, D_OUT)
+                           h.reshape(-1, D_IN).double()).reshape(*shape, D_OUT)
     taken = []
     shortcut = type(layer)._inference_update
 
@@ -223,3 +226,18 @@ def test_rb_factor_shapes_and_bad_values():
                           ({"rb_parts": 4, "rank_boosting": False}, "rank_boosting=false is m = 1 part")]:
         with pytest.raises(ValueError, match=match):
             IDLoRAConfig(r=4, k=2, **kwargs)
+
+
+@pytest.mark.parametrize("n", [1, layer_mod.FEW_TOKENS, layer_mod.FEW_TOKENS + 1, 50])
+def test_mix_bases_is_the_weighted_sum_on_both_sides_of_the_token_threshold(n):
+    """sum_i alpha_i x_i by bmm (few tokens) or by a broadcast (more): the same values and gradients as einsum."""
+    alpha = torch.rand(n, 1, K, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(n, K, R, dtype=torch.float64, requires_grad=True)
+    got = layer_mod.mix_bases(alpha, x).reshape(n, R)
+    expected = torch.einsum("nk,nkr->nr", alpha[:, 0], x)
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
+    g = torch.randn(n, R, dtype=torch.float64)
+    got_grads = torch.autograd.grad(got, (alpha, x), g)
+    expected_grads = torch.autograd.grad(expected, (alpha, x), g)
+    for a, b in zip(got_grads, expected_grads):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)

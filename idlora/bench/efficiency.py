@@ -155,9 +155,10 @@ def _randomize_adapter(model: torch.nn.Module, seed: int = 0) -> None:
 
 
 def inference_ratios(base, method_cfgs: dict[str, dict], prompt_batch: dict, decode_prompt: torch.Tensor,
-                     new_tokens: int, trials: int, intervals: dict | None = None) -> dict[str, float]:
+                     new_tokens: int, trials: int, intervals: dict | None = None,
+                     trials_of: dict[str, int] | None = None) -> dict[str, float]:
     """Prompt-forward and decode latency of each method over the base model (= merged LoRA), and extra memory;
-    each ratio's interval goes to ``intervals``.
+    each ratio's interval goes to ``intervals``. ``trials_of``: a method's own number of trials (else ``trials``).
 
     Each adapter is built on the shared base model, timed interleaved with the same model with its adapter
     disabled (the base), then unloaded, so a large model is held in memory once."""
@@ -184,8 +185,9 @@ def inference_ratios(base, method_cfgs: dict[str, dict], prompt_batch: dict, dec
             with m.disable_adapter():
                 return decode()
 
-        _record(out, intervals, f"infer_time_ratio_{name}", trial_ratios(forward, forward_base, trials))
-        _record(out, intervals, f"decode_time_ratio_{name}", trial_ratios(decode, decode_base, trials))
+        n = (trials_of or {}).get(name, trials)
+        _record(out, intervals, f"infer_time_ratio_{name}", trial_ratios(forward, forward_base, n))
+        _record(out, intervals, f"decode_time_ratio_{name}", trial_ratios(decode, decode_base, n))
         peak = peak_live_bytes(forward)
         out[f"adapter_bytes_{name}"] = float(adapter_bytes(model))
         out[f"activation_bytes_{name}"] = float(max(0, peak - base_peak))
@@ -307,17 +309,25 @@ BENCH_METHODS = ("idlora", "hydralora", "moelora", "lora_unmerged", "dora_unmerg
 OFFICIAL = {"hydralora_official": "hydralora", "moelora_official": "moelora"}  # timed with method.impl=official
 
 
-BENCH_PARTS = ("shapes", "infer", "train", "pmrc", "compile")
-DEFAULT_PARTS = ("shapes", "infer", "train", "pmrc")  # compile: on request (inductor compiles for minutes on a CPU)
+BENCH_PARTS = ("shapes", "infer", "train", "pmrc", "compile", "compile_decode")
+# compile, compile_decode: on request (inductor compiles for minutes on a CPU)
+DEFAULT_PARTS = ("shapes", "infer", "train", "pmrc")
+COMPILE_PARTS = ("compile", "compile_decode")  # the parts that read compile_backend
 PAIR_TRIALS = 21  # ID-LoRA against unmerged LoRA, decoding directly paired (issue 19's batch-1 comparison)
-SHAPE_TRIALS = 15  # the paper-shape panel's paired trials (its ratios are steadier: each call is seconds long)
+# The paper-shape panel's paired trials: 40 resolve a ratio to about +-0.02 (15 gave +-0.02..0.05). Unmerged DoRA
+# recomputes its weight norm per call (3x the prompt, 50x the decoding of the base): a ratio that far from 1 needs no
+# narrow interval, and 40 of its trials would take an hour.
+SHAPE_TRIALS = 40
+SHAPE_TRIALS_OF = {"dora_unmerged": 5}
 SHAPES = "paper_shapes_"  # the prefix of the paper-shape panel's metrics (part ``shapes``)
-PART_SETTINGS = {"compile": "compile_backend", "shapes": "paper_shapes"}  # settings a part alone writes
+# the settings a part writes (kept with the part's metrics when another part is re-measured)
+PART_SETTINGS = {"compile": "compile_backend", "compile_decode": "compile_backend", "shapes": "paper_shapes"}
 
 
 def metric_part(key: str) -> str:
     """Which part of the benchmark measures a metric key."""
-    for prefix, part in ((SHAPES, "shapes"), ("pmrc_", "pmrc"), ("train_step_", "train"), ("compiled_", "compile")):
+    for prefix, part in ((SHAPES, "shapes"), ("pmrc_", "pmrc"), ("train_step_", "train"),
+                         ("compiled_decode_", "compile_decode"), ("compiled_", "compile")):
         if key.startswith(prefix):
             return part
     return "infer"
@@ -409,11 +419,13 @@ def _shapes_part(quick: bool, trials: int, intervals: dict) -> tuple[dict, dict]
     prompt, decode = paper_shapes.inputs(settings)
     methods = bench_methods("tiny" if quick else "paper")
     found: dict[str, list[float]] = {}
-    metrics = inference_ratios(base, methods, prompt, decode, settings["decode_tokens"], trials, found)
+    trials_of = {} if quick else {name: min(n, trials) for name, n in SHAPE_TRIALS_OF.items()}
+    metrics = inference_ratios(base, methods, prompt, decode, settings["decode_tokens"], trials, found, trials_of)
     intervals.update({SHAPES + k: v for k, v in found.items()})
     ranks = {name: {k: cfg[k] for k in ("r", "k", "n_experts", "pmrc_restarts") if k in cfg}
              for name, cfg in methods.items()}
-    return {SHAPES + k: v for k, v in metrics.items()}, {**settings, "trials": trials, "methods": ranks}
+    return ({SHAPES + k: v for k, v in metrics.items()},
+            {**settings, "trials": trials, "trials_of": trials_of, "methods": ranks})
 
 
 def _print_report(report: dict, results: dict, parts, out: str) -> None:
@@ -475,9 +487,11 @@ def run_efficiency_benchmark(model_name: str = "smollm2_135m", quick: bool = Fal
 
         results.update(pmrc_bench.pmrc_comparison(base, k=4, r=methods["idlora"]["r"], quick=quick))
     settings.update({"train_pair": train_pair, "methods": methods})
-    if "compile" in parts:
+    if set(COMPILE_PARTS) & set(parts):
         settings["compile_backend"] = compile_backend or ("eager" if quick else "inductor")
+    if "compile" in parts:
         results.update(compiled_ratios(base, methods, prompt_batch, trials, settings["compile_backend"], intervals))
+    if "compile_decode" in parts:
         _record(results, intervals, "compiled_decode_time_ratio_idlora_vs_lora_unmerged", decode_pair_ratios(
             base, methods["idlora"], methods["lora_unmerged"], decode_prompt, new_tokens, pair_trials,
             settings["compile_backend"]))
