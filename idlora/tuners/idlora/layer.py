@@ -57,9 +57,10 @@ def mix_bases(alpha: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
     Two ways to the same sum, the faster for the token count (measured on 2 CPU threads, k=4, r=32..128): for a few
     tokens one ``bmm`` of (N, 1, k) @ (N, k, r) (3 us against the broadcast's 5 at N=1); for more, a broadcast
-    multiply-add (at N=128 the bmm's per-token products cost 3x it). The training and inference paths share this
-    choice, so for a given input they compute the same bits."""
-    if x.shape[0] <= FEW_TOKENS:
+    multiply-add (at N=128 the bmm's per-token products cost 3x it). Under ``torch.compile`` always the broadcast:
+    inductor fuses it with the gather and the softmax into one kernel, where a bmm stays a library call of its own.
+    The training and inference paths share this choice, so for a given input they compute the same bits."""
+    if x.shape[0] <= FEW_TOKENS and not torch.compiler.is_compiling():
         return torch.bmm(alpha, x)  # (N, 1, k) @ (N, k, r)
     return (alpha.view(x.shape[0], -1, 1) * x).sum(dim=1)  # (N, k, 1) * (N, k, r), summed over k
 
