@@ -5,13 +5,14 @@ prints a table.
 
 Options (key=value): model=NAME (a config of configs/model, default smollm2_135m, the mini scale), quick=true (tiny
 model, few trials: checks the pipeline in seconds), trials=N (the mini panel's paired trials, default 7),
-shape_trials=N (the paper-shape panel's, default 40; unmerged DoRA's at most 5),
-parts=shapes,infer,train,pmrc[,compile,compile_decode] (which parts to measure, default shapes,infer,train,pmrc;
-``shapes``: every method at the paper's ranks on LLaMA-3-8B-shaped decoder layers, Figure 3's primary panel;
-``compile``, the prompt forward of every method torch.compile'd over the compiled merged model, and
-``compile_decode``, ID-LoRA's compiled batch-1 decoding over unmerged LoRA's, only when named: inductor compiles for
-minutes on a CPU), compile_backend=NAME (the compile parts' torch.compile backend, default inductor; quick: eager),
-out=FILE (default results/bench/efficiency.json).
+shape_trials=N (the paper-shape panel's, default 40; unmerged DoRA's at most 5), pair_trials=N (the ID-LoRA vs
+unmerged LoRA decoding pairs', default 21), parts=shapes,infer,decode,train,pmrc[,compile,compile_decode] (which
+parts to measure, default shapes,infer,decode,train,pmrc; ``shapes``: every method at the paper's ranks on
+LLaMA-3-8B-shaped decoder layers, Figure 3's primary panel; ``decode``: ID-LoRA's batch-1 decoding over unmerged
+LoRA's, paired; ``compile``: the prompt forward of every method torch.compile'd over the compiled merged model, and
+``compile_decode``: ID-LoRA's compiled batch-1 decoding over unmerged LoRA's, both only when named, as inductor
+compiles for minutes on a CPU), compile_backend=NAME (the compile parts' torch.compile backend, default inductor;
+quick: eager), out=FILE (default results/bench/efficiency.json).
 """
 
 import sys
@@ -24,14 +25,15 @@ def main(argv=None) -> None:
     from idlora.errors import ConfigError
 
     args = parse_overrides(sys.argv[1:] if argv is None else argv,
-                           {"model": None, "quick": ("true", "false"), "trials": None, "shape_trials": None, "parts": None,
+                           {"model": None, "quick": ("true", "false"), "trials": None, "shape_trials": None,
+                            "pair_trials": None, "parts": None,
                             "out": None,
                             "compile_backend": None})
-    for key in ("trials", "shape_trials"):
+    for key in ("trials", "shape_trials", "pair_trials"):
         value = args.get(key)
         if value is not None and not (value.isdigit() and int(value) > 0):
             raise ConfigError(f"{key}={value!r} is not valid: give a positive number of trials (e.g. {key}=7).")
-    trials, shape_trials = args.get("trials"), args.get("shape_trials")
+    trials, shape_trials, pair_trials = (args.get(k) for k in ("trials", "shape_trials", "pair_trials"))
     backend = args.get("compile_backend")
     if backend is not None:
         import torch
@@ -50,6 +52,7 @@ def main(argv=None) -> None:
     run_efficiency_benchmark(model_name="tiny_llama" if quick else args.get("model", "smollm2_135m"), quick=quick,
                              trials=None if trials is None else int(trials),
                              shape_trials=None if shape_trials is None else int(shape_trials),
+                             pair_trials=None if pair_trials is None else int(pair_trials),
                              out=args.get("out", "results/bench/efficiency.json"),
                              parts=parts, compile_backend=backend)
 

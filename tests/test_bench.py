@@ -43,7 +43,7 @@ def test_quick_benchmark_writes_every_key(tmp_path):
     assert all(lo <= metrics[k] <= hi for k, (lo, hi) in report["intervals"].items())
     assert report["settings"]["methods"]["moelora_official"] == {**report["settings"]["methods"]["moelora"],
                                                                  "impl": "official"}
-    assert set(report["parts"]) == {"shapes", "infer", "train", "pmrc"}  # compile: only when asked for
+    assert set(report["parts"]) == {"shapes", "infer", "decode", "train", "pmrc"}  # compile: only when asked for
     shapes = report["settings"]["paper_shapes"]
     assert shapes["model"] == "llama3_8b" and shapes["layers"] == 1 and shapes["trials"] == 2
     assert shapes["trials_of"] == {}  # quick: every method at the same 2 trials
@@ -114,8 +114,9 @@ def test_decode_pair_ratios_compare_two_adapters_on_copies_of_the_base(backend):
 
 
 def test_bench_options_are_checked():
-    for args, match in ((["quick=true", "parts=infer", "compile_backend=eager"], "compile_backend= is the compile parts'"),
-                        (["quick=true", "parts=compile", "compile_backend=nope"], "not a torch.compile backend")):
+    for args, match in ((["quick=true", "parts=infer", "compile_backend=eager"], "is the compile parts' option"),
+                        (["quick=true", "parts=compile", "compile_backend=nope"], "not a torch.compile backend"),
+                        (["quick=true", "parts=decode", "pair_trials=0"], "pair_trials='0' is not valid")):
         res = subprocess.run([sys.executable, str(REPO / "scripts/bench_efficiency.py"), *args, "out=/dev/null"],
                              cwd=REPO, capture_output=True, text=True, timeout=120)
         assert res.returncode != 0 and match in res.stderr + res.stdout, res.stderr[-1000:]
@@ -223,6 +224,8 @@ def test_intervals_and_the_compile_part_follow_their_parts():
 
     assert metric_part("compiled_infer_time_ratio_idlora") == "compile"
     assert metric_part("compiled_decode_time_ratio_idlora_vs_lora_unmerged") == "compile_decode"
+    assert metric_part("decode_time_ratio_idlora_vs_lora_unmerged") == "decode"
+    assert metric_part("decode_time_ratio_idlora") == "infer"
     assert metric_part("infer_time_ratio_moelora_official") == "infer"
     assert metric_part("paper_shapes_infer_time_ratio_idlora") == "shapes"
     assert metric_part("paper_adapter_bytes_llama3_8b_idlora") == "infer"

@@ -42,7 +42,7 @@ def test_fig3_overheads_and_paper_claims(tmp_path):
 def test_fig3_ours_official_compiled_and_intervals(tmp_path):
     """Issue 19's keys (optional: the committed file predates them): the official implementations' rows, compiled
     ratios, 95% intervals; the bars of a method are ours, compiled, official, paper, DoRA on panels of its own."""
-    from idlora.reports.figures import _fig3_bars
+    from idlora.reports.figures import _fig3_bars, _fig3_titles
 
     metrics = {f"{kind}_time_ratio_{m}": ratio for m, ratio in
                (("idlora", 1.02), ("hydralora", 1.10), ("hydralora_official", 1.30), ("dora_unmerged", 6.0))
@@ -61,6 +61,12 @@ def test_fig3_ours_official_compiled_and_intervals(tmp_path):
     assert [b[0] for b in _fig3_bars(d, "idlora", "decode")] == ["ours", "paper"]
     assert [b[0] for b in _fig3_bars(d, "dora_unmerged", "decode")] == ["ours"]  # the paper has no DoRA claim
     assert _fig3_bars(d, "idlora", "infer")[1][1:] == (pytest.approx(1.0), pytest.approx([0.0, 3.0]))
+    assert d["decode_pairs"] == {}  # no direct pair measured: the title says nothing of one
+    assert "paired" not in _fig3_titles(d)["rows"]["decode"]
+    pair = "decode_time_ratio_idlora_vs_lora_unmerged"
+    paired = fig3_data(_bench(tmp_path / "pair.json", intervals={pair: [0.95, 1.06]}, **{pair: 0.971}, **metrics))
+    assert paired["decode_pairs"] == {"eager": (0.971, [0.95, 1.06])}
+    assert "unmerged LoRA, paired: 0.971 [0.950, 1.060]" in _fig3_titles(paired)["rows"]["decode"]
     out = make_figure("fig3", bench=str(bench), out_dir=str(tmp_path / "figs"))
     assert out.read_bytes().startswith(PNG)
 

@@ -9,13 +9,14 @@ of the per-trial ratio is reported (``median_ratio``), with a 95% bootstrap inte
 HydraLoRA and MoELoRA are timed twice in the same run: ours (one fused product per layer) and ``<method>_official``
 (``method.impl=official``: the official code's loop over the experts, the same function), so Figure 3 shows where
 the paper's overheads come from. The ``compile`` part (not run by default: inductor compiles for minutes on a
-CPU) times the prompt forward of every method ``torch.compile``'d over the compiled merged model, and ID-LoRA's
-decoding against unmerged LoRA's, both compiled over a static KV cache.
+CPU) times the prompt forward of every method ``torch.compile``'d over the compiled merged model, and
+``compile_decode`` ID-LoRA's decoding against unmerged LoRA's compiled over a static KV cache.
 
 Parts: ``shapes`` (Figure 3's primary panel: every method at the paper's ranks on LLaMA-3-8B-shaped decoder
 layers, random weights; ``paper_shapes``; metrics prefixed ``paper_shapes_``), ``infer`` (the same on the
-benchmark's model, the mini scale's ranks; with ``decode_time_ratio_idlora_vs_lora_unmerged``, the two adapters'
-decoding paired directly), ``train``, ``pmrc`` (``bench.pmrc``) and ``compile``.
+benchmark's model, the mini scale's ranks), ``decode`` (``decode_time_ratio_idlora_vs_lora_unmerged``: ID-LoRA's
+and unmerged LoRA's batch-1 decoding paired directly), ``train``, ``pmrc`` (``bench.pmrc``), ``compile`` and
+``compile_decode``.
 
 Extra memory at inference is counted exactly, without a GPU: the adapter's parameters and buffers, plus the
 difference in *peak live tensor bytes* during a forward pass, tracked by a dispatch mode that records every
@@ -309,11 +310,12 @@ BENCH_METHODS = ("idlora", "hydralora", "moelora", "lora_unmerged", "dora_unmerg
 OFFICIAL = {"hydralora_official": "hydralora", "moelora_official": "moelora"}  # timed with method.impl=official
 
 
-BENCH_PARTS = ("shapes", "infer", "train", "pmrc", "compile", "compile_decode")
+BENCH_PARTS = ("shapes", "infer", "decode", "train", "pmrc", "compile", "compile_decode")
 # compile, compile_decode: on request (inductor compiles for minutes on a CPU)
-DEFAULT_PARTS = ("shapes", "infer", "train", "pmrc")
+DEFAULT_PARTS = ("shapes", "infer", "decode", "train", "pmrc")
 COMPILE_PARTS = ("compile", "compile_decode")  # the parts that read compile_backend
 PAIR_TRIALS = 21  # ID-LoRA against unmerged LoRA, decoding directly paired (issue 19's batch-1 comparison)
+PAIR_KEY = "decode_time_ratio_idlora_vs_lora_unmerged"  # that pair's metric (compiled: "compiled_" + PAIR_KEY)
 # The paper-shape panel's paired trials: 40 resolve a ratio to about +-0.02 (15 gave +-0.02..0.05). Unmerged DoRA
 # recomputes its weight norm per call (3x the prompt, 50x the decoding of the base): a ratio that far from 1 needs no
 # narrow interval, and 40 of its trials would take an hour.
@@ -326,7 +328,7 @@ PART_SETTINGS = {"compile": "compile_backend", "compile_decode": "compile_backen
 
 def metric_part(key: str) -> str:
     """Which part of the benchmark measures a metric key."""
-    for prefix, part in ((SHAPES, "shapes"), ("pmrc_", "pmrc"), ("train_step_", "train"),
+    for prefix, part in ((SHAPES, "shapes"), ("pmrc_", "pmrc"), ("train_step_", "train"), (PAIR_KEY, "decode"),
                          ("compiled_decode_", "compile_decode"), ("compiled_", "compile")):
         if key.startswith(prefix):
             return part
@@ -428,6 +430,18 @@ def _shapes_part(quick: bool, trials: int, intervals: dict) -> tuple[dict, dict]
             {**settings, "trials": trials, "trials_of": trials_of, "methods": ranks})
 
 
+def _pair_parts(parts, base, methods: dict, decode_prompt: torch.Tensor, new_tokens: int, trials: int,
+                backend: str | None, intervals: dict) -> dict:
+    """ID-LoRA's batch-1 decoding over unmerged LoRA's, paired directly: eager (part ``decode``) and compiled over a
+    static KV cache (part ``compile_decode``, with ``backend``)."""
+    out: dict[str, float] = {}
+    for part, key, compile_backend in (("decode", PAIR_KEY, None), ("compile_decode", "compiled_" + PAIR_KEY, backend)):
+        if part in parts:
+            _record(out, intervals, key, decode_pair_ratios(base, methods["idlora"], methods["lora_unmerged"],
+                                                            decode_prompt, new_tokens, trials, compile_backend))
+    return out
+
+
 def _print_report(report: dict, results: dict, parts, out: str) -> None:
     width = max((len(k) for k in results), default=0)
     mode = "quick" if report["quick"] else f"median of {report['trials']} trials"
@@ -444,9 +458,11 @@ def _print_report(report: dict, results: dict, parts, out: str) -> None:
 
 def run_efficiency_benchmark(model_name: str = "smollm2_135m", quick: bool = False, trials: int | None = None,
                              out: str = "results/bench/efficiency.json", parts=DEFAULT_PARTS,
-                             compile_backend: str | None = None, shape_trials: int | None = None) -> dict:
+                             compile_backend: str | None = None, shape_trials: int | None = None,
+                             pair_trials: int | None = None) -> dict:
     """All of Figure 3's measurements for one model; writes ``out`` and prints a table. ``compile_backend``: the
-    compile part's ``torch.compile`` backend (default inductor; quick: eager, which checks the path in seconds)."""
+    compile parts' ``torch.compile`` backend (default inductor; quick: eager, which checks the path in seconds);
+    ``pair_trials``: the decoding pairs' trials (default ``PAIR_TRIALS``, at least ``trials``)."""
     import platform
 
     from ..config import load_group
@@ -474,11 +490,9 @@ def run_efficiency_benchmark(model_name: str = "smollm2_135m", quick: bool = Fal
         shapes, settings["paper_shapes"] = _shapes_part(quick, shape_trials or (2 if quick else SHAPE_TRIALS),
                                                         intervals)
         results.update(shapes)
-    pair_trials = trials if quick else max(trials, PAIR_TRIALS)
+    pair_trials = pair_trials or (trials if quick else max(trials, PAIR_TRIALS))
     if "infer" in parts:
         results.update(inference_ratios(base, methods, prompt_batch, decode_prompt, new_tokens, trials, intervals))
-        _record(results, intervals, "decode_time_ratio_idlora_vs_lora_unmerged", decode_pair_ratios(
-            base, methods["idlora"], methods["lora_unmerged"], decode_prompt, new_tokens, pair_trials))
         results.update(paper_adapter_bytes())
     train, train_pair = _train_part(model_cfg, base, methods, ids, trials, intervals, "train" in parts)
     results.update(train)
@@ -491,10 +505,8 @@ def run_efficiency_benchmark(model_name: str = "smollm2_135m", quick: bool = Fal
         settings["compile_backend"] = compile_backend or ("eager" if quick else "inductor")
     if "compile" in parts:
         results.update(compiled_ratios(base, methods, prompt_batch, trials, settings["compile_backend"], intervals))
-    if "compile_decode" in parts:
-        _record(results, intervals, "compiled_decode_time_ratio_idlora_vs_lora_unmerged", decode_pair_ratios(
-            base, methods["idlora"], methods["lora_unmerged"], decode_prompt, new_tokens, pair_trials,
-            settings["compile_backend"]))
+    results.update(_pair_parts(parts, base, methods, decode_prompt, new_tokens, pair_trials,
+                               settings.get("compile_backend"), intervals))
     provenance = {"torch": torch.__version__, "threads": torch.get_num_threads(), "machine": platform.machine(),
                   "processor": platform.processor(),
                   "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,

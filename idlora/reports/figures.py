@@ -35,6 +35,7 @@ def _overhead(ratio):
     return None if ratio is None else 100.0 * (ratio - 1.0)
 
 
+PAIR_KEY = "decode_time_ratio_idlora_vs_lora_unmerged"  # ID-LoRA's decoding over unmerged LoRA's, paired (bench)
 SHAPES = "paper_shapes_"  # the paper-shape panel's metrics (idlora.bench.efficiency.SHAPES; bench sits above reports, which cannot import it)
 
 
@@ -79,6 +80,8 @@ def fig3_data(bench_path: str | Path) -> dict:
             "shape_rows": shape_rows, "shape_settings": settings.get("paper_shapes"),
             "mini_settings": {k: settings.get(k) for k in ("prompt_batch", "prompt_tokens", "decode_tokens")},
             "compile_backend": settings.get("compile_backend"),
+            "decode_pairs": {mode: (metrics[key], intervals.get(key)) for mode, key in
+                             (("eager", PAIR_KEY), ("compiled", "compiled_" + PAIR_KEY)) if key in metrics},
             "paper_memory_claim_pct": claims.get("idlora_extra_memory_reduction_vs_moelora_and_hydralora_pct"),
             "memory_ratios": {k: v for k, v in metrics.items() if k.startswith("extra_memory_ratio")},
             "shape_memory_ratios": {k.removeprefix(SHAPES): v for k, v in metrics.items()
@@ -204,8 +207,12 @@ def _fig3_titles(data: dict) -> dict[str, dict[str, str]]:
             "decode": f"{where} — decoding (batch 1, {sh.get('decode_tokens', '?')} tokens)"}
     mini = data.get("mini_settings") or {}
     model = f"{data['model']}{' (quick)' if data['quick'] else ''}, the mini ranks"
+    pairs = "; ".join(("compiled " if mode == "compiled" else "") + f"{v:.3f}"
+                      + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+                      for mode, (v, ci) in (data.get("decode_pairs") or {}).items())
     out["rows"] = {"infer": f"{model} — prompt forward ({mini.get('prompt_batch') or 8}×{mini.get('prompt_tokens') or 256})",
-                   "decode": f"{model} — decoding (batch 1, {mini.get('decode_tokens') or 64} tokens)"}
+                   "decode": f"{model} — decoding (batch 1, {mini.get('decode_tokens') or 64} tokens)"
+                             + (f"\nID-LoRA / unmerged LoRA, paired: {pairs}" if pairs else "")}
     return out
 
 
