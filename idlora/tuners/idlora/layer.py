@@ -62,7 +62,7 @@ def mix_bases(alpha: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     The training and inference paths share this choice, so for a given input they compute the same bits."""
     if x.shape[0] <= FEW_TOKENS and not torch.compiler.is_compiling():
         return torch.bmm(alpha, x)  # (N, 1, k) @ (N, k, r)
-    return (alpha.view(x.shape[0], -1, 1) * x).sum(dim=1)  # (N, k, 1) * (N, k, r), summed over k
+    return (alpha.reshape(x.shape[0], -1, 1) * x).sum(dim=1)  # (N, k, 1) * (N, k, r), summed over k
 
 
 class IDLoRALayer(BaseTunerLayer):
@@ -262,7 +262,7 @@ class IDLoRALayer(BaseTunerLayer):
         if not (base_out.dtype == Bw.dtype == R.dtype == h.dtype == torch.float32):  # else route()'s casts matter
             return None
         k, r = index.shape
-        x = torch.index_select(base_out, -1, index.view(-1))  # (..., k*r) = [A_1 h; ...; A_k h], identity 1
+        x = torch.index_select(base_out, -1, index.reshape(-1))  # (..., k*r) = [A_1 h; ...; A_k h], identity 1
         alpha = torch.softmax(F.linear(h, R), dim=-1)  # (..., k)
         mixed = mix_bases(alpha.view(-1, 1, k), x.view(-1, k, r))  # (N, [1,] r) = sum_i alpha_i x_i
         # identity 2, B once, accumulated into W h; with Rank Boosting each token's m parts are m rows
