@@ -254,3 +254,7 @@ def test_intervals_and_the_compile_part_follow_their_parts():
     assert last["metrics"]["compiled_infer_time_ratio_idlora"] == 1.05
     assert last["metrics"]["compiled_decode_time_ratio_idlora_vs_lora_unmerged"] == 0.99
     assert list(last["parts"]) == ["shapes", "infer", "compile", "compile_decode"]
+    eager = {**new, "settings": {"decode_trials": 41}, "parts": {"decode": {"date": "d4"}},
+             "metrics": {"decode_time_ratio_idlora_vs_lora_unmerged": 0.99}, "intervals": {}}
+    after = merge_parts(merge_parts(last, eager), new)  # the decode part's trials stay with its metric
+    assert after["settings"]["decode_trials"] == 41 and after["settings"]["compile_backend"] == "inductor"

@@ -323,7 +323,8 @@ SHAPE_TRIALS = 40
 SHAPE_TRIALS_OF = {"dora_unmerged": 5}
 SHAPES = "paper_shapes_"  # the prefix of the paper-shape panel's metrics (part ``shapes``)
 # the settings a part writes (kept with the part's metrics when another part is re-measured)
-PART_SETTINGS = {"compile": "compile_backend", "compile_decode": "compile_backend", "shapes": "paper_shapes"}
+PART_SETTINGS = {"compile": ("compile_backend",), "compile_decode": ("compile_backend", "compile_decode_trials"),
+                 "shapes": ("paper_shapes",), "decode": ("decode_trials",)}
 
 
 def metric_part(key: str) -> str:
@@ -360,10 +361,11 @@ def merge_parts(old: dict | None, new: dict) -> dict:
     parts = {p: old_parts[p] for p in kept if p in old_parts}
     parts.update(new["parts"])
     out = {**new, "metrics": merged["metrics"], "parts": {p: parts[p] for p in BENCH_PARTS if p in parts}}
-    for part, key in PART_SETTINGS.items():  # a kept part keeps its settings
-        value = (old.get("settings") or {}).get(key)
-        if part in kept and value is not None and key not in (out.get("settings") or {}):
-            out["settings"] = {**out.get("settings", {}), key: value}
+    for part, keys in PART_SETTINGS.items():  # a kept part keeps its settings
+        for key in keys:
+            value = (old.get("settings") or {}).get(key)
+            if part in kept and value is not None and key not in (out.get("settings") or {}):
+                out["settings"] = {**out.get("settings", {}), key: value}
     if merged["intervals"] or "intervals" in new:
         out["intervals"] = merged["intervals"]
     return out
@@ -431,12 +433,13 @@ def _shapes_part(quick: bool, trials: int, intervals: dict) -> tuple[dict, dict]
 
 
 def _pair_parts(parts, base, methods: dict, decode_prompt: torch.Tensor, new_tokens: int, trials: int,
-                backend: str | None, intervals: dict) -> dict:
+                backend: str | None, intervals: dict, settings: dict) -> dict:
     """ID-LoRA's batch-1 decoding over unmerged LoRA's, paired directly: eager (part ``decode``) and compiled over a
-    static KV cache (part ``compile_decode``, with ``backend``)."""
+    static KV cache (part ``compile_decode``, with ``backend``); each part's trials go to ``settings``."""
     out: dict[str, float] = {}
     for part, key, compile_backend in (("decode", PAIR_KEY, None), ("compile_decode", "compiled_" + PAIR_KEY, backend)):
         if part in parts:
+            settings[f"{part}_trials"] = trials
             _record(out, intervals, key, decode_pair_ratios(base, methods["idlora"], methods["lora_unmerged"],
                                                             decode_prompt, new_tokens, trials, compile_backend))
     return out
@@ -506,7 +509,7 @@ def run_efficiency_benchmark(model_name: str = "smollm2_135m", quick: bool = Fal
     if "compile" in parts:
         results.update(compiled_ratios(base, methods, prompt_batch, trials, settings["compile_backend"], intervals))
     results.update(_pair_parts(parts, base, methods, decode_prompt, new_tokens, pair_trials,
-                               settings.get("compile_backend"), intervals))
+                               settings.get("compile_backend"), intervals, settings))
     provenance = {"torch": torch.__version__, "threads": torch.get_num_threads(), "machine": platform.machine(),
                   "processor": platform.processor(),
                   "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
