@@ -316,9 +316,10 @@ DEFAULT_PARTS = ("shapes", "infer", "decode", "train", "pmrc")
 COMPILE_PARTS = ("compile", "compile_decode")  # the parts that read compile_backend
 PAIR_TRIALS = 21  # ID-LoRA against unmerged LoRA, decoding directly paired (issue 19's batch-1 comparison)
 PAIR_KEY = "decode_time_ratio_idlora_vs_lora_unmerged"  # that pair's metric (compiled: "compiled_" + PAIR_KEY)
-# The paper-shape panel's paired trials: 40 resolve a ratio to about +-0.02 (15 gave +-0.02..0.05). Unmerged DoRA
-# recomputes its weight norm per call (3x the prompt, 50x the decoding of the base): a ratio that far from 1 needs no
-# narrow interval, and 40 of its trials would take an hour.
+# The paper-shape panel's paired trials: 40 (measured 2026-12-03: interval half-widths 0.018..0.055, no narrower than
+# 15 trials' 0.02..0.05 on this shared 2-core CPU, whose slow drift dominates; a quiet machine is what narrows them).
+# Unmerged DoRA recomputes its weight norm per call (3x the prompt, 50x the decoding of the base): a ratio that far
+# from 1 needs no narrow interval, and 40 of its trials would take an hour.
 SHAPE_TRIALS = 40
 SHAPE_TRIALS_OF = {"dora_unmerged": 5}
 SHAPES = "paper_shapes_"  # the prefix of the paper-shape panel's metrics (part ``shapes``)
