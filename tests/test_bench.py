@@ -50,24 +50,63 @@ def test_quick_benchmark_writes_every_key(tmp_path):
 
 
 def test_inference_ratios_give_a_method_its_own_number_of_trials(monkeypatch):
-    """``trials_of`` (the paper-shape panel's fewer DoRA trials) sets that method's trials, the others keep theirs."""
+    """``trials_of`` (the paper-shape panel's fewer DoRA trials) sets that method's trials and exempts it from the
+    precision rule; the others keep ``trials`` and the rule."""
     import torch
 
     from idlora.bench import efficiency
     from idlora.models.tiny import tiny_llama
 
-    counts = []
+    calls = []
     real = efficiency.trial_ratios
-    monkeypatch.setattr(efficiency, "trial_ratios", lambda fn, base, trials, warmup=1: counts.append(trials) or
-                        real(fn, base, trials, warmup))
+
+    def counting(fn, base, trials, warmup=1, precision=None, max_trials=None):
+        calls.append((trials, precision, max_trials))
+        return real(fn, base, trials, warmup)
+
+    monkeypatch.setattr(efficiency, "trial_ratios", counting)
     ids = torch.randint(3, 200, (1, 8), generator=torch.Generator().manual_seed(0))
     methods = {"idlora": {"name": "idlora", "r": 4, "alpha": 8, "k": 4, "selection": "serial"},
                "lora_unmerged": {"name": "lora", "r": 2, "alpha": 4}}
-    intervals = {}
+    intervals = efficiency.Found()
     efficiency.inference_ratios(tiny_llama(), methods, {"input_ids": ids}, ids[:, :4], 2, 2, intervals,
-                                trials_of={"lora_unmerged": 3})
-    assert counts == [2, 2, 3, 3]  # prompt and decode of each method, in order
+                                trials_of={"lora_unmerged": 3}, precision=0.03, max_trials=9)
+    # prompt and decode of each method, in order
+    assert calls == [(2, 0.03, 9), (2, 0.03, 9), (3, None, None), (3, None, None)]
     assert len(intervals) == 4
+    assert {k: len(v) for k, v in intervals.samples.items()} == {
+        "infer_time_ratio_idlora": 2, "decode_time_ratio_idlora": 2,
+        "infer_time_ratio_lora_unmerged": 3, "decode_time_ratio_lora_unmerged": 3}
+
+
+def test_trial_ratios_go_on_until_the_interval_is_as_narrow_as_asked(monkeypatch):
+    """The precision rule: ``trials`` trials, then steps of PRECISION_STEP until the 95% interval of the median is
+    within ``precision`` of it either side, never beyond ``max_trials``; no precision: exactly ``trials``."""
+    from idlora.bench import efficiency
+
+    clock = [0.0]
+    monkeypatch.setattr(efficiency.time, "perf_counter", lambda: clock[0])
+
+    def make(seconds):
+        n = [0]
+
+        def f():
+            clock[0] += seconds[n[0] % len(seconds)]
+            n[0] += 1
+        return f
+
+    base = make([1.0])
+    steady = efficiency.trial_ratios(make([1.25]), base, 10, warmup=0, precision=0.03, max_trials=50)
+    assert steady == [1.25] * 10  # already within 0.03: no more trials
+    noisy = efficiency.trial_ratios(make([0.5, 1.5]), base, 10, warmup=0, precision=0.03, max_trials=32)
+    assert len(noisy) == 32  # a two-point spread never narrows: stops at the cap, not at a multiple of the step
+    assert efficiency.half_width(efficiency.median_ci(noisy)) > 0.03
+    assert len(efficiency.trial_ratios(make([0.5, 1.5]), base, 10, warmup=0)) == 10
+    # a spread that narrows as trials accumulate: 1.0 with a quarter of outliers stops once the median's interval
+    # is tight
+    rare = efficiency.trial_ratios(make([2.0, 2.0] + [1.0] * 6), base, 5, warmup=0, precision=0.001, max_trials=100)
+    assert 5 < len(rare) < 100 and (len(rare) - 5) % efficiency.PRECISION_STEP == 0
+    assert efficiency.half_width(efficiency.median_ci(rare)) <= 0.001
 
 
 def test_compiled_ratios_time_every_method_against_the_compiled_merged_model():
@@ -235,9 +274,13 @@ def test_intervals_and_the_compile_part_follow_their_parts():
            "intervals": {"infer_time_ratio_idlora": [1.0, 1.2], "compiled_infer_time_ratio_idlora": [1.0, 1.1]}}
     new = {"model": "m", "quick": False, "settings": {}, "parts": {"infer": {"date": "d1"}},
            "metrics": {"infer_time_ratio_idlora": 1.2}, "intervals": {"infer_time_ratio_idlora": [1.15, 1.3]}}
-    merged = merge_parts(old, new)
+    old_samples = {"infer_time_ratio_idlora": [1.1], "compiled_infer_time_ratio_idlora": [1.05]}
+    merged = merge_parts({**old, "samples": old_samples},
+                         {**new, "samples": {"infer_time_ratio_idlora": [1.2, 1.2]}})
     assert merged["intervals"] == {"infer_time_ratio_idlora": [1.15, 1.3],
                                    "compiled_infer_time_ratio_idlora": [1.0, 1.1]}
+    # every trial's ratio follows its part like the intervals do
+    assert merged["samples"] == {"infer_time_ratio_idlora": [1.2, 1.2], "compiled_infer_time_ratio_idlora": [1.05]}
     assert merged["metrics"]["compiled_infer_time_ratio_idlora"] == 1.05
     assert merged["settings"]["compile_backend"] == "inductor" and list(merged["parts"]) == ["infer", "compile"]
     # the paper-shape panel, measured alone, keeps its settings and metrics through a later run of other parts

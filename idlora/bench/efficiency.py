@@ -4,7 +4,9 @@ Everything is measured in one process, side by side, and reported as ratios to m
 what the base model costs): absolute times on a shared CPU are noise, ratios measured in the same run are not.
 Each trial times the two compared models back to back (alternating which goes first); the median over trials
 of the per-trial ratio is reported (``median_ratio``), with a 95% bootstrap interval of that median in the report's
-``intervals`` (``median_ci``). ``--parts`` re-measures some parts and keeps the others.
+``intervals`` (``median_ci``), and every trial's ratio in ``samples`` (n = their number). Where a part asks for a
+precision (the paper-shape panel, the decoding pair) trials go on until the interval is that narrow or a cap is
+reached (``trial_ratios``). ``--parts`` re-measures some parts and keeps the others.
 
 HydraLoRA and MoELoRA are timed twice in the same run: ours (one fused product per layer) and ``<method>_official``
 (``method.impl=official``: the official code's loop over the experts, the same function), so Figure 3 shows where
@@ -87,24 +89,52 @@ def adapter_bytes(model: torch.nn.Module) -> int:
     return total
 
 
-def trial_ratios(fn: Callable[[], object], base: Callable[[], object], trials: int, warmup: int = 1) -> list[float]:
+def trial_ratios(fn: Callable[[], object], base: Callable[[], object], trials: int, warmup: int = 1,
+                 precision: float | None = None, max_trials: int | None = None) -> list[float]:
     """Per trial, (seconds of ``fn``) / (seconds of ``base``), the two timed back to back: on a shared machine the
     load changes between trials more than between two adjacent calls, so each trial's ratio is steadier than a ratio
-    of separate medians."""
-    ratios = []
+    of separate medians.
+
+    ``precision``: after ``trials`` trials, go on in steps of ``PRECISION_STEP`` until the 95% interval of the median
+    (``median_ci``) is at most ``precision`` either side of it, or ``max_trials`` trials are done (a fixed-width
+    sequential interval: the rule stops on the interval's width, not on where the median lies)."""
+    limit = max(trials, max_trials or trials)
+    ratios: list[float] = []
+
+    def next_trials() -> int:
+        if len(ratios) < trials:
+            return trials - len(ratios)
+        if precision is None or len(ratios) >= limit or half_width(median_ci(ratios)) <= precision:
+            return 0
+        return min(PRECISION_STEP, limit - len(ratios))
+
     with torch.no_grad():
         for _ in range(warmup):
             fn(), base()
-        for i in range(trials):
-            pair = (fn, base) if i % 2 == 0 else (base, fn)  # alternate which goes first
-            seconds = []
-            for f in pair:
-                t = time.perf_counter()
-                f()
-                seconds.append(time.perf_counter() - t)
-            t_fn, t_base = seconds if i % 2 == 0 else seconds[::-1]
-            ratios.append(t_fn / t_base)
+        while n := next_trials():
+            for _ in range(n):
+                ratios.append(_paired_trial(fn, base, fn_first=len(ratios) % 2 == 0))  # alternate who goes first
     return ratios
+
+
+PRECISION_STEP = 5  # trials between two checks of the interval's width (trial_ratios' precision)
+
+
+def _paired_trial(fn: Callable[[], object], base: Callable[[], object], fn_first: bool) -> float:
+    """One trial: seconds of ``fn`` over seconds of ``base``, timed back to back (``fn_first``: ``fn`` goes first)."""
+    seconds = []
+    for f in ((fn, base) if fn_first else (base, fn)):
+        t = time.perf_counter()
+        f()
+        seconds.append(time.perf_counter() - t)
+    t_fn, t_base = seconds if fn_first else seconds[::-1]
+    return t_fn / t_base
+
+
+def half_width(summary: dict) -> float:
+    """The larger distance from a ``median_ci`` summary's median to an end of its interval."""
+    lo, hi = summary["ci95"]
+    return max(summary["median"] - lo, hi - summary["median"])
 
 
 def median_ratio(fn: Callable[[], object], base: Callable[[], object], trials: int, warmup: int = 1) -> float:
@@ -123,12 +153,29 @@ def median_ci(values: list[float], resamples: int = 2000, seed: int = 0) -> dict
             "trials": len(values)}
 
 
+class Found(dict):
+    """What the measurements found besides their medians: metric -> its 95% interval ``[low, high]``, and in
+    ``samples`` metric -> its per-trial ratios (their number is the interval's n; the report's ``samples``)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.samples: dict[str, list[float]] = {}
+
+    def add(self, prefix: str, other: Found) -> None:
+        """``other``'s intervals and samples, their keys prefixed."""
+        self.update({prefix + k: v for k, v in other.items()})
+        self.samples.update({prefix + k: v for k, v in other.samples.items()})
+
+
 def _record(out: dict, intervals: dict | None, key: str, ratios: list[float]) -> None:
-    """``out[key]`` = the median ratio; ``intervals[key]`` = its 95% bootstrap interval (when collected)."""
+    """``out[key]`` = the median ratio; ``intervals[key]`` = its 95% bootstrap interval (when collected), and the
+    trials' ratios in ``intervals.samples`` (a ``Found``)."""
     summary = median_ci(ratios)
     out[key] = float(summary["median"])
     if intervals is not None:
         intervals[key] = [float(v) for v in summary["ci95"]]
+    if isinstance(intervals, Found):
+        intervals.samples[key] = [round(float(r), 5) for r in ratios]
 
 
 def train_step_fn(model, batch, lr: float = 1e-4) -> Callable[[], None]:
@@ -157,9 +204,11 @@ def _randomize_adapter(model: torch.nn.Module, seed: int = 0) -> None:
 
 def inference_ratios(base, method_cfgs: dict[str, dict], prompt_batch: dict, decode_prompt: torch.Tensor,
                      new_tokens: int, trials: int, intervals: dict | None = None,
-                     trials_of: dict[str, int] | None = None) -> dict[str, float]:
+                     trials_of: dict[str, int] | None = None, precision: float | None = None,
+                     max_trials: int | None = None) -> dict[str, float]:
     """Prompt-forward and decode latency of each method over the base model (= merged LoRA), and extra memory;
-    each ratio's interval goes to ``intervals``. ``trials_of``: a method's own number of trials (else ``trials``).
+    each ratio's interval goes to ``intervals``. ``trials_of``: a method's own number of trials (else ``trials``,
+    then more up to ``max_trials`` until the interval is ``precision`` wide either side: ``trial_ratios``).
 
     Each adapter is built on the shared base model, timed interleaved with the same model with its adapter
     disabled (the base), then unloaded, so a large model is held in memory once."""
@@ -186,9 +235,10 @@ def inference_ratios(base, method_cfgs: dict[str, dict], prompt_batch: dict, dec
             with m.disable_adapter():
                 return decode()
 
-        n = (trials_of or {}).get(name, trials)
-        _record(out, intervals, f"infer_time_ratio_{name}", trial_ratios(forward, forward_base, n))
-        _record(out, intervals, f"decode_time_ratio_{name}", trial_ratios(decode, decode_base, n))
+        own = (trials_of or {}).get(name)
+        until = {} if own else {"precision": precision, "max_trials": max_trials}
+        for key, fn, fn_base in (("infer", forward, forward_base), ("decode", decode, decode_base)):
+            _record(out, intervals, f"{key}_time_ratio_{name}", trial_ratios(fn, fn_base, own or trials, **until))
         peak = peak_live_bytes(forward)
         out[f"adapter_bytes_{name}"] = float(adapter_bytes(model))
         out[f"activation_bytes_{name}"] = float(max(0, peak - base_peak))
@@ -219,9 +269,11 @@ def _decoder(model, decode_prompt: torch.Tensor, new_tokens: int, compile_backen
 
 
 def decode_pair_ratios(base, cfg: dict, other: dict, decode_prompt: torch.Tensor, new_tokens: int, trials: int,
-                       compile_backend: str | None = None) -> list[float]:
+                       compile_backend: str | None = None, precision: float | None = None,
+                       max_trials: int | None = None) -> list[float]:
     """Per paired trial, batch-1 decoding seconds of method ``cfg`` over method ``other`` (each on its own copy of
-    ``base``, timed back to back): the direct comparison of two adapters' decoding, eager or compiled."""
+    ``base``, timed back to back): the direct comparison of two adapters' decoding, eager or compiled. ``precision``,
+    ``max_trials``: more trials until the interval is that narrow (``trial_ratios``)."""
     import copy
 
     from ..methods import apply_method
@@ -232,7 +284,8 @@ def decode_pair_ratios(base, cfg: dict, other: dict, decode_prompt: torch.Tensor
         _randomize_adapter(model)
         decoders.append(_decoder(model.eval(), decode_prompt, new_tokens, compile_backend))
     try:
-        return trial_ratios(*decoders, trials, warmup=2 if compile_backend else 1)
+        return trial_ratios(*decoders, trials, warmup=2 if compile_backend else 1, precision=precision,
+                            max_trials=max_trials)
     finally:
         if compile_backend:
             torch._dynamo.reset()
@@ -314,7 +367,11 @@ BENCH_PARTS = ("shapes", "infer", "decode", "train", "pmrc", "compile", "compile
 # compile, compile_decode: on request (inductor compiles for minutes on a CPU)
 DEFAULT_PARTS = ("shapes", "infer", "decode", "train", "pmrc")
 COMPILE_PARTS = ("compile", "compile_decode")  # the parts that read compile_backend
-PAIR_TRIALS = 21  # ID-LoRA against unmerged LoRA, decoding directly paired (issue 19's batch-1 comparison)
+# ID-LoRA against unmerged LoRA, decoding directly paired (issue 19's batch-1 comparison): at least PAIR_TRIALS
+# trials, then more (up to PAIR_MAX_TRIALS) until the 95% interval is PAIR_PRECISION wide either side of the median
+# (2026-12-03: 41 trials gave +-0.03 around 0.99, too wide to tell a 1-2% difference either way)
+PAIR_TRIALS = 40
+PAIR_PRECISION, PAIR_MAX_TRIALS = 0.015, 160
 PAIR_KEY = "decode_time_ratio_idlora_vs_lora_unmerged"  # that pair's metric (compiled: "compiled_" + PAIR_KEY)
 # The paper-shape panel's paired trials: 40 (measured 2026-12-03: interval half-widths 0.018..0.055, no narrower than
 # 15 trials' 0.02..0.05 on this shared 2-core CPU, whose slow drift dominates; a quiet machine is what narrows them).
@@ -322,10 +379,14 @@ PAIR_KEY = "decode_time_ratio_idlora_vs_lora_unmerged"  # that pair's metric (co
 # from 1 needs no narrow interval, and 40 of its trials would take an hour.
 SHAPE_TRIALS = 40
 SHAPE_TRIALS_OF = {"dora_unmerged": 5}
+# ... then more trials, up to SHAPE_MAX_TRIALS, until each ratio's interval is SHAPE_PRECISION wide either side of its
+# median (issue 19's +-0.03; a trial's ratio varies by ~0.07-0.10 (SD) here, so ~40-80 trials are needed)
+SHAPE_PRECISION, SHAPE_MAX_TRIALS = 0.03, 80
 SHAPES = "paper_shapes_"  # the prefix of the paper-shape panel's metrics (part ``shapes``)
 # the settings a part writes (kept with the part's metrics when another part is re-measured)
-PART_SETTINGS = {"compile": ("compile_backend",), "compile_decode": ("compile_backend", "compile_decode_trials"),
-                 "shapes": ("paper_shapes",), "decode": ("decode_trials",)}
+PART_SETTINGS = {"compile": ("compile_backend",),
+                 "compile_decode": ("compile_backend", "compile_decode_trials", "compile_decode_precision"),
+                 "shapes": ("paper_shapes",), "decode": ("decode_trials", "decode_precision")}
 
 
 def metric_part(key: str) -> str:
@@ -356,7 +417,7 @@ def merge_parts(old: dict | None, new: dict) -> dict:
     # a file written before parts were recorded measured infer, train and pmrc
     old_parts = old.get("parts") or {p: old.get("provenance", {}) for p in ("infer", "train", "pmrc")}
     merged = {}
-    for field in ("metrics", "intervals"):
+    for field in ("metrics", "intervals", "samples"):
         merged[field] = {k: v for k, v in (old.get(field) or {}).items() if metric_part(k) in kept}
         merged[field].update(new.get(field) or {})
     parts = {p: old_parts[p] for p in kept if p in old_parts}
@@ -367,8 +428,9 @@ def merge_parts(old: dict | None, new: dict) -> dict:
             value = (old.get("settings") or {}).get(key)
             if part in kept and value is not None and key not in (out.get("settings") or {}):
                 out["settings"] = {**out.get("settings", {}), key: value}
-    if merged["intervals"] or "intervals" in new:
-        out["intervals"] = merged["intervals"]
+    for field in ("intervals", "samples"):
+        if merged[field] or field in new:
+            out[field] = merged[field]
     return out
 
 
@@ -423,26 +485,33 @@ def _shapes_part(quick: bool, trials: int, intervals: dict) -> tuple[dict, dict]
     base = paper_shapes.layer_model(settings)
     prompt, decode = paper_shapes.inputs(settings)
     methods = bench_methods("tiny" if quick else "paper")
-    found: dict[str, list[float]] = {}
+    found = Found()
     trials_of = {} if quick else {name: min(n, trials) for name, n in SHAPE_TRIALS_OF.items()}
-    metrics = inference_ratios(base, methods, prompt, decode, settings["decode_tokens"], trials, found, trials_of)
-    intervals.update({SHAPES + k: v for k, v in found.items()})
+    until = {} if quick else {"precision": SHAPE_PRECISION, "max_trials": max(trials, SHAPE_MAX_TRIALS)}
+    metrics = inference_ratios(base, methods, prompt, decode, settings["decode_tokens"], trials, found, trials_of,
+                               **until)
+    intervals.add(SHAPES, found)
     ranks = {name: {k: cfg[k] for k in ("r", "k", "n_experts", "pmrc_restarts") if k in cfg}
              for name, cfg in methods.items()}
     return ({SHAPES + k: v for k, v in metrics.items()},
-            {**settings, "trials": trials, "trials_of": trials_of, "methods": ranks})
+            {**settings, "trials": trials, "trials_of": trials_of, **until, "methods": ranks})
 
 
 def _pair_parts(parts, base, methods: dict, decode_prompt: torch.Tensor, new_tokens: int, trials: int,
-                backend: str | None, intervals: dict, settings: dict) -> dict:
+                precision: float | None, backend: str | None, intervals: dict, settings: dict) -> dict:
     """ID-LoRA's batch-1 decoding over unmerged LoRA's, paired directly: eager (part ``decode``) and compiled over a
-    static KV cache (part ``compile_decode``, with ``backend``); each part's trials go to ``settings``."""
+    static KV cache (part ``compile_decode``, with ``backend``); at least ``trials`` trials, then more until the
+    interval is ``precision`` wide either side (up to ``PAIR_MAX_TRIALS``; quick: ``precision`` None, no more).
+    Each part's trials done go to ``settings`` (``<part>_trials``), its rule to ``<part>_precision``."""
     out: dict[str, float] = {}
     for part, key, compile_backend in (("decode", PAIR_KEY, None), ("compile_decode", "compiled_" + PAIR_KEY, backend)):
         if part in parts:
-            settings[f"{part}_trials"] = trials
-            _record(out, intervals, key, decode_pair_ratios(base, methods["idlora"], methods["lora_unmerged"],
-                                                            decode_prompt, new_tokens, trials, compile_backend))
+            ratios = decode_pair_ratios(base, methods["idlora"], methods["lora_unmerged"], decode_prompt, new_tokens,
+                                        trials, compile_backend, precision, max(trials, PAIR_MAX_TRIALS))
+            settings[f"{part}_trials"] = len(ratios)
+            settings[f"{part}_precision"] = {"min_trials": trials, "precision": precision,
+                                             "max_trials": max(trials, PAIR_MAX_TRIALS) if precision else trials}
+            _record(out, intervals, key, ratios)
     return out
 
 
@@ -488,7 +557,7 @@ def run_efficiency_benchmark(model_name: str = "smollm2_135m", quick: bool = Fal
     decode_prompt = torch.randint(3, vocab, (1, 16), generator=g)
     methods = bench_methods("tiny" if quick else "mini")
     results: dict[str, float] = {}
-    intervals: dict[str, list[float]] = {}
+    intervals = Found()
     settings = {"prompt_batch": batch, "prompt_tokens": seq, "decode_tokens": new_tokens}
     if "shapes" in parts:
         shapes, settings["paper_shapes"] = _shapes_part(quick, shape_trials or (2 if quick else SHAPE_TRIALS),
@@ -510,13 +579,14 @@ def run_efficiency_benchmark(model_name: str = "smollm2_135m", quick: bool = Fal
     if "compile" in parts:
         results.update(compiled_ratios(base, methods, prompt_batch, trials, settings["compile_backend"], intervals))
     results.update(_pair_parts(parts, base, methods, decode_prompt, new_tokens, pair_trials,
-                               settings.get("compile_backend"), intervals, settings))
+                               None if quick else PAIR_PRECISION, settings.get("compile_backend"), intervals, settings))
     provenance = {"torch": torch.__version__, "threads": torch.get_num_threads(), "machine": platform.machine(),
                   "processor": platform.processor(),
                   "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
                   "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     report = {"model": model_name, "quick": quick, "trials": trials, "settings": settings, "metrics": results,
-              "intervals": intervals, "provenance": provenance, "parts": {part: provenance for part in parts}}
+              "intervals": dict(intervals), "samples": intervals.samples, "provenance": provenance,
+              "parts": {part: provenance for part in parts}}
     report = merge_parts(_read_json(out), report)
     atomic_write_json(out, report)
     _print_report(report, results, parts, out)
