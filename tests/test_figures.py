@@ -65,8 +65,11 @@ def test_fig3_ours_official_compiled_and_intervals(tmp_path):
     assert "paired" not in _fig3_titles(d)["rows"]["decode"]
     pair = "decode_time_ratio_idlora_vs_lora_unmerged"
     paired = fig3_data(_bench(tmp_path / "pair.json", intervals={pair: [0.95, 1.06]}, **{pair: 0.971}, **metrics))
-    assert paired["decode_pairs"] == {"eager": (0.971, [0.95, 1.06])}
+    assert paired["decode_pairs"] == {"eager": (0.971, [0.95, 1.06], 0)}  # a file without samples: n unknown
     assert "unmerged LoRA, paired: 0.971 [0.950, 1.060]" in _fig3_titles(paired)["rows"]["decode"]
+    with_n = json.loads((tmp_path / "pair.json").read_text())
+    (tmp_path / "pair.json").write_text(json.dumps({**with_n, "samples": {pair: [0.97, 0.971, 0.972]}}))
+    assert "paired: 0.971 [0.950, 1.060] (n=3)" in _fig3_titles(fig3_data(tmp_path / "pair.json"))["rows"]["decode"]
     out = make_figure("fig3", bench=str(bench), out_dir=str(tmp_path / "figs"))
     assert out.read_bytes().startswith(PNG)
 

@@ -108,12 +108,13 @@ def trial_ratios(fn: Callable[[], object], base: Callable[[], object], trials: i
             return 0
         return min(PRECISION_STEP, limit - len(ratios))
 
-    with torch.no_grad():
+    with torch.no_grad(), tqdm(total=limit, desc="bench: trials", unit="trial", leave=False) as bar:
         for _ in range(warmup):
             fn(), base()
         while n := next_trials():
             for _ in range(n):
                 ratios.append(_paired_trial(fn, base, fn_first=len(ratios) % 2 == 0))  # alternate who goes first
+                bar.update()
     return ratios
 
 
@@ -373,14 +374,14 @@ COMPILE_PARTS = ("compile", "compile_decode")  # the parts that read compile_bac
 PAIR_TRIALS = 40
 PAIR_PRECISION, PAIR_MAX_TRIALS = 0.015, 160
 PAIR_KEY = "decode_time_ratio_idlora_vs_lora_unmerged"  # that pair's metric (compiled: "compiled_" + PAIR_KEY)
-# The paper-shape panel's paired trials: 40 (measured 2026-12-03: interval half-widths 0.018..0.055, no narrower than
-# 15 trials' 0.02..0.05 on this shared 2-core CPU, whose slow drift dominates; a quiet machine is what narrows them).
+# The paper-shape panel's paired trials: at least 40, then more, up to SHAPE_MAX_TRIALS, until each ratio's interval is
+# within SHAPE_PRECISION of its median (issue 19's +-0.03). Measured 2026-12-03 on this shared 2-core CPU: a trial's
+# ratio varies with an SD of 0.07-0.10 and two adjacent calls' times are nearly uncorrelated (base over base: SD
+# 0.065), so intervals do narrow with trials; 40 fixed trials left 5 of 12 ratios at +-0.04-0.055.
 # Unmerged DoRA recomputes its weight norm per call (3x the prompt, 50x the decoding of the base): a ratio that far
-# from 1 needs no narrow interval, and 40 of its trials would take an hour.
+# from 1 needs no narrow interval, so it gets 5 trials and no precision rule (40 of its trials would take an hour).
 SHAPE_TRIALS = 40
 SHAPE_TRIALS_OF = {"dora_unmerged": 5}
-# ... then more trials, up to SHAPE_MAX_TRIALS, until each ratio's interval is SHAPE_PRECISION wide either side of its
-# median (issue 19's +-0.03; a trial's ratio varies by ~0.07-0.10 (SD) here, so ~40-80 trials are needed)
 SHAPE_PRECISION, SHAPE_MAX_TRIALS = 0.03, 80
 SHAPES = "paper_shapes_"  # the prefix of the paper-shape panel's metrics (part ``shapes``)
 # the settings a part writes (kept with the part's metrics when another part is re-measured)

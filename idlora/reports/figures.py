@@ -80,8 +80,9 @@ def fig3_data(bench_path: str | Path) -> dict:
             "shape_rows": shape_rows, "shape_settings": settings.get("paper_shapes"),
             "mini_settings": {k: settings.get(k) for k in ("prompt_batch", "prompt_tokens", "decode_tokens")},
             "compile_backend": settings.get("compile_backend"),
-            "decode_pairs": {mode: (metrics[key], intervals.get(key)) for mode, key in
-                             (("eager", PAIR_KEY), ("compiled", "compiled_" + PAIR_KEY)) if key in metrics},
+            "decode_pairs": {mode: (metrics[key], intervals.get(key), len((bench.get("samples") or {}).get(key, [])))
+                             for mode, key in (("eager", PAIR_KEY), ("compiled", "compiled_" + PAIR_KEY))
+                             if key in metrics},
             "paper_memory_claim_pct": claims.get("idlora_extra_memory_reduction_vs_moelora_and_hydralora_pct"),
             "memory_ratios": {k: v for k, v in metrics.items() if k.startswith("extra_memory_ratio")},
             "shape_memory_ratios": {k.removeprefix(SHAPES): v for k, v in metrics.items()
@@ -192,7 +193,8 @@ _FIG3_NOTE = ("Official code (method.impl=official), the same function as ours: 
               "(n A_j and n B_j products, n full-width adds).\nOurs: one A product, one B product over the n heads "
               "side by side, one add. Ours vs official = what the implementation costs; official vs paper = what "
               "remains (hardware, model size, the paper's setup). LoRA and DoRA are PEFT's code, ours and theirs "
-              "alike. Bars: median of paired trials; whiskers: 95% bootstrap interval of the median (where measured).")
+              "alike. Bars: median of paired trials; whiskers: 95% bootstrap interval of the median (where measured; "
+              "each ratio's trials in efficiency.json's samples, where recorded).")
 
 
 def _fig3_titles(data: dict) -> dict[str, dict[str, str]]:
@@ -208,8 +210,8 @@ def _fig3_titles(data: dict) -> dict[str, dict[str, str]]:
     mini = data.get("mini_settings") or {}
     model = f"{data['model']}{' (quick)' if data['quick'] else ''}, the mini ranks"
     pairs = "; ".join(("compiled " if mode == "compiled" else "") + f"{v:.3f}"
-                      + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
-                      for mode, (v, ci) in (data.get("decode_pairs") or {}).items())
+                      + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "") + (f" (n={n})" if n else "")
+                      for mode, (v, ci, n) in (data.get("decode_pairs") or {}).items())
     out["rows"] = {"infer": f"{model} — prompt forward ({mini.get('prompt_batch') or 8}×{mini.get('prompt_tokens') or 256})",
                    "decode": f"{model} — decoding (batch 1, {mini.get('decode_tokens') or 64} tokens)"
                              + (f"\nID-LoRA / unmerged LoRA, paired: {pairs}" if pairs else "")}

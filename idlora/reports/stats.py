@@ -64,6 +64,20 @@ def bootstrap_ci(a: list[dict[str, float]], b: list[dict[str, float]] | None = N
             "seeds": len(a) if b is None else [len(a), len(b)]}
 
 
+def median_difference_ci(a: list[float], b: list[float], level: float = LEVEL,
+                         replicates: int = BOOTSTRAP_REPLICATES, seed: int = BOOTSTRAP_SEED) -> dict:
+    """median(a) - median(b) of two independent samples (e.g. two methods' per-trial time ratios, each paired with its
+    own baseline) and its percentile-bootstrap interval, each sample resampled on its own."""
+    rng = np.random.default_rng(seed)
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    stat = (np.median(rng.choice(a, (replicates, a.size)), axis=1)
+            - np.median(rng.choice(b, (replicates, b.size)), axis=1))
+    tail = 100 * (1 - level) / 2
+    low, high = np.percentile(stat, [tail, 100 - tail])
+    return {"difference": float(np.median(a) - np.median(b)), "low": float(low), "high": float(high),
+            "n": [int(a.size), int(b.size)]}
+
+
 def seed_mean(runs: list[dict[str, float]], ids: list[str]) -> np.ndarray:
     """Each example's score averaged over the runs (seeds), in the order of ``ids``."""
     return score_matrix(runs, ids)[0].mean(axis=0)
