@@ -507,11 +507,11 @@ def _pair_parts(parts, base, methods: dict, decode_prompt: torch.Tensor, new_tok
     out: dict[str, float] = {}
     for part, key, compile_backend in (("decode", PAIR_KEY, None), ("compile_decode", "compiled_" + PAIR_KEY, backend)):
         if part in parts:
+            cap = max(trials, PAIR_MAX_TRIALS) if precision else trials
             ratios = decode_pair_ratios(base, methods["idlora"], methods["lora_unmerged"], decode_prompt, new_tokens,
-                                        trials, compile_backend, precision, max(trials, PAIR_MAX_TRIALS))
+                                        trials, compile_backend, precision, cap)
             settings[f"{part}_trials"] = len(ratios)
-            settings[f"{part}_precision"] = {"min_trials": trials, "precision": precision,
-                                             "max_trials": max(trials, PAIR_MAX_TRIALS) if precision else trials}
+            settings[f"{part}_precision"] = {"min_trials": trials, "precision": precision, "max_trials": cap}
             _record(out, intervals, key, ratios)
     return out
 
