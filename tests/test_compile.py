@@ -67,3 +67,23 @@ def test_the_whole_model_compiled_computes_the_eager_logits(method):
         eager = model(input_ids=IDS).logits
         compiled = torch.compile(model, backend="eager", fullgraph=True)(input_ids=IDS).logits
     torch.testing.assert_close(compiled, eager, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("tokens,takes_it", [(1, True), (2, False)])
+def test_compiled_decoding_step_takes_the_one_token_path_and_computes_the_eager_result(tokens, takes_it, monkeypatch):
+    """Under torch.compile a one-token step goes through ``compiled_one_token_update`` (router and B as broadcast
+    sums inductor fuses), traced whole; two tokens keep the GEMM path. Either way, the eager layer's output."""
+    from idlora.tuners.idlora import layer as layer_mod
+
+    calls = []
+    real = layer_mod.compiled_one_token_update
+    monkeypatch.setattr(layer_mod, "compiled_one_token_update", lambda *a: calls.append(1) or real(*a))
+    model = _model("idlora").eval()
+    layer = next(m for m in model.modules() if isinstance(m, layer_mod.IDLoRALayer))
+    h = torch.randn(tokens, 1, layer.in_features)
+    with torch.no_grad():
+        eager = layer(h)
+        assert calls == []  # eager never takes it
+        out = torch.compile(layer, backend="eager", fullgraph=True)(h)
+    assert bool(calls) == takes_it
+    torch.testing.assert_close(out, eager, rtol=1e-5, atol=1e-6)

@@ -241,3 +241,18 @@ def test_mix_bases_is_the_weighted_sum_on_both_sides_of_the_token_threshold(n):
     expected_grads = torch.autograd.grad(expected, (alpha, x), g)
     for a, b in zip(got_grads, expected_grads):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("rb,rb_parts", [(True, 2), (True, 4), (False, 2)])
+@pytest.mark.parametrize("shape", [(1, D_IN), (1, 1, D_IN)])
+def test_compiled_one_token_update_equals_literal_formula(rb, rb_parts, shape):
+    """The one-token path torch.compile takes (router and B as broadcast sums, not GEMMs), called directly."""
+    layer = make_layer(rb, "linear", "input", False, rb_parts=rb_parts).eval()
+    base = layer.get_base_layer()
+    h = torch.randn(*shape, dtype=torch.float64)
+    index, B = layer.idlora_index["default"], layer.idlora_B["default"].weight
+    got = layer_mod.compiled_one_token_update(h, base(h), index, router_weight(layer), B, layer.scaling["default"])
+    expected = literal_eq4(base.weight, None, index, B, router_weight(layer), "linear", rb, layer.scaling["default"],
+                           h.reshape(1, D_IN), parts=rb_parts if rb else 1)
+    assert got.shape == base(h).shape
+    torch.testing.assert_close(got.reshape(1, D_OUT), expected, rtol=1e-10, atol=1e-10)

@@ -65,6 +65,29 @@ def mix_bases(alpha: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return (alpha.reshape(x.shape[0], -1, 1) * x).sum(dim=1)  # (N, k, 1) * (N, k, r), summed over k
 
 
+def compiled_one_token_update(h: torch.Tensor, base_out: torch.Tensor, index: torch.Tensor, R: torch.Tensor,
+                              Bw: torch.Tensor, scaling: float) -> torch.Tensor:
+    """eq. 4 for one token under ``torch.compile`` (batch-1 decoding): W h + scaling * [B x^1 ; ... ; B x^m], with the
+    router ``R h`` and B written as broadcast products summed, not as matrix products. ``h`` (..., d_in), ``base_out``
+    (..., d_out) = W h, ``index`` (k, r), ``R`` (k, d_in), ``Bw`` (d_out/m, r/m).
+
+    Why: for one token these are a (1, d_in) x (d_in, k=4) and an (m, r/m) x (r/m, d_out/m) product, which as library
+    GEMM calls cost a fixed few microseconds each, more than their arithmetic; written out, inductor fuses them with
+    the gather, the softmax and the mix into one kernel, and the layer makes one library call (W h) where unmerged
+    LoRA makes three. Only for one token: from two on, inductor's fused kernel redoes the reductions per output and
+    costs 2-7x the GEMM path (measured on 2 CPU threads, 576x1536 layers, 2-16 tokens); ``_inference_update`` keeps
+    the GEMMs there. The end-to-end effect is ``make bench`` part compile_decode (README)."""
+    n = base_out.numel() // base_out.shape[-1]  # tokens (1 where the layer calls this)
+    k, r = index.shape
+    rows_m, r_m = Bw.shape
+    x = torch.index_select(base_out, -1, index.reshape(-1)).view(n, k, r)  # (N, k, r) = A_i h, identity 1
+    logits = (h.reshape(n, 1, -1) * R).sum(-1)  # (N, 1, d_in) * (k, d_in), summed: (N, k) = R h
+    alpha = torch.softmax(logits, dim=-1)  # (N, k)
+    mixed = (alpha.view(n, k, 1) * x).sum(dim=1)  # (N, r) = sum_i alpha_i x_i
+    update = (mixed.view(n * (r // r_m), 1, r_m) * Bw).sum(-1)  # (N*m, 1, r/m) * (d_out/m, r/m): (N*m, d_out/m)
+    return base_out + scaling * update.view_as(base_out)  # (..., d_out): the m parts side by side per token
+
+
 class IDLoRALayer(BaseTunerLayer):
     adapter_layer_names = ("idlora_B", "idlora_router")
     other_param_names = ("idlora_index", "idlora_A", "idlora_dropout", "r", "k", "scaling", "rank_boosting",
@@ -261,6 +284,8 @@ class IDLoRALayer(BaseTunerLayer):
         R, Bw = modules["idlora_router"]._modules[name]._parameters["weight"], B._parameters["weight"]
         if not (base_out.dtype == Bw.dtype == R.dtype == h.dtype == torch.float32):  # else route()'s casts matter
             return None
+        if torch.compiler.is_compiling() and base_out.numel() == base_out.shape[-1]:  # one token: decoding
+            return compiled_one_token_update(h, base_out, index, R, Bw, self.scaling[name])
         k, r = index.shape
         x = torch.index_select(base_out, -1, index.reshape(-1))  # (..., k*r) = [A_1 h; ...; A_k h], identity 1
         alpha = torch.softmax(F.linear(h, R), dim=-1)  # (..., k)
