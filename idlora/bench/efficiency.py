@@ -3,7 +3,7 @@
 Everything is measured in one process, side by side, and reported as ratios to merged LoRA (which costs exactly
 what the base model costs): absolute times on a shared CPU are noise, ratios measured in the same run are not.
 Each trial times the two compared models back to back (alternating which goes first); the median over trials
-of the per-trial ratio is reported (``median_ratio``), with a 95% bootstrap interval of that median in the report's
+of the per-trial ratio is reported, with a 95% bootstrap interval of that median in the report's
 ``intervals`` (``median_ci``), and every trial's ratio in ``samples`` (n = their number). Where a part asks for a
 precision (the paper-shape panel, the decoding pair) trials go on until the interval is that narrow or a cap is
 reached (``trial_ratios``). ``--parts`` re-measures some parts and keeps the others.
@@ -136,11 +136,6 @@ def half_width(summary: dict) -> float:
     """The larger distance from a ``median_ci`` summary's median to an end of its interval."""
     lo, hi = summary["ci95"]
     return max(summary["median"] - lo, hi - summary["median"])
-
-
-def median_ratio(fn: Callable[[], object], base: Callable[[], object], trials: int, warmup: int = 1) -> float:
-    """Median over trials of the paired ratio (``trial_ratios``)."""
-    return statistics.median(trial_ratios(fn, base, trials, warmup))
 
 
 def median_ci(values: list[float], resamples: int = 2000, seed: int = 0) -> dict:
@@ -382,7 +377,7 @@ PAIR_KEY = "decode_time_ratio_idlora_vs_lora_unmerged"  # that pair's metric (co
 # from 1 needs no narrow interval, so it gets 5 trials and no precision rule (40 of its trials would take an hour).
 SHAPE_TRIALS = 40
 SHAPE_TRIALS_OF = {"dora_unmerged": 5}
-SHAPE_PRECISION, SHAPE_MAX_TRIALS = 0.03, 80
+SHAPE_PRECISION, SHAPE_MAX_TRIALS = 0.03, 120
 SHAPES = "paper_shapes_"  # the prefix of the paper-shape panel's metrics (part ``shapes``)
 # the settings a part writes (kept with the part's metrics when another part is re-measured)
 PART_SETTINGS = {"compile": ("compile_backend",),
