@@ -5,7 +5,7 @@ prints a table.
 
 Options (key=value): model=NAME (a config of configs/model, default smollm2_135m, the mini scale), quick=true (tiny
 model, few trials: checks the pipeline in seconds), trials=N (the mini panel's paired trials, default 7),
-shape_trials=N (the paper-shape panel's, at least N, default 40, then more up to 80 until each interval is within
+shape_trials=N (the paper-shape panel's, at least N, default 40, then more up to 120 until each interval is within
 0.03 of its median; unmerged DoRA's at most 5), pair_trials=N (the ID-LoRA vs unmerged LoRA decoding pairs', at
 least N, default 40, then more up to 160 until the interval is within 0.015), parts=shapes,infer,decode,train,pmrc[,compile,compile_decode] (which
 parts to measure, default shapes,infer,decode,train,pmrc; ``shapes``: every method at the paper's ranks on

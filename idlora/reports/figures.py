@@ -209,7 +209,7 @@ def _fig3_titles(data: dict) -> dict[str, dict[str, str]]:
             "decode": f"{where} — decoding (batch 1, {sh.get('decode_tokens', '?')} tokens)"}
     mini = data.get("mini_settings") or {}
     model = f"{data['model']}{' (quick)' if data['quick'] else ''}, the mini ranks"
-    pairs = "; ".join(("compiled " if mode == "compiled" else "") + f"{v:.3f}"
+    pairs = "\n".join(("compiled " if mode == "compiled" else "") + f"{v:.3f}"
                       + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "") + (f" (n={n})" if n else "")
                       for mode, (v, ci, n) in (data.get("decode_pairs") or {}).items())
     out["rows"] = {"infer": f"{model} — prompt forward ({mini.get('prompt_batch') or 8}×{mini.get('prompt_tokens') or 256})",
