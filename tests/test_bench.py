@@ -258,6 +258,36 @@ def test_a_run_of_some_parts_keeps_the_other_parts_of_the_file():
         assert merge_parts(other, new)["metrics"] == {"pmrc_speedup": 30.0}
 
 
+def test_a_replaced_run_goes_to_history_and_between_runs_pools_the_runs_of_a_part():
+    from idlora.bench.efficiency import between_runs, merge_parts
+
+    key = "decode_time_ratio_idlora_vs_lora_unmerged"
+
+    def run(date, median, samples):
+        return {"model": "m", "quick": False, "parts": {"decode": {"date": date}},
+                "metrics": {key: median}, "intervals": {key: [median - 0.01, median + 0.01]},
+                "samples": {key: samples}}
+
+    first = merge_parts(None, run("2026-12-01", 1.0, [1.0] * 3))
+    assert "history" not in first and between_runs(first, key, since="") is None  # one run: no spread
+    second = merge_parts(first, run("2026-12-02", 2.0, [2.0] * 4))
+    assert second["history"] == [{"part": "decode", "date": "2026-12-01",
+                                  "metrics": {key: {"median": 1.0, "interval": [0.99, 1.01], "n": 3}}}]
+    third = merge_parts(second, run("2026-12-03", 3.0, [3.0] * 5))
+    assert [h["date"] for h in third["history"]] == ["2026-12-01", "2026-12-02"]
+    # a run of another part leaves the history of this one as it was
+    other = {"model": "m", "quick": False, "parts": {"pmrc": {"date": "2026-12-04"}}, "metrics": {"pmrc_speedup": 2.0}}
+    assert merge_parts(third, other)["history"] == third["history"]
+    assert between_runs(third, key) is None  # by default only runs of the current code (CODE_SINCE) are pooled
+    spread = between_runs(third, key, since="")
+    # medians 1, 2, 3: mean 2, SD 1, SE 1/sqrt(3); t(0.975, 2 df) = 4.302653 (tables)
+    half = 4.302653 / 3 ** 0.5
+    assert spread["runs"] == 3 and spread["medians"] == [1.0, 2.0, 3.0]
+    assert spread["mean"] == 2.0 and abs(spread["low"] - (2 - half)) < 1e-5 and abs(spread["high"] - (2 + half)) < 1e-5
+    assert between_runs(third, key, since="2026-12-02")["medians"] == [2.0, 3.0]  # runs of the same code only
+    assert between_runs(third, key, since="2026-12-03") is None
+
+
 def test_intervals_and_the_compile_part_follow_their_parts():
     from idlora.bench.efficiency import merge_parts, metric_part
 

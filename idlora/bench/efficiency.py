@@ -6,7 +6,9 @@ Each trial times the two compared models back to back (alternating which goes fi
 of the per-trial ratio is reported, with a 95% bootstrap interval of that median in the report's
 ``intervals`` (``median_ci``), and every trial's ratio in ``samples`` (n = their number). Where a part asks for a
 precision (the paper-shape panel, the decoding pair) trials go on until the interval is that narrow or a cap is
-reached (``trial_ratios``). ``--parts`` re-measures some parts and keeps the others.
+reached (``trial_ratios``). ``--parts`` re-measures some parts and keeps the others; the run a part replaces is
+kept in ``history`` (per metric its median, interval and n), so ``between_runs`` gives the spread between runs, which
+on a shared machine is wider than any one run's interval.
 
 HydraLoRA and MoELoRA are timed twice in the same run: ours (one fused product per layer) and ``<method>_official``
 (``method.impl=official``: the official code's loop over the experts, the same function), so Figure 3 shows where
@@ -427,7 +429,45 @@ def merge_parts(old: dict | None, new: dict) -> dict:
     for field in ("intervals", "samples"):
         if merged[field] or field in new:
             out[field] = merged[field]
+    replaced = [run_summary(old, p, old_parts[p]) for p in BENCH_PARTS if p in new["parts"] and p in old_parts]
+    history = list(old.get("history") or []) + [r for r in replaced if r["metrics"]]
+    if history:
+        out["history"] = history
     return out
+
+
+def run_summary(report: dict, part: str, provenance: dict | None = None) -> dict:
+    """One run of a part as ``history`` keeps it when the part is re-measured: its provenance, and per metric the
+    median, the 95% interval and n (its trials), so between-run spread can be computed from the file."""
+    intervals, samples = report.get("intervals") or {}, report.get("samples") or {}
+    return {"part": part, **(provenance or (report.get("parts") or {}).get(part) or {}),
+            "metrics": {k: {"median": v, "interval": intervals.get(k), "n": len(samples.get(k) or [])}
+                        for k, v in (report.get("metrics") or {}).items() if metric_part(k) == part}}
+
+
+# The first date (UTC, ISO) from which the code a part times is the current code: runs before it timed other code
+# and are kept in ``history`` but not pooled by ``between_runs``. Move a part's date when changing what it times.
+# 2026-12-03T10:49 the leaner eager decoding path (mix_bases, no PEFT lookups); 18:19 the one-token compiled path.
+CODE_SINCE = {"shapes": "2026-12-03T10:49", "infer": "2026-12-03T10:49", "decode": "2026-12-03T10:49",
+              "compile": "2026-12-03T18:19", "compile_decode": "2026-12-03T18:19"}
+
+
+def between_runs(report: dict, key: str, since: str | None = None) -> dict | None:
+    """``key``'s median in each recorded run (``history``, then the current one) dated at or after ``since`` (an
+    ISO date; default ``CODE_SINCE`` of its part: runs of the current code), with the mean and Student-t 95% interval
+    over those runs; None below 2 runs."""
+    from ..reports.stats import t_interval
+
+    part = metric_part(key)
+    since = CODE_SINCE.get(part, "") if since is None else since
+    runs = [(r.get("date", ""), r["metrics"][key]["median"]) for r in report.get("history") or []
+            if r.get("part") == part and key in r["metrics"]]
+    if key in (report.get("metrics") or {}):
+        runs.append((((report.get("parts") or {}).get(part) or {}).get("date", ""), report["metrics"][key]))
+    runs = [(d, m) for d, m in runs if d >= since]
+    if len(runs) < 2:
+        return None
+    return {**t_interval([m for _, m in runs]), "dates": [d for d, _ in runs], "medians": [m for _, m in runs]}
 
 
 def bench_methods(scale: str) -> dict[str, dict]:
@@ -519,6 +559,12 @@ def _print_report(report: dict, results: dict, parts, out: str) -> None:
     for k, v in results.items():
         ci = f"  [{intervals[k][0]:.4f}, {intervals[k][1]:.4f}]" if k in intervals else ""
         print(f"  {k:<{width}}  {v:,.4f}{ci}" if abs(v) < 1e6 else f"  {k:<{width}}  {v:,.0f}")
+    spread = {k: s for k in results if k in intervals and (s := between_runs(report, k))}
+    if spread:
+        print("between runs of the current code (CODE_SINCE; the file's history and this run): mean of the medians "
+              "[95% t interval], runs:")
+        for k, s in spread.items():
+            print(f"  {k:<{width}}  {s['mean']:.4f}  [{s['low']:.4f}, {s['high']:.4f}]  {s['runs']}")
     kept = {p: v.get("date", "an earlier run") for p, v in report["parts"].items() if p not in parts}
     if kept:
         print("kept from the file it replaces: " + ", ".join(f"{p} (measured {d})" for p, d in kept.items()))

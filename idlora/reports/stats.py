@@ -78,6 +78,19 @@ def median_difference_ci(a: list[float], b: list[float], level: float = LEVEL,
             "n": [int(a.size), int(b.size)]}
 
 
+def t_interval(values: list[float], level: float = LEVEL) -> dict:
+    """The mean of independent replicates (e.g. one benchmark part's median ratio in each of several runs) and its
+    Student-t interval: the spread *between* runs, which no interval computed within one run covers."""
+    from scipy.stats import t as student_t
+
+    x = np.asarray(values, dtype=float)
+    if x.size < 2:
+        raise ValueError(f"a between-run interval needs at least 2 runs, got {x.size}")
+    mean, se = float(x.mean()), float(x.std(ddof=1) / math.sqrt(x.size))
+    half = float(student_t.ppf(0.5 + level / 2, x.size - 1)) * se
+    return {"mean": mean, "low": mean - half, "high": mean + half, "runs": int(x.size)}
+
+
 def seed_mean(runs: list[dict[str, float]], ids: list[str]) -> np.ndarray:
     """Each example's score averaged over the runs (seeds), in the order of ``ids``."""
     return score_matrix(runs, ids)[0].mean(axis=0)
