@@ -107,6 +107,37 @@ def test_efficiency_time_claims_from_the_trials(tmp_path):
     assert d["difference"] == 1.0 and d["low"] <= 1.0 <= d["high"] and d["n"] == [3, 3]
 
 
+def test_efficiency_time_claims_are_judged_over_runs_where_the_file_has_several(tmp_path):
+    """Each run alone excludes +0.5% (contradicted), but the runs' medians spread: over runs (a t interval of the
+    medians, the same run's medians paired for a difference) the claim is not resolved; the latest run is kept."""
+    s = "paper_shapes_infer_time_ratio_"
+    mine = [1.05, 1.05, 1.06, 1.04, 1.05]  # the latest run: +5%
+    hydra = [r + 0.30 for r in mine]
+    runs = [("2026-12-04T00:00:00+0000", 1.00, 1.20), ("2026-12-05T00:00:00+0000", 1.10, 1.40)]
+    history = [{"part": "shapes", "date": d, "metrics": {s + "idlora": {"median": m, "interval": None, "n": 5},
+                                                          s + "hydralora_official": {"median": h, "interval": None,
+                                                                                     "n": 5}}}
+               for d, m, h in runs]
+    bench = {"metrics": {s + "idlora": 1.05, s + "hydralora_official": 1.35},
+             "intervals": {s + "idlora": [1.04, 1.06]}, "samples": {s + "idlora": mine, s + "hydralora_official": hydra},
+             "parts": {"shapes": {"date": "2026-12-06T00:00:00+0000"}}, "history": history}
+    path = tmp_path / "efficiency.json"
+    path.write_text(json.dumps(bench))
+    time, hydra_time, *_ = claims.efficiency_claims(path)
+    # overheads 0, 10, 5 percent: mean 5, SD 5, t(0.975, 2) = 4.302653 -> 5 +- 12.42
+    half = 4.302653 * 5 / 3 ** 0.5
+    assert time["n_runs"] == 3 and time["runs"] == [str(path)] and time["effect"] == pytest.approx(5.0)
+    assert time["ci"] == pytest.approx([5 - half, 5 + half], abs=1e-4)
+    assert time["verdict"] == "not resolved" and time["this_run"]["verdict"] == "contradicted"
+    # official minus ID-LoRA per run: 20, 30, 30 points; mean 26.67, SD 5.77 -> [12.3, 41.0]: supported over runs
+    assert hydra_time["n_runs"] == 3 and hydra_time["effect"] == pytest.approx(80 / 3)
+    assert hydra_time["verdict"] == "supported" and hydra_time["this_run"]["effect"] == pytest.approx(30.0)
+    assert "| 3 runs |" in claims.write([time], "mini", tmp_path)[1].read_text()
+    old = {**bench, "history": [{**h, "date": "2026-11-01T00:00:00+0000"} for h in history]}  # before CODE_SINCE
+    path.write_text(json.dumps(old))
+    assert claims.efficiency_claims(path)[0]["verdict"] == "contradicted"  # other code's runs are not pooled
+
+
 def test_table6_counts_against_the_paper_and_the_markdown(tmp_path):
     t = Table(name="table6", title="t", scale="mini", rows=["8"], columns=["lora", "idlora"])
     t.add("8", "lora", 20_971_520, paper="21.0M")

@@ -39,6 +39,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 from tqdm.auto import tqdm
 
+from ..reports.bench_runs import (BENCH_PARTS, CODE_SINCE, PAIR_KEY, SHAPES, between_runs,  # noqa: F401 (re-exported)
+                                  metric_part, run_summary)
+
 
 class _LiveBytes(TorchDispatchMode):
     """Tracks bytes of tensor storages created by operators while active; ``peak`` is the high-water mark."""
@@ -361,8 +364,8 @@ BENCH_METHODS = ("idlora", "hydralora", "moelora", "lora_unmerged", "dora_unmerg
 OFFICIAL = {"hydralora_official": "hydralora", "moelora_official": "moelora"}  # timed with method.impl=official
 
 
-BENCH_PARTS = ("shapes", "infer", "decode", "train", "pmrc", "compile", "compile_decode")
-# compile, compile_decode: on request (inductor compiles for minutes on a CPU)
+# the parts run by default (all of them: BENCH_PARTS); compile, compile_decode only on request (inductor compiles
+# for minutes on a CPU)
 DEFAULT_PARTS = ("shapes", "infer", "decode", "train", "pmrc")
 COMPILE_PARTS = ("compile", "compile_decode")  # the parts that read compile_backend
 # ID-LoRA against unmerged LoRA, decoding directly paired (issue 19's batch-1 comparison): at least PAIR_TRIALS
@@ -370,7 +373,6 @@ COMPILE_PARTS = ("compile", "compile_decode")  # the parts that read compile_bac
 # (2026-12-03: 41 trials gave +-0.03 around 0.99, too wide to tell a 1-2% difference either way)
 PAIR_TRIALS = 40
 PAIR_PRECISION, PAIR_MAX_TRIALS = 0.015, 160
-PAIR_KEY = "decode_time_ratio_idlora_vs_lora_unmerged"  # that pair's metric (compiled: "compiled_" + PAIR_KEY)
 # The paper-shape panel's paired trials: at least 40, then more, up to SHAPE_MAX_TRIALS, until each ratio's interval is
 # within SHAPE_PRECISION of its median (issue 19's +-0.03). Measured 2026-12-03 on this shared 2-core CPU: a trial's
 # ratio varies with an SD of 0.07-0.10 and two adjacent calls' times are nearly uncorrelated (base over base: SD
@@ -380,20 +382,10 @@ PAIR_KEY = "decode_time_ratio_idlora_vs_lora_unmerged"  # that pair's metric (co
 SHAPE_TRIALS = 40
 SHAPE_TRIALS_OF = {"dora_unmerged": 5}
 SHAPE_PRECISION, SHAPE_MAX_TRIALS = 0.03, 120
-SHAPES = "paper_shapes_"  # the prefix of the paper-shape panel's metrics (part ``shapes``)
 # the settings a part writes (kept with the part's metrics when another part is re-measured)
 PART_SETTINGS = {"compile": ("compile_backend",),
                  "compile_decode": ("compile_backend", "compile_decode_trials", "compile_decode_precision"),
                  "shapes": ("paper_shapes",), "decode": ("decode_trials", "decode_precision")}
-
-
-def metric_part(key: str) -> str:
-    """Which part of the benchmark measures a metric key."""
-    for prefix, part in ((SHAPES, "shapes"), ("pmrc_", "pmrc"), ("train_step_", "train"), (PAIR_KEY, "decode"),
-                         ("compiled_decode_", "compile_decode"), ("compiled_", "compile")):
-        if key.startswith(prefix):
-            return part
-    return "infer"
 
 
 def _read_json(path) -> dict | None:
@@ -434,40 +426,6 @@ def merge_parts(old: dict | None, new: dict) -> dict:
     if history:
         out["history"] = history
     return out
-
-
-def run_summary(report: dict, part: str, provenance: dict | None = None) -> dict:
-    """One run of a part as ``history`` keeps it when the part is re-measured: its provenance, and per metric the
-    median, the 95% interval and n (its trials), so between-run spread can be computed from the file."""
-    intervals, samples = report.get("intervals") or {}, report.get("samples") or {}
-    return {"part": part, **(provenance or (report.get("parts") or {}).get(part) or {}),
-            "metrics": {k: {"median": v, "interval": intervals.get(k), "n": len(samples.get(k) or [])}
-                        for k, v in (report.get("metrics") or {}).items() if metric_part(k) == part}}
-
-
-# The first date (UTC, ISO) from which the code a part times is the current code: runs before it timed other code
-# and are kept in ``history`` but not pooled by ``between_runs``. Move a part's date when changing what it times.
-# 2026-12-03T10:49 the leaner eager decoding path (mix_bases, no PEFT lookups); 18:19 the one-token compiled path.
-CODE_SINCE = {"shapes": "2026-12-03T10:49", "infer": "2026-12-03T10:49", "decode": "2026-12-03T10:49",
-              "compile": "2026-12-03T18:19", "compile_decode": "2026-12-03T18:19"}
-
-
-def between_runs(report: dict, key: str, since: str | None = None) -> dict | None:
-    """``key``'s median in each recorded run (``history``, then the current one) dated at or after ``since`` (an
-    ISO date; default ``CODE_SINCE`` of its part: runs of the current code), with the mean and Student-t 95% interval
-    over those runs; None below 2 runs."""
-    from ..reports.stats import t_interval
-
-    part = metric_part(key)
-    since = CODE_SINCE.get(part, "") if since is None else since
-    runs = [(r.get("date", ""), r["metrics"][key]["median"]) for r in report.get("history") or []
-            if r.get("part") == part and key in r["metrics"]]
-    if key in (report.get("metrics") or {}):
-        runs.append((((report.get("parts") or {}).get(part) or {}).get("date", ""), report["metrics"][key]))
-    runs = [(d, m) for d, m in runs if d >= since]
-    if len(runs) < 2:
-        return None
-    return {**t_interval([m for _, m in runs]), "dates": [d for d, _ in runs], "medians": [m for _, m in runs]}
 
 
 def bench_methods(scale: str) -> dict[str, dict]:

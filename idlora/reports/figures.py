@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..methods import LABELS
+from .bench_runs import PAIR_KEY, SHAPES
 from .plotting import pyplot as _pyplot
 from .plotting import save as _save
 
@@ -35,8 +36,6 @@ def _overhead(ratio):
     return None if ratio is None else 100.0 * (ratio - 1.0)
 
 
-PAIR_KEY = "decode_time_ratio_idlora_vs_lora_unmerged"  # ID-LoRA's decoding over unmerged LoRA's, paired (bench)
-SHAPES = "paper_shapes_"  # the paper-shape panel's metrics (idlora.bench.efficiency.SHAPES; bench sits above reports, which cannot import it)
 
 
 def _fig3_row(metrics: dict, intervals: dict, m: str, prefix: str = "") -> dict:
