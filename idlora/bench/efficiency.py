@@ -364,8 +364,8 @@ BENCH_METHODS = ("idlora", "hydralora", "moelora", "lora_unmerged", "dora_unmerg
 OFFICIAL = {"hydralora_official": "hydralora", "moelora_official": "moelora"}  # timed with method.impl=official
 
 
-# the parts run by default (all of them: BENCH_PARTS); compile, compile_decode only on request (inductor compiles
-# for minutes on a CPU)
+# the parts run by default: every part of BENCH_PARTS but compile and compile_decode, which run only on request
+# (inductor compiles for minutes on a CPU)
 DEFAULT_PARTS = ("shapes", "infer", "decode", "train", "pmrc")
 COMPILE_PARTS = ("compile", "compile_decode")  # the parts that read compile_backend
 # ID-LoRA against unmerged LoRA, decoding directly paired (issue 19's batch-1 comparison): at least PAIR_TRIALS

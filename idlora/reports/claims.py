@@ -266,6 +266,12 @@ def _timing(bench: dict, method: str) -> tuple[str, float, list | None, list | N
     return None
 
 
+def _equality_verdict(low: float, high: float, claimed: float) -> str:
+    """A claimed value against an interval: contradicted if the interval excludes it; the paper states no margin for
+    an equality, so it is never 'supported'."""
+    return CONTRADICTED if not low <= claimed <= high else NOT_RESOLVED
+
+
 def _time_claims(bench: dict, bench_file: Path) -> list[dict]:
     """ID-LoRA's overhead against the paper's +0.5%, and against HydraLoRA's and MoELoRA's (official code; ours
     beside it): the paper's +36.5% and +61.6%."""
@@ -287,14 +293,13 @@ def _time_claims(bench: dict, bench_file: Path) -> list[dict]:
         own.update(ci=[100 * (v - 1) for v in ci], n=len(trials),
                    p=sign_test_p(sum(r > 1 for r in trials), sum(r < 1 for r in trials)),
                    # an equality has no margin in the paper: the claim can be contradicted, never supported
-                   verdict=CONTRADICTED if not 100 * (ci[0] - 1) <= claimed <= 100 * (ci[1] - 1) else NOT_RESOLVED,
+                   verdict=_equality_verdict(100 * (ci[0] - 1), 100 * (ci[1] - 1), claimed),
                    why="contradicted if the interval excludes the paper's overhead; the paper states no margin, so "
                        "an equality is never 'supported'")
     runs = _over_runs(bench, key)
     if runs:  # judged over runs; the latest run's own verdict kept beside it
         own["this_run"] = {k: own.get(k) for k in ("effect", "ci", "n", "p", "verdict", "test")}
-        own.update(runs, n=None, p=None, verdict=CONTRADICTED if not runs["ci"][0] <= claimed <= runs["ci"][1]
-                   else NOT_RESOLVED)
+        own.update(runs, n=None, p=None, verdict=_equality_verdict(*runs["ci"], claimed))
     return [own, *faster]
 
 

@@ -36,8 +36,6 @@ def _overhead(ratio):
     return None if ratio is None else 100.0 * (ratio - 1.0)
 
 
-
-
 def _fig3_row(metrics: dict, intervals: dict, m: str, prefix: str = "") -> dict:
     """One method's time overheads (%), their 95% intervals (% or None) and extra memory (MiB), from the metrics
     named ``<prefix><metric>_<m>`` (prefix ``paper_shapes_``: the paper-shape panel)."""
