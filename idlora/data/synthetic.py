@@ -25,6 +25,7 @@ NAMES = ["Ava", "Ben", "Chloe", "Dan", "Emma", "Finn", "Grace", "Hugo", "Iris", 
 ITEMS = ["apples", "books", "coins", "marbles", "pencils", "stickers", "cookies", "shells", "cards", "stamps"]
 SIZES = {"gsm8k_train": 2000, "gsm8k_test": 300, "code_alpaca": 600, "alpaca": 1500, "safety": 300,
          "mmlu": 200, "cqa": 200, "hexphi": 160}
+DEV_SEED = 7919  # synthetic dev items (idlora.data.synthetic_dev) come from this seed, which no run trains with
 VERSION = "v2"  # of the generated files (mini_file's directory): bumped whenever generation changes
 
 

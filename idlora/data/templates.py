@@ -40,7 +40,8 @@ def build_prompt(instruction: str, input: str, family: str, tokenizer, system: s
 def tokenize_example(record: dict, tokenizer, family: str, max_length: int) -> dict | None:
     """input_ids / attention_mask / labels (−100 on the prompt). The response is truncated to fit; an example
     whose prompt alone leaves no room for a response token is dropped (None)."""
-    prompt = build_prompt(record["instruction"], record.get("input", ""), family, tokenizer)
+    # a record may carry its exact prompt: the real multiple-choice tasks train in the cloze form they are scored in
+    prompt = record.get("prompt") or build_prompt(record["instruction"], record.get("input", ""), family, tokenizer)
     prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
     response_ids = tokenizer(record["output"], add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
     room = max_length - len(prompt_ids)

@@ -71,5 +71,9 @@ class Benchmark:
         return self.aggregate(per_example), per_example
 
     def score_all(self, examples: list[dict], outputs: list[list[str]]) -> list[dict]:
-        return [self.score(ex, out) for ex, out in zip(examples, outputs)]
+        """Each example's score; an example read from a packaged real set keeps its ``source`` (dataset, package,
+        version, split, row id) in its record."""
+        scored = [self.score(ex, out) for ex, out in zip(examples, outputs)]
+        return [{**rec, "source": ex["source"]} if isinstance(ex.get("source"), dict) else rec
+                for ex, rec in zip(examples, scored)]
 

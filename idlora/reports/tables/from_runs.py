@@ -30,7 +30,7 @@ EXPERIMENTS_DIR = Path(__file__).resolve().parents[3] / "experiments"
 # metric key -> (benchmark whose per-example scores it is computed from, the per-example field)
 METRIC_SOURCE = {
     "gsm8k": ("gsm8k", "score"), "mmlu": ("mmlu", "score"), "cqa": ("cqa", "score"),
-    "hexphi_refusal": ("hexphi", "score"),
+    "hexphi_refusal": ("hexphi", "score"), "over_refusal": ("hexphi", "over_refusal"),
     "humaneval_pass@1": ("humaneval", "pass@1"), "humaneval_pass@5": ("humaneval", "pass@5"),
     "humaneval_pass@10": ("humaneval", "pass@10"),
 }
@@ -38,7 +38,7 @@ LABELS = {**{m: table_label(m) for m in TABLE_ORDER}, BASE: "Base (untrained)", 
           "mistral_7b": "Mistral-7B"}
 COLUMN_LABELS = {"params_pct": "# Params (%)", "gsm8k": "GSM8K", "mmlu": "MMLU", "cqa": "CQA",
                  "humaneval_pass@1": "HumanEval P@1", "humaneval_pass@5": "P@5", "humaneval_pass@10": "P@10",
-                 "hexphi_refusal": "HEx-PHI"}
+                 "hexphi_refusal": "HEx-PHI", "over_refusal": "Over-refusal"}
 
 
 def experiment_list(table: str) -> dict:
