@@ -246,3 +246,18 @@ def test_real_safety_set_holds_out_training_prompts_and_scores_over_refusal():
     metrics = bench.aggregate(records)
     harmful_refused = [i % 2 == 1 for i in (0, 1, 3, 4)]
     assert metrics == {"hexphi_refusal": 100.0 * sum(harmful_refused) / 4, "over_refusal": 50.0}
+
+
+def test_synthetic_training_never_holds_a_scored_test_question():
+    from idlora.data import read_records, scored_synthetic_questions, synthetic
+
+    scored = scored_synthetic_questions()
+    assert len(scored) == synthetic.SIZES["gsm8k_test"]
+    raw = read_records(synthetic.mini_file("gsm8k_train", 42))  # generated independently of seed 0's test set
+    assert sum(splits.normalise_text(r["question"]) in scored for r in raw) > 0  # the leak the filter removes
+    for name in ("gsm8k", "multitask"):
+        for seed in (42, 1, 2):
+            records = load_dataset_for(_data_cfg(name, source="synthetic"), "mini", seed)
+            assert not {splits.normalise_text(r["instruction"]) for r in records} & scored, (name, seed)
+    dev = load_dev_for(_data_cfg("gsm8k", source="synthetic"), "mini", seed=42)
+    assert len(dev) == 100 and not {splits.normalise_text(r["instruction"]) for r in dev} & scored

@@ -108,22 +108,28 @@ def multitask_mixture(alpaca: list[dict], gsm8k: list[dict], code: list[dict], s
     return mixed
 
 
-def _synthetic(name: str, seed: int) -> list[dict]:
-    def rows(set_name):
-        return read_records(synthetic.mini_file(set_name, seed))
+def scored_synthetic_questions() -> set[str]:
+    """Normalised questions of the synthetic GSM8K test set the mini scale scores (seed 0's): no training or dev
+    set may hold one (the training files of other seeds are generated independently and would: 3 / 1 / 2 of the
+    first 150 for seeds 42 / 1 / 2)."""
+    from .splits import normalise_text
 
-    if name == "gsm8k":
-        return normalise("gsm8k", rows("gsm8k_train"))
-    if name == "code_alpaca":
-        return normalise("code_alpaca", rows("code_alpaca"), "code")
-    if name == "alpaca":
-        return normalise("alpaca", rows("alpaca"))
-    if name == "saferpaca":
-        mixed = normalise("alpaca", rows("alpaca")) + normalise("alpaca", rows("safety"), "safety")
-        random.Random(seed).shuffle(mixed)
-        return mixed
-    return multitask_mixture(normalise("alpaca", rows("alpaca")), normalise("gsm8k", rows("gsm8k_train")),
-                             normalise("code_alpaca", rows("code_alpaca"), "code"), seed)
+    return {normalise_text(r["question"]) for r in read_records(synthetic.mini_file("gsm8k_test", 0))}
+
+
+def _synthetic_records(task: str, seed: int) -> list[dict]:
+    from .splits import normalise_text
+
+    synthetic_sets = {"gsm8k": ("gsm8k", "gsm8k_train", "gsm8k"), "code": ("code_alpaca", "code_alpaca", "code"),
+                      "safety": ("alpaca", "safety", "safety"), "alpaca": ("alpaca", "alpaca", "alpaca")}
+    if task not in synthetic_sets:
+        return []  # MMLU / CQA have no synthetic training set
+    schema, set_name, label = synthetic_sets[task]
+    records = normalise(schema, read_records(synthetic.mini_file(set_name, seed)), label)
+    if task == "gsm8k":
+        scored = scored_synthetic_questions()
+        records = [r for r in records if normalise_text(r["instruction"]) not in scored]
+    return records
 
 
 def _task_records(task: str, seed: int, real_tasks) -> list[dict]:
@@ -133,12 +139,7 @@ def _task_records(task: str, seed: int, real_tasks) -> list[dict]:
         from .real import real_records
 
         return real_records(task, "train")
-    synthetic_sets = {"gsm8k": ("gsm8k", "gsm8k_train", "gsm8k"), "code": ("code_alpaca", "code_alpaca", "code"),
-                      "safety": ("alpaca", "safety", "safety"), "alpaca": ("alpaca", "alpaca", "alpaca")}
-    if task not in synthetic_sets:
-        return []
-    schema, set_name, label = synthetic_sets[task]
-    return normalise(schema, read_records(synthetic.mini_file(set_name, seed)), label)
+    return _synthetic_records(task, seed)
 
 
 def _real(name: str, seed: int, real_tasks) -> list[dict]:
@@ -185,13 +186,11 @@ def load_dev_for(data_cfg, scale: str, seed: int) -> list[dict]:
 
 def synthetic_dev(task: str, seed: int) -> list[dict]:
     """``DEV_LIMIT`` synthetic items of ``task`` from the dev seed, none of whose texts is in the training file
-    of ``seed`` or in a synthetic test set."""
+    of ``seed`` or in the scored synthetic test set (``_synthetic_records`` drops those)."""
     from .splits import normalise_text, row_text
 
-    train = {normalise_text(row_text(r)) for r in _task_records(task, seed, ())}
-    tests = {normalise_text(row_text(r)) for r in read_records(synthetic.mini_file("gsm8k_test", seed))}
-    fresh = [r for r in _task_records(task, synthetic.DEV_SEED, ())
-             if normalise_text(row_text(r)) not in train | tests]
+    train = {normalise_text(row_text(r)) for r in _synthetic_records(task, seed)}
+    fresh = [r for r in _synthetic_records(task, synthetic.DEV_SEED) if normalise_text(row_text(r)) not in train]
     return fresh[:DEV_LIMIT]
 
 
@@ -256,10 +255,8 @@ def load_dataset_for(data_cfg, scale: str, seed: int) -> list[dict]:
     source = _source(data_cfg, scale)
     if name in REAL_ONLY and source != "real":
         check_data_config(data_cfg, scale)
-    if source == "synthetic":
-        records = _synthetic(name, seed)
-    elif source == "real":
-        records = _real(name, seed, _real_tasks(data_cfg))
+    if source in ("synthetic", "real"):  # synthetic: no task is real
+        records = _real(name, seed, _real_tasks(data_cfg) if source == "real" else ())
     elif name in ("gsm8k", "code_alpaca", "alpaca"):
         records = normalise(name, _raw(name, data_cfg.get("path")), "code" if name == "code_alpaca" else name)
     elif name == "saferpaca":
