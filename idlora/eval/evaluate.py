@@ -182,9 +182,20 @@ def inference_model(model):
     return model
 
 
+def _scoring_precision(cfg: DictConfig, model) -> dict:
+    """The precision rule of training (``train.mixed_precision``, ``idlora.models.precision``) on the model's device:
+    a run is scored as it was trained (bf16 autocast where the device has native bf16, unless the run said no)."""
+    from ..models import precision
+    from .generation import model_device
+
+    return precision.decision(cfg.train.get("mixed_precision", "auto"), model_device(model))
+
+
 def evaluate_run(cfg: DictConfig, model=None, tokenizer=None, benchmarks: list[str] | None = None,
                  results_path: Path | None = None) -> dict:
-    """Run every benchmark of ``cfg.eval`` (or ``benchmarks``); returns {benchmark: metrics or error}."""
+    """Run every benchmark of ``cfg.eval`` (or ``benchmarks``), in the run's precision (``_scoring_precision``,
+    recorded in each benchmark's info); returns {benchmark: metrics or error}."""
+    from ..models.precision import autocast
     from ..results import update_metrics
 
     names = check_eval_config(cfg.eval, benchmarks)
@@ -193,12 +204,15 @@ def evaluate_run(cfg: DictConfig, model=None, tokenizer=None, benchmarks: list[s
         _, record = find_run(str(results_path))
         model, tokenizer = load_trained(record)
     model = inference_model(model).eval()
+    scoring = _scoring_precision(cfg, model)
     summary = {}
     for name in names:
         start = time.time()
         try:
-            metrics, per_example, info = run_benchmark(name, model, tokenizer, cfg.eval, cfg.model.family,
-                                                       seed=cfg.seed)
+            with autocast(scoring["used"], scoring["device"]):
+                metrics, per_example, info = run_benchmark(name, model, tokenizer, cfg.eval, cfg.model.family,
+                                                           seed=cfg.seed)
+            info = {**info, "precision": scoring}
         except ConfigError:
             raise
         except Exception as e:  # one benchmark's crash must not lose the others' results

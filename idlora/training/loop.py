@@ -27,6 +27,7 @@ from .recipes import recipe_for
 from ..config import effective_lr, per_method
 from ..errors import ConfigError
 from ..methods import BASE, apply_method, build_peft_config, count_parameters
+from ..models import precision
 from ..results import new_run_record, scored_benchmarks, usable_record, write_run_record
 
 
@@ -52,12 +53,6 @@ def _meta_check(cfg: DictConfig) -> None:
         return  # an unknown local model: the real build checks the same things right after loading
     with torch.device("meta"):
         apply_method(AutoModelForCausalLM.from_config(hf_config), cfg.method)
-
-
-def _mixed_precision(setting: str) -> str:
-    if setting != "auto":
-        return setting
-    return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
 
 
 def _epoch_order(n: int, seed: int, epoch: int) -> list[int]:
@@ -134,6 +129,7 @@ def validate(cfg: DictConfig) -> dict:
         check_eval_config(cfg.eval)  # so does a misspelt benchmark or a missing test set, before hours of training
     check_data_config(cfg.data, cfg.scale.name)
     _check_optimizer(cfg.train)
+    precision.check(cfg.train.mixed_precision)
     if not cfg.train.resume:
         _check_previous_results(_results_path(cfg), plain_cfg)
     else:
@@ -166,7 +162,9 @@ def _accelerator(cfg: DictConfig):
     from accelerate.utils import InitProcessGroupKwargs
 
     tc = cfg.train
-    accelerator = Accelerator(mixed_precision=_mixed_precision(tc.mixed_precision), log_with=_tracker(cfg),
+    used = precision.resolve(tc.mixed_precision)
+    _fresh_state_for(used)
+    accelerator = Accelerator(mixed_precision=used, log_with=_tracker(cfg),
                               kwargs_handlers=[InitProcessGroupKwargs(timeout=timedelta(seconds=PROCESS_GROUP_TIMEOUT_S))])
     rank, nproc = _rank_world()  # Accelerate reports 1 process for DeepSpeed on CPU (gloo); the group knows the truth
     if tc.batch_size % (tc.micro_batch_size * nproc):
@@ -186,6 +184,17 @@ def _accelerator(cfg: DictConfig):
             plugin.deepspeed_config["zero_optimization"]["offload_optimizer"] = {"device": "cpu", "pin_memory": True}
             plugin.deepspeed_config["zero_force_ds_cpu_optimizer"] = False  # torch's AdamW steps on the CPU copy
     return accelerator, nproc, rank, accum
+
+
+def _fresh_state_for(mixed_precision: str) -> None:
+    """Accelerate keeps one state per process and refuses a second precision in it; a process that trains runs of
+    different precisions one after another (tests, scripts) starts the next from a fresh state. The process group
+    (Accelerate's PartialState) is kept."""
+    from accelerate.state import AcceleratorState
+
+    shared = AcceleratorState._shared_state
+    if shared and shared.get("_mixed_precision") != mixed_precision:
+        AcceleratorState._reset_state()
 
 
 def _offloaded(accelerator) -> bool:
@@ -273,7 +282,8 @@ def run(cfg: DictConfig) -> dict:
                "final_loss": losses[-1] if losses else None, "seconds": time.time() - t0,
                "processes": nproc, "grad_accum": accum, "adapter_dir": str(_adapter_dir(cfg)),
                "zero_stage": state.zero_stage, "gradient_checkpointing": bool(tc.gradient_checkpointing),
-               "optimizer_offload": _offloaded(accelerator)}
+               "optimizer_offload": _offloaded(accelerator),
+               "precision": precision.decision(tc.mixed_precision, accelerator.device)}
     if stopped:
         return {"model": None, "tokenizer": tokenizer, "results_path": _results_path(cfg), "accelerator": accelerator,
                 "rank": rank, "preempted": True, **summary}
