@@ -261,3 +261,18 @@ def test_synthetic_training_never_holds_a_scored_test_question():
             assert not {splits.normalise_text(r["instruction"]) for r in records} & scored, (name, seed)
     dev = load_dev_for(_data_cfg("gsm8k", source="synthetic"), "mini", seed=42)
     assert len(dev) == 100 and not {splits.normalise_text(r["instruction"]) for r in dev} & scored
+
+
+def test_mbpp_scores_held_out_items_by_running_their_tests():
+    from idlora.eval.mbpp import MBPP
+
+    bench = MBPP()
+    items = bench.load_examples({})
+    assert len(items) == 100 and {r["source"]["dataset"] for r in items} == {"mbpp"}
+    trained = {r["source"]["row_id"] for r in real.real_records("code", "train")}
+    assert not {r["id"] for r in items} & trained
+    right = "```python\n" + items[0]["code"].replace("\r\n", "\n") + "\n```\nIt works."
+    wrong = items[0]["code"].replace("\r\n", "\n").replace("return", "return None and", 1)
+    records = [bench.score(items[0], [right]), bench.score(items[0], [wrong]), bench.score(items[1], ["def f(:"])]
+    assert [r["score"] for r in records] == [1.0, 0.0, 0.0]
+    assert records[2]["error"] == "SyntaxError" and bench.aggregate(records) == {"mbpp": 100 / 3}

@@ -1,5 +1,5 @@
-"""The benchmarks, one module each: GSM8K (``gsm8k``), HumanEval (``humaneval``, its sandbox ``sandbox``), HEx-PHI
-(``hexphi``), MMLU and CommonsenseQA through lm-eval (``lm_eval_mc``); their shared interface (``base``), batched
+"""The benchmarks, one module each: GSM8K (``gsm8k``), HumanEval (``humaneval``, its sandbox ``sandbox``), MBPP
+(``mbpp``: the real held-out items, mini only), HEx-PHI (``hexphi``), MMLU and CommonsenseQA through lm-eval (``lm_eval_mc``); their shared interface (``base``), batched
 generation (``generation``) and scoring a trained run (``evaluate``). The registry of the generation benchmarks is here,
 so that ``base`` imports none of them.
 """
@@ -18,11 +18,12 @@ def _registry() -> dict[str, type[Benchmark]]:
     from .gsm8k import GSM8K
     from .hexphi import HExPHI
     from .humaneval import HumanEval
+    from .mbpp import MBPP
 
-    return {"gsm8k": GSM8K, "humaneval": HumanEval, "hexphi": HExPHI}
+    return {"gsm8k": GSM8K, "humaneval": HumanEval, "hexphi": HExPHI, "mbpp": MBPP}
 
 
-BENCHMARKS = ("gsm8k", "humaneval", "hexphi")
+BENCHMARKS = ("gsm8k", "humaneval", "hexphi", "mbpp")
 
 
 def get_benchmark(name: str) -> Benchmark:

@@ -17,7 +17,7 @@ from .stats import bootstrap_ci
 from .tables.from_runs import per_example_scores
 
 FLOOR = 5.0  # points: a trained score whose interval reaches below this has not left the floor
-METRICS = {"cqa": ("cqa",), "mmlu": ("mmlu",), "gsm8k": ("gsm8k",), "code": ("humaneval_pass@1",),
+METRICS = {"cqa": ("cqa",), "mmlu": ("mmlu",), "gsm8k": ("gsm8k",), "code": ("mbpp", "humaneval_pass@1"),
            "safety": ("hexphi_refusal", "over_refusal")}
 TAG = "_pilot_"
 

@@ -22,7 +22,7 @@ TASKS = {
     "cqa": ("gsm8k_llama3", ["data=cqa", "eval=multitask", "eval.benchmarks=[cqa]", "eval.limit=500"]),
     "mmlu": ("gsm8k_llama3", ["data=mmlu", "eval=multitask", "eval.benchmarks=[mmlu]", "eval.limit=500"]),
     "gsm8k": ("gsm8k_llama3", ["scale.real_tasks=[gsm8k]", "eval.limit=150", "eval.max_new_tokens=256"]),
-    "code": ("code_llama3", ["scale.real_tasks=[code]", "eval.humaneval_set=openai", "eval.humaneval_problems=80",
+    "code": ("code_llama3", ["scale.real_tasks=[code]", "eval.benchmarks=[mbpp,humaneval]", "eval.humaneval_set=openai", "eval.humaneval_problems=80",
                              "eval.humaneval_samples=1", "eval.humaneval_temperature=0.0",
                              "eval.humaneval_max_new_tokens=192"]),
     "safety": ("safety_llama3", ["scale.real_tasks=[safety]", "eval.limit=150"]),

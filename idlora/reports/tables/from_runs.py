@@ -31,6 +31,7 @@ EXPERIMENTS_DIR = Path(__file__).resolve().parents[3] / "experiments"
 METRIC_SOURCE = {
     "gsm8k": ("gsm8k", "score"), "mmlu": ("mmlu", "score"), "cqa": ("cqa", "score"),
     "hexphi_refusal": ("hexphi", "score"), "over_refusal": ("hexphi", "over_refusal"),
+    "mbpp": ("mbpp", "score"),
     "humaneval_pass@1": ("humaneval", "pass@1"), "humaneval_pass@5": ("humaneval", "pass@5"),
     "humaneval_pass@10": ("humaneval", "pass@10"),
 }
@@ -38,7 +39,7 @@ LABELS = {**{m: table_label(m) for m in TABLE_ORDER}, BASE: "Base (untrained)", 
           "mistral_7b": "Mistral-7B"}
 COLUMN_LABELS = {"params_pct": "# Params (%)", "gsm8k": "GSM8K", "mmlu": "MMLU", "cqa": "CQA",
                  "humaneval_pass@1": "HumanEval P@1", "humaneval_pass@5": "P@5", "humaneval_pass@10": "P@10",
-                 "hexphi_refusal": "HEx-PHI", "over_refusal": "Over-refusal"}
+                 "hexphi_refusal": "HEx-PHI", "over_refusal": "Over-refusal", "mbpp": "MBPP"}
 
 
 def experiment_list(table: str) -> dict:
