@@ -48,6 +48,10 @@ ADDED_KEYS = {("scale", "gradient_checkpointing"): {"default": False}, ("scale",
               **{(group, key): value for group in ("scale", "eval") for key, value in
                  (("humaneval_set", "openai"), ("humaneval_max_new_tokens", None), ("hexphi_max_new_tokens", None),
                   ("mc_form", "letter"))}}
+# The real-data task lists (scale.real_tasks, data.real_tasks, eval.real_tasks; docs/data.md) are read only when the
+# group's source is `real`: elsewhere (every synthetic or hub run, all recorded before the lists existed) they are
+# left out of the identity.
+REAL_TASKS_KEYS = (("scale", "data_source"), ("data", "source"), ("eval", "source"))
 # Config keys deleted since runs were recorded because nothing read them: left out of the identity either way.
 REMOVED_KEYS = {("train", "num_workers")}
 # Config entries added with a method, after runs of other methods were recorded (issue 20's PEFT baselines: their
@@ -68,6 +72,9 @@ def run_identity(config: dict) -> dict:
     for (group, key), default in ADDED_KEYS.items():
         if isinstance(out.get(group), dict) and out[group].get(key, default) == default:
             out[group] = {k: v for k, v in out[group].items() if k != key}
+    for group, source_key in REAL_TASKS_KEYS:  # the real tasks matter only where a real source reads them
+        if isinstance(out.get(group), dict) and out[group].get(source_key) != "real":
+            out[group] = {k: v for k, v in out[group].items() if k != "real_tasks"}
     method = (config.get("method") or {}).get("name") if isinstance(config.get("method"), dict) else None
     for path, owner in METHOD_ENTRIES.items():
         if owner != method:

@@ -276,3 +276,16 @@ def test_mbpp_scores_held_out_items_by_running_their_tests():
     records = [bench.score(items[0], [right]), bench.score(items[0], [wrong]), bench.score(items[1], ["def f(:"])]
     assert [r["score"] for r in records] == [1.0, 0.0, 0.0]
     assert records[2]["error"] == "SyntaxError" and bench.aggregate(records) == {"mbpp": 100 / 3}
+
+
+def test_real_task_lists_count_only_where_a_real_source_reads_them():
+    from idlora.results import run_identity
+
+    def config(source, tasks):
+        return {"scale": {"data_source": source, "real_tasks": tasks}, "data": {"source": source, "real_tasks": tasks},
+                "eval": {"source": source, "real_tasks": tasks}, "method": {"name": "lora"}}
+
+    recorded = {"scale": {"data_source": "synthetic"}, "data": {"source": "synthetic"},
+                "eval": {"source": "synthetic"}, "method": {"name": "lora"}}  # a run from before the lists existed
+    assert run_identity(config("synthetic", ["mmlu"])) == run_identity(recorded)
+    assert run_identity(config("real", ["mmlu"])) != run_identity(config("real", ["mmlu", "cqa"]))
