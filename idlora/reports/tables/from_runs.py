@@ -310,11 +310,37 @@ def _dagger(test: dict, alpha: float = 0.05) -> bool:
     return bool(test["wins"] > test["losses"] and test["p"] < alpha)
 
 
+SOURCE_LABELS = {"synthetic": "synthetic (project-made mini sets)", "hub": "the hub's data",
+                 "real": "real, the held-out test split of the packaged set (docs/data.md)"}
+
+
+def data_sources_note(runs: TableRuns, columns) -> str:
+    """Which data each column scored, from its runs' records (a benchmark's ``data_source``; a record from before it
+    was recorded scored its config's ``eval.source``, which at mini was always synthetic)."""
+    sources: dict[str, set] = {}
+    for records in runs.records.values():
+        for rec in records:
+            for col in columns:
+                bench = METRIC_SOURCE.get(col, (None,))[0]
+                entry = (rec.get("benchmarks") or {}).get(bench)
+                if entry is not None:
+                    source = entry.get("data_source") or rec["config"]["eval"].get("source") or "hub"
+                    sources.setdefault(col, set()).add(source)
+    by_source: dict[str, list[str]] = {}
+    for col in columns:
+        if col in sources:
+            by_source.setdefault(" and ".join(SOURCE_LABELS.get(s, s) for s in sorted(sources[col])), []).append(
+                COLUMN_LABELS.get(col, col))
+    if len(by_source) == 1:
+        return f"Data: every column {next(iter(by_source))}."
+    return "Data: " + "; ".join(f"{', '.join(cols)}: {label}" for label, cols in by_source.items()) + "."
+
+
 def _notes(table: Table, scale: str, runs: TableRuns, sig, tests: list, problems: list[str]) -> None:
     if scale != "paper":
-        table.notes.append(f"Scale `{scale}`: SmolLM2-135M on synthetic offline data with small step and example "
-                           "budgets. These are real measurements of the pipeline, not comparable to the paper's "
-                           "numbers in absolute terms.")
+        table.notes.append(f"Scale `{scale}`: SmolLM2-135M offline with small step and example budgets. These are "
+                           "real measurements of the pipeline, not comparable to the paper's numbers in absolute "
+                           "terms. " + data_sources_note(runs, table.columns))
     table.notes.append("# Params (%): our exact trainable parameters over the model's total parameters (ID-LoRA's "
                        "router included); the paper's percentages do not follow from its Table 6 (DESIGN.md §1).")
     from ..stats import BOOTSTRAP_REPLICATES, LEVEL
