@@ -53,12 +53,23 @@ def tokenize_example(record: dict, tokenizer, family: str, max_length: int) -> d
 
 
 class SFTCollator:
-    """Right-pads a list of tokenised examples into tensors (labels padded with −100)."""
+    """A list of tokenised examples as model inputs. Padded (``pack=False``): right-padded into one row per example
+    (labels padded with −100). Packed (``pack=True``): the examples one after another in a single row, with no
+    padding: ``position_ids`` restart at 0 for each example and no attention mask is passed, from which transformers
+    builds a block-diagonal causal mask (sdpa/eager) or variable-length attention (flash-attention 2), so no example
+    attends to another. Each example's first label is −100 in the row, so no token is trained to predict the next
+    example's start; that label is never a target in a padded row either (the loss predicts token t+1 from token
+    t), so both forms train the same tokens on the same contexts, and their loss is the same mean over those tokens.
+    Call the model with ``use_cache=False`` (transformers skips the packed mask when it builds a cache)."""
 
-    def __init__(self, tokenizer):
+    def __init__(self, tokenizer, pack: bool = False):
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        self.pack = pack
 
     def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
+        return self._packed(examples) if self.pack else self._padded(examples)
+
+    def _padded(self, examples: list[dict]) -> dict[str, torch.Tensor]:
         width = max(len(e["input_ids"]) for e in examples)
 
         def pad(key, value):
@@ -66,3 +77,23 @@ class SFTCollator:
 
         return {"input_ids": pad("input_ids", self.pad_id), "attention_mask": pad("attention_mask", 0),
                 "labels": pad("labels", -100)}
+
+    @staticmethod
+    def _packed(examples: list[dict]) -> dict[str, torch.Tensor]:
+        ids, positions, labels = [], [], []
+        for e in examples:
+            ids += e["input_ids"]
+            positions += range(len(e["input_ids"]))
+            labels += [-100] + e["labels"][1:]
+
+        def row(values):
+            return torch.tensor([values], dtype=torch.long)
+
+        return {"input_ids": row(ids), "position_ids": row(positions), "labels": row(labels)}
+
+
+def padding_fraction(lengths: list[int], batches: list[list[int]]) -> float:
+    """The share of a padded collation's tokens that are padding, over ``batches`` (index lists into ``lengths``)."""
+    real = sum(lengths[i] for b in batches for i in b)
+    padded = sum(max(lengths[i] for i in b) * len(b) for b in batches)
+    return 1.0 - real / padded if padded else 0.0

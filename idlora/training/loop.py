@@ -255,6 +255,7 @@ def run(cfg: DictConfig) -> dict:
     if rank == 0:
         (_out_dir(cfg) / STOP_FILE).unlink(missing_ok=True)  # a stop request is for the job that received it
     records = load_dataset_for(cfg.data, scale=cfg.scale.name, seed=cfg.seed)
+    dev_records = _dev_records(cfg)
     model, tokenizer, prepared = _build_model(cfg, rank)
     trainable, total = count_parameters(model)
     if prepared is not None:  # e.g. LoRI's masked entries of B: parameters that never change; count what trains
@@ -267,6 +268,7 @@ def run(cfg: DictConfig) -> dict:
     optimizer, scheduler = _optimizer(tc, params, effective_lr(cfg), total_steps, optimizer=own)
     model, optimizer = accelerator.prepare(model, optimizer)
     state = _TrainState(accelerator, model, optimizer, scheduler, _zero_stage(accelerator), rank, nproc, plain_cfg)
+    state.dev_records = dev_records
     ckpt_root = _out_dir(cfg) / "checkpoints"
     start_step, losses = 0, []
     found = ckpt_io.latest(ckpt_root) if tc.resume else None
@@ -283,7 +285,7 @@ def run(cfg: DictConfig) -> dict:
                "processes": nproc, "grad_accum": accum, "adapter_dir": str(_adapter_dir(cfg)),
                "zero_stage": state.zero_stage, "gradient_checkpointing": bool(tc.gradient_checkpointing),
                "optimizer_offload": _offloaded(accelerator),
-               "precision": precision.decision(tc.mixed_precision, accelerator.device)}
+               "precision": precision.decision(tc.mixed_precision, accelerator.device), "dev_curve": state.dev_curve}
     if stopped:
         return {"model": None, "tokenizer": tokenizer, "results_path": _results_path(cfg), "accelerator": accelerator,
                 "rank": rank, "preempted": True, **summary}
@@ -309,6 +311,8 @@ class _TrainState:
     def __init__(self, accelerator, model, optimizer, scheduler, zero_stage, rank, nproc, config):
         self.accelerator, self.model, self.optimizer, self.scheduler = accelerator, model, optimizer, scheduler
         self.zero_stage, self.rank, self.nproc, self.config = zero_stage, rank, nproc, config
+        self.dev_records: list[dict] | None = None  # held-out dev items (train.dev_loss), scored at each checkpoint
+        self.dev_curve: list[dict] = []
 
     @property
     def deepspeed(self) -> bool:
@@ -322,7 +326,8 @@ def _train_loop(cfg, state: _TrainState, examples, tokenizer, params, start_step
     from ..data import SFTCollator
 
     tc, acc, rank, nproc = cfg.train, state.accelerator, state.rank, state.nproc
-    collate, ckpt_root, stop_file = SFTCollator(tokenizer), _out_dir(cfg) / "checkpoints", _out_dir(cfg) / STOP_FILE
+    collate = SFTCollator(tokenizer, pack=tc.packing)
+    ckpt_root, stop_file = _out_dir(cfg) / "checkpoints", _out_dir(cfg) / STOP_FILE
     bar = tqdm(total=total_steps, initial=start_step, desc=f"train {cfg.run_id}", unit="step", disable=rank != 0)
     state.model.train()
     for step, batch_idx in global_batches(len(examples), tc.batch_size, cfg.seed, total_steps):
@@ -338,6 +343,7 @@ def _train_loop(cfg, state: _TrainState, examples, tokenizer, params, start_step
         if acc.log_with and (step + 1) % tc.log_steps == 0:
             acc.log({"train/loss": mean_loss, "train/lr": lr}, step=step + 1)
         done = step + 1
+        _dev_point(cfg, state, tokenizer, done, total_steps)
         if done < total_steps and ((tc.save_steps and done % tc.save_steps == 0) or stop):
             _save_checkpoint(ckpt_root, done, losses, state, keep=int(tc.keep_checkpoints))
         if stop and done < total_steps:
@@ -356,7 +362,7 @@ def _step(state: _TrainState, tc, batch_examples: list[dict], collate, params) -
     for chunk in micro:  # len(micro) == accum: the last micro-batch is the accumulation boundary
         batch = {k: v.to(acc.device) for k, v in collate(chunk).items()}
         with acc.accumulate(state.model):  # no gradient sync until the boundary; loss scaled by 1/accum
-            loss = state.model(**batch).loss
+            loss = state.model(**batch, use_cache=False).loss  # a cache would hide a packed row's boundaries
             acc.backward(loss)
             if acc.sync_gradients and tc.max_grad_norm and not deepspeed:
                 acc.clip_grad_norm_(params, tc.max_grad_norm)
@@ -365,6 +371,34 @@ def _step(state: _TrainState, tc, batch_examples: list[dict], collate, params) -
         step_loss += loss.detach().float().item() / len(micro)
     state.scheduler.step()
     return step_loss
+
+
+def _dev_records(cfg: DictConfig) -> list[dict] | None:
+    """The run's held-out dev items when ``train.dev_loss`` is on (``idlora.data.load_dev_for``), else None."""
+    if not cfg.train.dev_loss:
+        return None
+    from ..data import load_dev_for
+
+    records = load_dev_for(cfg.data, scale=cfg.scale.name, seed=cfg.seed)
+    if not records:
+        raise ConfigError(f"train.dev_loss=true but data {cfg.data.name!r} has no held-out dev items at scale "
+                          f"{cfg.scale.name}; set train.dev_loss=false.")
+    return records
+
+
+def _dev_point(cfg: DictConfig, state: _TrainState, tokenizer, done: int, total_steps: int) -> None:
+    """At each checkpoint step (``train.save_steps``) and the last, the dev items' teacher-forced loss
+    (``idlora.eval.dev``) goes to the run's learning curve (``dev_curve``). Every rank computes it (a ZeRO-3 forward
+    needs them all); the model returns to training mode and no random number is drawn, so training is unchanged."""
+    tc = cfg.train
+    if state.dev_records is None or not (done == total_steps or (tc.save_steps and done % tc.save_steps == 0)):
+        return
+    from ..eval.dev import dev_loss
+
+    point = dev_loss(state.model, tokenizer, state.dev_records, cfg.model.family, int(tc.max_length))
+    state.dev_curve.append({"step": done, **point})
+    state.accelerator.print(f"step {done}: dev loss {point['loss']:.4f} "
+                            f"({', '.join(f'{t} {v:.4f}' for t, v in point['per_task'].items())}; {point['seconds']} s)")
 
 
 def _reduce(state: _TrainState, step_loss: float, stop: bool) -> tuple[float, bool]:
@@ -397,6 +431,9 @@ SCHEDULERS = ("linear", "constant")
 
 
 def _check_optimizer(tc) -> None:
+    for key in ("packing", "dev_loss"):
+        if not isinstance(tc.get(key), bool):
+            raise ConfigError(f"train.{key}={tc.get(key)!r} is not valid; give true or false (train.{key}=true).")
     if tc.optimizer not in OPTIMIZERS:
         raise ConfigError(f"train.optimizer={tc.optimizer!r} is not known; valid: {', '.join(OPTIMIZERS)}.")
     if tc.lr_scheduler not in SCHEDULERS:
@@ -528,6 +565,7 @@ def _save_checkpoint(root: Path, step: int, losses: list, state: _TrainState, ke
         if rank == 0:
             torch.save(state.scheduler.state_dict(), tmp / "scheduler.pt")
             (tmp / "losses.json").write_text(json.dumps(losses))
+            (tmp / "dev.json").write_text(json.dumps(state.dev_curve))
 
     ckpt_io.save(root, step, write, rank=rank, world_size=world, barrier=_barrier, keep=keep)
 
@@ -550,6 +588,8 @@ def _load_checkpoint(path: Path, state: _TrainState) -> tuple[int, list]:
                     p.copy_(saved["trainable"][n])
         state.optimizer.load_state_dict(saved["optimizer"])
     state.scheduler.load_state_dict(torch.load(path / "scheduler.pt", map_location="cpu", weights_only=False))
+    dev_file = path / "dev.json"
+    state.dev_curve = [p for p in json.loads(dev_file.read_text()) if p["step"] <= step] if dev_file.exists() else []
     rng_file = path / f"rng-{state.rank}.pt"
     if rng_file.exists():
         ckpt_io.set_rng_state(torch.load(rng_file, map_location="cpu", weights_only=False))
