@@ -98,8 +98,10 @@ fig_budget: $(STAMP)
 table%:
 	@echo "error: no such table '$@'; targets: $(TABLES), $(EXTRA_TABLES), tables, fig3, fig4, fig_rank, fig_router, bench" >&2; exit 2
 
+# PARTS=cpu: this CPU's throughput for the mini replication (fp32 vs bf16, packed batches, roofline): results/bench/cpu.json
+PARTS ?=
 bench: $(STAMP)
-	$(PY) scripts/bench_efficiency.py
+	$(PY) scripts/bench_efficiency.py $(if $(PARTS),parts=$(PARTS))
 
 memory_plan: $(STAMP)
 	$(PY) scripts/memory_plan.py

@@ -12,7 +12,9 @@ parts to measure, default shapes,infer,decode,train,pmrc; ``shapes``: every meth
 LLaMA-3-8B-shaped decoder layers, Figure 3's primary panel; ``decode``: ID-LoRA's batch-1 decoding over unmerged
 LoRA's, paired; ``compile``: the prompt forward of every method torch.compile'd over the compiled merged model, and
 ``compile_decode``: ID-LoRA's compiled batch-1 decoding over unmerged LoRA's, both only when named, as inductor
-compiles for minutes on a CPU), compile_backend=NAME (the compile parts' torch.compile backend, default inductor;
+compiles for minutes on a CPU; ``cpu``: the machine's throughput for the mini replication, fp32 against bf16,
+padded against packed batches, the roofline of a training step and of generation, idlora.bench.cpu, written to
+cpu_out=FILE, default results/bench/cpu.json, only when named), compile_backend=NAME (the compile parts' torch.compile backend, default inductor;
 quick: eager), out=FILE (default results/bench/efficiency.json).
 """
 
@@ -28,7 +30,7 @@ def main(argv=None) -> None:
     args = parse_overrides(sys.argv[1:] if argv is None else argv,
                            {"model": None, "quick": ("true", "false"), "trials": None, "shape_trials": None,
                             "pair_trials": None, "parts": None,
-                            "out": None,
+                            "out": None, "cpu_out": None,
                             "compile_backend": None})
     for key in ("trials", "shape_trials", "pair_trials"):
         value = args.get(key)
@@ -45,6 +47,14 @@ def main(argv=None) -> None:
     from idlora.bench.efficiency import COMPILE_PARTS, DEFAULT_PARTS, run_efficiency_benchmark
 
     parts = args.get("parts", ",".join(DEFAULT_PARTS)).split(",")
+    if "cpu" in parts:  # its own file: the machine's throughput, not Figure 3's ratios (idlora.bench.cpu)
+        from idlora.bench.cpu import run_cpu_benchmark
+
+        run_cpu_benchmark(out=args.get("cpu_out", "results/bench/cpu.json"), quick=flag(args, "quick"),
+                          **({"trials": int(trials)} if trials is not None else {}))
+        parts = [p for p in parts if p != "cpu"]
+        if not parts:
+            return
     if backend is not None and not set(COMPILE_PARTS) & set(parts):
         raise ConfigError(f"compile_backend= is the compile parts' option, but parts={','.join(parts)} has neither "
                           "compile nor compile_decode: add one (e.g. parts=compile,compile_decode) or drop "
