@@ -53,16 +53,23 @@ def test_dev_loss_is_the_answer_tokens_mean_loss_per_task(row_tokens):
     assert got["items"] == 5 and not model.training
 
 
+def _overrides(tmp_path):
+    return ["experiment=gsm8k_llama3", "scale=tiny", "train.wandb=false", "evaluate_after_training=false",
+            f"output_root={tmp_path}/runs", f"results_dir={tmp_path}/results", "train.max_steps=5",
+            "train.save_steps=2", "method=lora"]
+
+
 def test_the_training_loop_records_a_dev_curve_at_each_checkpoint(tmp_path, monkeypatch):
     import idlora.data
 
     monkeypatch.setattr(idlora.data, "load_dev_for", lambda data_cfg, scale, seed: RECORDS, raising=False)
     from idlora.training.loop import run
 
-    cfg = compose(["experiment=gsm8k_llama3", "scale=tiny", "train.wandb=false", "evaluate_after_training=false",
-                   f"output_root={tmp_path}/runs", f"results_dir={tmp_path}/results", "train.max_steps=5",
-                   "train.save_steps=2", "train.dev_loss=true", "method=lora"])
+    cfg = compose([*_overrides(tmp_path), "train.dev_loss=true"])
     out = run(cfg)
     curve = json.loads(out["results_path"].read_text())["train"]["dev_curve"]
     assert [p["step"] for p in curve] == [2, 4, 5]
     assert all(set(p["per_task"]) == {"gsm8k", "code", "safety"} and p["items"] == 5 for p in curve)
+    # the dev passes change nothing in training: the same run without them has the same loss curve, bit for bit
+    without = run(compose([*_overrides(tmp_path / "b"), "train.dev_loss=false"]))
+    assert without["loss_curve"] == out["loss_curve"] and without["dev_curve"] == []
