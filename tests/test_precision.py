@@ -157,3 +157,18 @@ def test_mini_bf16_multiple_choice_agrees_with_fp32():
     assert any(a["loglikelihoods"] != b["loglikelihoods"] for a, b in pairs)
     differ = sum(a["choice"] != b["choice"] for a, b in pairs)
     assert differ <= CHOICE_TOLERANCE * len(pairs), differ
+
+
+def test_scoring_casts_frozen_weights_once_and_restores_their_flags():
+    model = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.Linear(8, 2))
+    model[0].weight.requires_grad_(False)
+    model[0].bias.requires_grad_(False)
+    x = torch.randn(3, 8)
+    with precision.scoring("bf16", model):
+        assert not torch.is_grad_enabled() and precision.autocast_dtype("cpu") == torch.bfloat16
+        assert all(p.requires_grad for p in model.parameters())  # autocast caches the casts of these
+        assert model(x).dtype == torch.bfloat16
+    assert [p.requires_grad for p in model.parameters()] == [False, False, True, True]
+    assert all(p.grad is None for p in model.parameters())
+    with precision.scoring("no", model):
+        assert not torch.is_grad_enabled() and model(x).dtype == torch.float32

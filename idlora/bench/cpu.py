@@ -189,14 +189,14 @@ def _generation(model, tokenizer, prompts: list[str], new_tokens: int):
     return fn, len(prompts) * new_tokens
 
 
-def _paired(fn, trials: int, tokens: int) -> dict:
-    """fn(mixed) timed in fp32 and bf16 in turn: fp32/bf16 ratio with its interval, tokens/s and GFLOP/s each."""
-    from ..models.precision import autocast
+def _paired(model, fn, trials: int, tokens: int) -> dict:
+    """fn() timed in fp32 and bf16 in turn (as scoring runs: ``precision.scoring``): fp32/bf16 ratio with its interval, tokens/s and GFLOP/s each."""
+    from ..models.precision import scoring
 
     seconds = {"no": [], "bf16": []}
     flops = {}
     for mixed in seconds:
-        with autocast(mixed, "cpu"), torch.no_grad():
+        with scoring(mixed, model):
             fn()
             counter = FlopCounterMode(display=False)
             with counter:
@@ -204,7 +204,7 @@ def _paired(fn, trials: int, tokens: int) -> dict:
         flops[mixed] = counter.get_total_flops()
     for t in range(trials):
         for mixed in (("no", "bf16") if t % 2 == 0 else ("bf16", "no")):
-            with autocast(mixed, "cpu"), torch.no_grad():
+            with scoring(mixed, model):
                 seconds[mixed].append(_seconds(fn))
     out = {"fp32_over_bf16": median_ci([a / b for a, b in zip(seconds["no"], seconds["bf16"])]), "trials": trials}
     for mixed, name in (("no", "fp32"), ("bf16", "bf16")):
@@ -230,8 +230,8 @@ def inference_parts(cfg, model, tokenizer, records: list[dict], trials: int) -> 
     def score():
         return dev_loss(model, tokenizer, items, family, int(cfg.train.max_length))
 
-    return {"generation": {**_paired(gen, trials, gen_tokens), "rows": len(prompts), "new_tokens": 32},
-            "scoring": {**_paired(score, trials, answer_tokens), "items": len(items)}}
+    return {"generation": {**_paired(model, gen, trials, gen_tokens), "rows": len(prompts), "new_tokens": 32},
+            "scoring": {**_paired(model, score, trials, answer_tokens), "items": len(items)}}
 
 
 def _provenance(load_before: tuple) -> dict:

@@ -197,7 +197,7 @@ def evaluate_run(cfg: DictConfig, model=None, tokenizer=None, benchmarks: list[s
                  results_path: Path | None = None) -> dict:
     """Run every benchmark of ``cfg.eval`` (or ``benchmarks``), in the run's precision (``_scoring_precision``,
     recorded in each benchmark's info); returns {benchmark: metrics or error}."""
-    from ..models.precision import autocast
+    from ..models.precision import scoring as scoring_in
     from ..results import update_metrics
 
     names = check_eval_config(cfg.eval, benchmarks)
@@ -211,7 +211,7 @@ def evaluate_run(cfg: DictConfig, model=None, tokenizer=None, benchmarks: list[s
     for name in names:
         start = time.time()
         try:
-            with autocast(scoring["used"], scoring["device"]):
+            with scoring_in(scoring["used"], model):
                 metrics, per_example, info = run_benchmark(name, model, tokenizer, cfg.eval, cfg.model.family,
                                                            seed=cfg.seed)
             info = {**info, "precision": scoring}

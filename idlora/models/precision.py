@@ -81,3 +81,26 @@ def autocast_dtype(device=None) -> torch.dtype | None:
     autocast (lm-eval's ``HFLM(mixed_precision_dtype=...)``, which otherwise turns an enclosing one off) must be given."""
     kind = _device_type(device)
     return torch.get_autocast_dtype(kind) if torch.is_autocast_enabled(kind) else None
+
+
+@contextlib.contextmanager
+def scoring(used: str, model):
+    """Scoring (no gradients) in ``used`` on ``model``'s device, each weight cast once for the whole context.
+    Autocast caches its bf16 copy of a weight only when the weight requires grad; a frozen model's weights would be
+    cast again at every call, once per decoding step (measured on SmolLM2, 16 rows x 24 greedy tokens, one thread:
+    fp32 4.0 s, bf16 autocast 5.1 s, bf16 with the casts cached 2.5 s). So the frozen floating-point weights are
+    flagged for the context's length (under ``torch.no_grad``: no gradient is ever made) and unflagged after."""
+    if used == "no":
+        with torch.no_grad():
+            yield
+        return
+    device = next(model.parameters()).device
+    flagged = [p for p in model.parameters() if p.is_floating_point() and not p.requires_grad]
+    try:
+        for p in flagged:
+            p.requires_grad_(True)
+        with torch.no_grad(), autocast(used, device):
+            yield
+    finally:
+        for p in flagged:
+            p.requires_grad_(False)
