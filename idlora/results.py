@@ -37,7 +37,7 @@ LOCATION_KEYS = ("output_root", "results_dir", "evaluate_after_training", "local
 # `make tableN` trains with train.resume=true, and the table must still recognise the run.
 # packing (issue 35) puts a micro-batch's examples in one row: the same tokens, loss mask and mean loss as padded rows
 # (tests/test_packing.py: loss and gradients equal), so a run trained padded is the same run; dev_loss only scores.
-EXECUTION_KEYS = ("resume", "wandb", "log_steps", "keep_checkpoints", "save_steps", "packing", "dev_loss")
+EXECUTION_KEYS = ("resume", "retrain", "wandb", "log_steps", "keep_checkpoints", "save_steps", "packing", "dev_loss")
 
 
 # Config keys added after runs were recorded, with the value that reproduces what those runs did: a key holding

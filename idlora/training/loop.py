@@ -23,6 +23,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from . import checkpoint as ckpt_io
+from . import retrain
 from .recipes import recipe_for
 from ..config import effective_lr, per_method
 from ..errors import ConfigError
@@ -460,7 +461,16 @@ def train_and_evaluate(cfg: DictConfig) -> dict | None:
     recorded and ``train.resume=true``), tear the process group down, then score the run's benchmarks once, on
     rank 0 (the others exit). A distributed run is scored from its saved adapter in one process on one device;
     a single-process run scores the model in memory. Benchmarks already scored are not redone on a resumed run.
-    Returns the benchmarks' metrics on rank 0 (None elsewhere or when preempted)."""
+    A complete result is never destroyed (``retrain``): training it again needs ``train.retrain=true``, and the
+    retrained run replaces it only once complete. Returns the benchmarks' metrics on rank 0 (None elsewhere or
+    when preempted)."""
+    staged = retrain.guard(cfg)
+    out = _train_and_evaluate(staged)
+    retrain.promote(cfg, staged)
+    return out
+
+
+def _train_and_evaluate(cfg: DictConfig) -> dict | None:
     from ..eval.evaluate import evaluate_run
 
     config = OmegaConf.to_container(cfg, resolve=True)
