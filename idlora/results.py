@@ -12,6 +12,7 @@ crash mid-write leaves the previous file intact and two writers never interleave
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -22,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .errors import ConfigError
-from .files import atomic_write_json
+from .files import atomic_write_json, atomic_write_text
 
 SCHEMA_VERSION = 1
 PACKAGES = ("torch", "transformers", "peft", "accelerate", "datasets", "lm_eval", "deepspeed", "idlora")
@@ -111,6 +112,17 @@ def git_commit() -> str | None:
     return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
+def git_diff() -> str:
+    """The uncommitted changes to tracked files (``git diff HEAD``), "" on a clean tree or without git: a run made
+    from a dirty tree keeps them beside its results file (``write_run_record``), so its code can be replayed."""
+    try:
+        out = subprocess.run(["git", "diff", "HEAD", "--binary"], cwd=Path(__file__).resolve().parent,
+                             capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return out.stdout if out.returncode == 0 else ""
+
+
 def provenance() -> dict:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -129,8 +141,10 @@ def provenance() -> dict:
         hw["torch_threads"] = torch.get_num_threads()
     except ImportError:  # pragma: no cover
         pass
-    return {"git_commit": git_commit(), "packages": versions, "hardware": hw, "start": _now(), "end": None,
-            "seconds": None}
+    commit = git_commit()
+    diff = git_diff() if commit and commit.endswith("-dirty") else ""
+    return {"git_commit": commit, "packages": versions, "hardware": hw, "start": _now(), "end": None,
+            "seconds": None, **({"git_diff": diff} if diff else {})}
 
 
 def new_run_record(run_id: str, experiment: str, scale: str, model: str, method: str, config: dict,
@@ -152,8 +166,15 @@ def _locked(path: Path):
 
 
 def write_run_record(path: str | Path, record: dict) -> Path:
+    """Write a run's record; the uncommitted diff its provenance carries (``git_diff``) goes to ``<run_id>.diff``
+    beside it, and the record keeps that file's name and sha256 (``git_diff_file``, ``git_diff_sha256``)."""
     path = Path(path)
+    prov = record.get("provenance") or {}
     with _locked(path):
+        if prov.get("git_diff"):
+            text = prov.pop("git_diff")
+            side = atomic_write_text(path.with_suffix(".diff"), text)
+            prov.update(git_diff_file=side.name, git_diff_sha256=hashlib.sha256(text.encode()).hexdigest())
         return atomic_write_json(path, record)
 
 

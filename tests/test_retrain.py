@@ -55,3 +55,22 @@ def test_a_complete_result_survives_a_rerun_killed_during_scoring(tmp_path, monk
     assert (tmp_path / "runs" / RUN / "adapter" / "adapter_config.json").exists()
     assert not (tmp_path / "results" / retrain.STAGING / f"{RUN}.json").exists()
     assert set(_files(tmp_path)) == set(complete)
+
+
+def test_a_run_from_a_dirty_tree_keeps_its_diff_beside_its_record(tmp_path, monkeypatch):
+    import hashlib
+
+    from idlora import results
+
+    monkeypatch.setattr(results, "git_commit", lambda: "abc123-dirty")
+    monkeypatch.setattr(results, "git_diff", lambda: "diff --git a/x.py b/x.py\n+changed\n")
+    record = results.new_run_record("r", "e", "tiny", "m", "lora", {}, 1, 2)
+    path = results.write_run_record(tmp_path / "r.json", record)
+    saved = json.loads(path.read_text())["provenance"]
+    assert "git_diff" not in saved and saved["git_diff_file"] == "r.diff"
+    text = (tmp_path / "r.diff").read_text()
+    assert text == "diff --git a/x.py b/x.py\n+changed\n"
+    assert saved["git_diff_sha256"] == hashlib.sha256(text.encode()).hexdigest()
+    monkeypatch.setattr(results, "git_commit", lambda: "abc123")  # a clean tree: no diff, no file
+    clean = results.write_run_record(tmp_path / "c.json", results.new_run_record("c", "e", "tiny", "m", "lora", {}, 1, 2))
+    assert "git_diff_file" not in json.loads(clean.read_text())["provenance"] and not (tmp_path / "c.diff").exists()

@@ -68,9 +68,9 @@ def promote(final: DictConfig, staged: DictConfig) -> Path | None:
         record["config"][key] = final[key]
     if (record.get("train") or {}).get("adapter_dir"):
         record["train"]["adapter_dir"] = str(dst_dir / Path(record["train"]["adapter_dir"]).name)
-    side = record.get("per_example_file")
-    if side:
-        os.replace(Path(staged.results_dir) / side, Path(final.results_dir) / side)
+    for side in (record.get("per_example_file"), record["provenance"].get("git_diff_file")):
+        if side:
+            os.replace(Path(staged.results_dir) / side, Path(final.results_dir) / side)
     atomic_write_json(results_path(final), record)  # the last step: until here the old result stands
     results_path(staged).unlink()
     return results_path(final)
