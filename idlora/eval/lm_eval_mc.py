@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..models.precision import autocast_dtype
 
 # The prompts of lm-eval's own mmlu (default) and commonsense_qa tasks, reused for local files. lm-eval's mmlu
 # is one task per subject, each with the description "The following are multiple choice questions (with
@@ -172,7 +173,9 @@ def evaluate_mc(benchmark: str, model, tokenizer, path: str | None = None, limit
     with tempfile.TemporaryDirectory(prefix=f"idlora_{benchmark}_") as tmp:
         task, manager = _task(benchmark, path, tmp, form)
         padding_side = tokenizer.padding_side
-        lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
+        # lm-eval opens its own autocast (off unless given a dtype): pass it the run's, or it turns ours off
+        lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size,
+                  mixed_precision_dtype=autocast_dtype(next(model.parameters()).device))
         try:
             out = simple_evaluate(model=lm, tasks=[task], task_manager=manager, limit=limit, log_samples=True,
                                   num_fewshot=0, bootstrap_iters=0)
