@@ -56,7 +56,8 @@ ADDED_KEYS = {("scale", "gradient_checkpointing"): {"default": False}, ("scale",
 # left out of the identity.
 REAL_TASKS_KEYS = (("scale", "data_source"), ("data", "source"), ("eval", "source"))
 # Config keys deleted since runs were recorded because nothing read them: left out of the identity either way.
-REMOVED_KEYS = {("train", "num_workers")}
+# scale.dev_loss (the scale's default for train.dev_loss, an execution key) only scores: left out the same way.
+REMOVED_KEYS = {("train", "num_workers"), ("scale", "dev_loss")}
 # Config entries added with a method, after runs of other methods were recorded (issue 20's PEFT baselines: their
 # ranks in scale.rank, VB-LoRA's bank shape scale.vblora). Only a run of that method reads them, so they are left
 # out of the identity of every other method's run; a run of the method keeps them.
