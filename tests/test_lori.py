@@ -172,3 +172,17 @@ def test_the_generic_loop_names_no_method_and_lori_goes_through_its_recipe():
     assert type(recipe_for(OmegaConf.create({"name": "idlora"}))) is Recipe
     dense = OmegaConf.create({"name": "lori", "sparsity": 0.0})
     assert recipe_for(dense).prepare(OmegaConf.create({"method": dense}), model=None, train=None) is None
+
+
+def test_magnitude_masks_keep_exactly_the_share_asked_even_with_ties():
+    """A B stored in bf16 has few distinct magnitudes: the mask still keeps exactly round((1 - s) N) entries, the
+    largest first and ties by position (module order, then row-major)."""
+    import torch
+
+    from idlora.tuners.lori.model import magnitude_masks
+
+    b = {"a": torch.tensor([[0.5, 0.25], [0.25, 0.25]]), "b": torch.tensor([[0.25, 0.0], [0.25, 0.125]])}
+    masks = magnitude_masks(b, sparsity=0.75)  # 8 entries: keep 2, the 0.5 and the first 0.25
+    assert masks["a"].tolist() == [[True, True], [False, False]] and not masks["b"].any()
+    bf16 = {"x": torch.full((64, 8), 0.01).to(torch.bfloat16)}  # every magnitude tied
+    assert int(magnitude_masks(bf16, sparsity=0.9)["x"].sum()) == round(0.1 * 64 * 8)

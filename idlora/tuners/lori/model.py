@@ -14,8 +14,11 @@ def kept_entries(n: int, sparsity: float) -> int:
 
 
 def magnitude_masks(b_weights: dict[str, torch.Tensor], sparsity: float) -> dict[str, torch.Tensor]:
-    """Model-wise magnitude masks: keep the ``round((1 - sparsity) * N)`` largest ``|B|`` entries over all the
-    ``B`` matrices together (N entries in all), as LoRI's default extraction does. Ties at the threshold are kept.
+    """Model-wise magnitude masks: keep exactly the ``round((1 - sparsity) * N)`` largest ``|B|`` entries over all
+    the ``B`` matrices together (N entries in all), as LoRI's default extraction does. Ties at the threshold are broken
+    by position (the first entries in module order, then row-major, are kept): a B stored in bf16 (DeepSpeed's bf16
+    mode, autocast's bf16 copies) has so few distinct magnitudes that keeping every tie kept 82% of the entries at a
+    sparsity of 0.9.
 
     ``b_weights``: ``{module name: B (d_out, r)}`` from a trained LoRI-D. Returns ``{name: bool (d_out, r)}``."""
     if not 0.0 <= sparsity < 1.0:
@@ -23,11 +26,17 @@ def magnitude_masks(b_weights: dict[str, torch.Tensor], sparsity: float) -> dict
     if not b_weights:
         raise ValueError("LoRI: no B matrices to calibrate masks from.")
     flat = torch.cat([w.detach().abs().float().reshape(-1).cpu() for w in b_weights.values()])
-    threshold = torch.topk(flat, kept_entries(flat.numel(), sparsity), sorted=True).values[-1]
-    if threshold == 0:
+    keep = torch.argsort(flat, descending=True, stable=True)[: kept_entries(flat.numel(), sparsity)]
+    if flat[keep[-1]] == 0:
         raise ValueError("LoRI: the LoRI-D adapter's B is (almost) all zeros, so no mask can be calibrated from it; "
                          "train LoRI-D longer or with a larger lr.")
-    return {name: w.detach().abs().float() >= threshold.to(w.device) for name, w in b_weights.items()}
+    kept = torch.zeros_like(flat, dtype=torch.bool)
+    kept[keep] = True
+    masks, start = {}, 0
+    for name, w in b_weights.items():
+        masks[name] = kept[start:start + w.numel()].reshape(w.shape).to(w.device)
+        start += w.numel()
+    return masks
 
 
 class LoRIModel(LinearAdapterTuner):
