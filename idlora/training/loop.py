@@ -132,7 +132,7 @@ def validate(cfg: DictConfig) -> dict:
     _check_optimizer(cfg.train)
     precision.check(cfg.train.mixed_precision)
     if not cfg.train.resume:
-        _check_previous_results(_results_path(cfg), plain_cfg)
+        _check_previous_results(retrain.results_path(cfg), plain_cfg)
     else:
         _check_checkpoint_config(_out_dir(cfg) / "checkpoints", plain_cfg)
     _meta_check(cfg)
@@ -141,10 +141,6 @@ def validate(cfg: DictConfig) -> dict:
 
 def _out_dir(cfg: DictConfig) -> Path:
     return Path(cfg.output_root) / cfg.run_id
-
-
-def _results_path(cfg: DictConfig) -> Path:
-    return Path(cfg.results_dir) / f"{cfg.run_id}.json"
 
 
 def _adapter_dir(cfg: DictConfig) -> Path:
@@ -288,8 +284,8 @@ def run(cfg: DictConfig) -> dict:
                "optimizer_offload": _offloaded(accelerator),
                "precision": precision.decision(tc.mixed_precision, accelerator.device), "dev_curve": state.dev_curve}
     if stopped:
-        return {"model": None, "tokenizer": tokenizer, "results_path": _results_path(cfg), "accelerator": accelerator,
-                "rank": rank, "preempted": True, **summary}
+        return {"model": None, "tokenizer": tokenizer, "results_path": retrain.results_path(cfg),
+                "accelerator": accelerator, "rank": rank, "preempted": True, **summary}
     if prepared is not None:
         summary[cfg.method.name] = prepared
     unwrapped = _save_final(cfg, state, tokenizer)
@@ -299,11 +295,11 @@ def run(cfg: DictConfig) -> dict:
                                 trainable_params=trainable, total_params=total)
         record["train"] = summary
         record["base_model"] = cfg.model.name
-        write_run_record(_results_path(cfg), record)
+        write_run_record(retrain.results_path(cfg), record)
         shutil.rmtree(ckpt_root, ignore_errors=True)  # the adapter and the record hold everything the run needs now
     _barrier()
-    return {"model": unwrapped, "tokenizer": tokenizer, "results_path": _results_path(cfg), "accelerator": accelerator,
-            "rank": rank, "preempted": False, **summary}
+    return {"model": unwrapped, "tokenizer": tokenizer, "results_path": retrain.results_path(cfg),
+            "accelerator": accelerator, "rank": rank, "preempted": False, **summary}
 
 
 class _TrainState:
@@ -474,7 +470,7 @@ def _train_and_evaluate(cfg: DictConfig) -> dict | None:
     from ..eval.evaluate import evaluate_run
 
     config = OmegaConf.to_container(cfg, resolve=True)
-    done = usable_record(_results_path(cfg), config) if cfg.train.resume else None
+    done = usable_record(retrain.results_path(cfg), config) if cfg.train.resume else None
     if cfg.method.name == BASE:
         out = _untrained(cfg, record=done is None)
     elif done is not None and (_adapter_dir(cfg) / ("config.json" if cfg.method.name == "fft"
@@ -483,7 +479,7 @@ def _train_and_evaluate(cfg: DictConfig) -> dict | None:
         # no process group was started: under a launcher the rank is in the environment, and rank 0 alone scores
         rank = int(os.environ.get("RANK", "0"))
         if rank == 0:
-            print(f"{cfg.run_id}: training already recorded in {_results_path(cfg)}; scoring what is missing")
+            print(f"{cfg.run_id}: training already recorded in {retrain.results_path(cfg)}; scoring what is missing")
         out = {"model": None, "tokenizer": None, "rank": rank, "preempted": False,
                "processes": int(os.environ.get("WORLD_SIZE", "1"))}
     else:
@@ -525,7 +521,7 @@ def _untrained(cfg: DictConfig, record: bool = True) -> dict:
     record["train"] = {"steps": 0, "lr": None, "examples": 0, "loss_curve": [], "final_loss": None,
                        "seconds": time.time() - t0, "processes": 1, "adapter_dir": None}
     record["base_model"] = cfg.model.name
-    write_run_record(_results_path(cfg), record)
+    write_run_record(retrain.results_path(cfg), record)
     return {**out, "model": model, "tokenizer": tokenizer}
 
 

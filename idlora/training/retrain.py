@@ -25,6 +25,7 @@ STAGING = ".retrain"
 
 
 def results_path(cfg: DictConfig) -> Path:
+    """The run's results file (the training loop's, and the staging area's when ``cfg`` points there)."""
     return Path(cfg.results_dir) / f"{cfg.run_id}.json"
 
 
