@@ -94,7 +94,7 @@ def effective_lr(cfg: DictConfig) -> float:
 _CHECKS = {
     "a positive integer": ("train.batch_size", "train.micro_batch_size", "train.max_length", "train.epochs",
                          "eval.batch_size", "eval.max_new_tokens"),
-    "a positive integer or null": ("train.max_steps", "eval.limit", "eval.humaneval_problems",
+    "a positive integer or null": ("train.max_steps", "train.schedule_steps", "eval.limit", "eval.humaneval_problems",
                                  "eval.humaneval_samples", "eval.humaneval_max_new_tokens",
                                  "eval.hexphi_max_new_tokens"),
     "an integer >= 0": ("seed", "train.save_steps", "train.warmup_steps", "train.keep_checkpoints", "train.log_steps"),

@@ -44,6 +44,7 @@ EXECUTION_KEYS = ("resume", "retrain", "wandb", "log_steps", "keep_checkpoints",
 # Config keys added after runs were recorded, with the value that reproduces what those runs did: a key holding
 # that value is left out of the identity, so a record written before the key existed still matches.
 ADDED_KEYS = {("scale", "gradient_checkpointing"): {"default": False}, ("scale", "eval_batch_size"): 8,
+              ("train", "schedule_steps"): None,  # the lr schedule's horizon (issue 36): null, the run's own steps
               ("method", "rb_parts"): 2,  # ID-LoRA's Rank Boosting factor: 2 is eq. 4, what every run before it did
               ("method", "impl"): "ours",  # whose forward (issue 19): ours is what every run before it did
               # PMRC's k-means restarts (issue 19): null, the backend's default, is what every run before it did

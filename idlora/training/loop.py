@@ -262,7 +262,7 @@ def run(cfg: DictConfig) -> dict:
     params = [p for p in model.parameters() if p.requires_grad]
     own = recipe_for(cfg.method).optimizer(cfg, model, effective_lr(cfg),
                                            deepspeed=accelerator.state.deepspeed_plugin is not None)
-    optimizer, scheduler = _optimizer(tc, params, effective_lr(cfg), total_steps, optimizer=own)
+    optimizer, scheduler = _optimizer(tc, params, effective_lr(cfg), _horizon(tc, total_steps), optimizer=own)
     model, optimizer = accelerator.prepare(model, optimizer)
     state = _TrainState(accelerator, model, optimizer, scheduler, _zero_stage(accelerator), rank, nproc, plain_cfg)
     state.dev_records = dev_records
@@ -435,6 +435,18 @@ def _check_optimizer(tc) -> None:
         raise ConfigError(f"train.optimizer={tc.optimizer!r} is not known; valid: {', '.join(OPTIMIZERS)}.")
     if tc.lr_scheduler not in SCHEDULERS:
         raise ConfigError(f"train.lr_scheduler={tc.lr_scheduler!r} is not known; valid: {', '.join(SCHEDULERS)}.")
+
+
+def _horizon(tc, total_steps: int) -> int:
+    """The lr schedule's length: ``train.schedule_steps``, or the run's own steps when null. A longer horizon stops
+    the run part-way down its decay, exactly where a run of ``schedule_steps`` steps passes step ``total_steps`` (the
+    data order does not depend on the length either): the fair protocol's final runs stop at the checkpoint that dev
+    chose from a tuning run's curve (docs/protocol.md)."""
+    horizon = tc.get("schedule_steps") or total_steps
+    if horizon < total_steps:
+        raise ConfigError(f"train.schedule_steps={horizon} is shorter than the run's {total_steps} steps; give at "
+                          f"least {total_steps}, or null for the run's own length.")
+    return int(horizon)
 
 
 def _optimizer(tc, params, lr: float, total_steps: int, optimizer=None):
