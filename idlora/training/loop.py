@@ -531,10 +531,25 @@ def _untrained(cfg: DictConfig, record: bool = True) -> dict:
                             method=cfg.method.name, config=plain_cfg, trainable_params=0,
                             total_params=count_parameters(model)[1])
     record["train"] = {"steps": 0, "lr": None, "examples": 0, "loss_curve": [], "final_loss": None,
-                       "seconds": time.time() - t0, "processes": 1, "adapter_dir": None}
+                       "seconds": time.time() - t0, "processes": 1, "adapter_dir": None,
+                       "dev_curve": _base_dev_curve(cfg, model, tokenizer)}
     record["base_model"] = cfg.model.name
     write_run_record(retrain.results_path(cfg), record)
     return {**out, "model": model, "tokenizer": tokenizer}
+
+
+def _base_dev_curve(cfg: DictConfig, model, tokenizer) -> list[dict]:
+    """The untrained model's dev loss as a one-point curve at step 0 (``train.dev_loss``), in the precision a run
+    trains in: the reference of the fair protocol's validity gate (both arms must beat the base on dev)."""
+    records = _dev_records(cfg)
+    if records is None:
+        return []
+    from ..eval.dev import dev_loss
+
+    with precision.autocast(precision.resolve(cfg.train.mixed_precision, next(model.parameters()).device)):
+        point = dev_loss(model, tokenizer, records, cfg.model.family, int(cfg.train.max_length))
+    print(f"base: dev loss {point['loss']:.4f} ({', '.join(f'{t} {v:.4f}' for t, v in point['per_task'].items())})")
+    return [{"step": 0, **point}]
 
 
 def _teardown(accelerator) -> None:
