@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from ..protocol import base_overrides, final_overrides, grid, tuning_overrides
 from .launch import Run, is_complete, train_command
@@ -49,14 +50,20 @@ def aa_runs(protocol: dict, choices: dict) -> list[Run]:
 
 
 def _launch(run: Run) -> str:
+    """Train (and score) ``run`` unless its complete results file exists; its output goes to a log file beside its
+    output directory (``<output_root>/logs/<run_id>.log``), whose tail a failure shows."""
     if is_complete(run):
         return f"{run.row}: complete, kept"
+    cfg = run.config()
+    log = Path(cfg.output_root) / "logs" / f"{cfg.run_id}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    log = subprocess.run(train_command(run), env=env, capture_output=True, text=True)
-    if log.returncode:
-        tail = "\n".join((log.stdout + log.stderr).splitlines()[-30:])
-        raise RuntimeError(f"{run.row} failed (exit {log.returncode}): {' '.join(run.args())}\n{tail}")
-    return f"{run.row}: done"
+    with log.open("w") as out:
+        code = subprocess.run(train_command(run), env=env, stdout=out, stderr=subprocess.STDOUT).returncode
+    if code:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
+        raise RuntimeError(f"{run.row} failed (exit {code}; log {log}): {' '.join(run.args())}\n{tail}")
+    return f"{run.row}: done (log {log})"
 
 
 def run_missing(runs: list[Run], jobs: int = 1) -> None:

@@ -1,0 +1,169 @@
+"""The fair protocol (claims/protocol.yaml, idlora.protocol, idlora.reports.protocol): the shipped file's checks, the
+runs it describes, the choice from tuning curves, and the pilot's verdicts against hand-computed values."""
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from idlora.errors import ConfigError
+from idlora.protocol import PROTOCOL_FILE, choose, final_overrides, load_protocol, stage_of, tuning_overrides
+from idlora.reports import protocol as report
+from idlora.reports.preregistered import hypotheses, load_claims
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return load_protocol()
+
+
+def _write(tmp_path, doc):
+    path = tmp_path / "protocol.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def test_the_shipped_protocol_gives_every_method_the_same_budget(shipped):
+    grids = shipped["lr_grid"]
+    assert len(grids["adapters"]) == len(grids["fft"]) == 4
+    ratios = np.diff(np.log10(grids["adapters"]))
+    assert ratios == pytest.approx([0.5] * 3, abs=0.001)  # x sqrt(10)
+    assert shipped["tuning_seed"] not in shipped["final_seeds"] + shipped["aa_seeds"]
+    assert len(shipped["final_seeds"]) == 5  # the primary ID-LoRA vs LoRA pairs (issue 36)
+    assert set(shipped["pilot"]["claims"]) <= {c["id"] for c in load_claims() if c["kind"] == "primary"}
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda d: d.update(extra=1), "unknown key 'extra'"),
+    (lambda d: d.update(aa_seeds=[100, 12, 13, 14, 15]), "must not share a seed"),
+    (lambda d: d["lr_grid"].update(fft=[1e-5, 1e-4]), "as many rising positive candidates"),
+    (lambda d: d.update(checkpoints=[32, 48, 128]), "multiples of the first"),
+    (lambda d: d.update(objective={"metric": "test_accuracy", "tie": 0}), "objective must be"),
+])
+def test_a_broken_protocol_is_refused_with_the_fix(tmp_path, change, message):
+    doc = yaml.safe_load(PROTOCOL_FILE.read_text())
+    change(doc)
+    with pytest.raises(ConfigError, match=message):
+        load_protocol(_write(tmp_path, doc))
+
+
+def test_tuning_and_final_runs_share_the_schedule_and_differ_in_length_and_seed(shipped):
+    tune = tuning_overrides(shipped, "lora", 3.16e-4)
+    final = final_overrides(shipped, "lora", {"lr": 3.16e-4, "step": 64}, seed=2)
+    assert "train.schedule_steps=128" in tune and "train.schedule_steps=128" in final
+    assert "scale.max_steps=128" in tune and "scale.max_steps=64" in final
+    assert "seed=100" in tune and "seed=2" in final
+    assert "eval.benchmarks=[]" in tune and not any(o.startswith("eval.benchmarks") for o in final)
+    assert "++scale.lr.lora=0.000316" in tune and "++scale.lr.lora=0.000316" in final
+
+
+def _tuning_record(method, lr, losses):
+    """A tuning run's results record with dev losses at the shipped checkpoints 32/64/96/128."""
+    return {"run_id": f"x.{method}_tune_lr{lr:g}_s100", "method": method,
+            "config": {"run_tag": f"_tune_lr{lr:g}_s100", "seed": 100},
+            "train": {"lr": lr, "dev_curve": [{"step": s, "loss": v, "per_task": {"t": v}}
+                                              for s, v in zip((32, 64, 96, 128), losses)]}}
+
+
+def test_the_choice_is_the_lowest_dev_loss_ties_to_the_smaller_lr_and_earlier_step(shipped):
+    records = [_tuning_record("lora", 1e-4, [2.0, 1.9, 1.8, 1.7]),
+               _tuning_record("lora", 3.16e-4, [1.6, 1.5, 1.45005, 1.45]),   # 1.45005 is within the tie of 1.45
+               _tuning_record("lora", 1e-3, [1.5, 1.45, 1.46, 1.47]),
+               _tuning_record("lora", 3.16e-3, [3.0, float("nan"), 9.0, 9.0])]
+    pick = choose(shipped, records, ["lora"])["lora"]
+    # lowest: 1.45 (3.16e-4 @ 128, 1e-3 @ 64); tied within 1e-4: 3.16e-4 @ 96 too; smaller lr, then earlier step
+    assert (pick["lr"], pick["step"], pick["edge"]) == (3.16e-4, 96, False)
+    edge = choose(shipped, [*records[:3], _tuning_record("lora", 3.16e-3, [1.0, 1.0, 1.0, 1.0])], ["lora"])["lora"]
+    assert (edge["lr"], edge["step"], edge["edge"]) == (3.16e-3, 32, True)
+    with pytest.raises(ConfigError, match=r"tuning of lora is incomplete: no results file for lr \[0.00316\]"):
+        choose(shipped, records[:3], ["lora"])
+    assert stage_of(records[0]) == "tune"
+
+
+def _final(tmp_path, method, seed, scores, losses=(1.0, 0.5), dev=1.0, stage="final"):
+    """A final run's record and per-example file: ``scores`` per benchmark key, a list of 0/1 by example id."""
+    run_id = f"multitask_llama3.mini.{method}_{stage}_s{seed}"
+    examples = {"gsm8k": [{"id": i, "score": s} for i, s in enumerate(scores["gsm8k"])],
+                "mmlu": [{"id": i, "score": s} for i, s in enumerate(scores["mmlu"])],
+                "cqa": [{"id": i, "score": s} for i, s in enumerate(scores["cqa"])],
+                "humaneval": [{"id": i, "pass@1": s} for i, s in enumerate(scores["humaneval"])]}
+    (tmp_path / f"{run_id}.examples.json").write_text(json.dumps(examples))
+    return {"run_id": run_id, "method": method, "config": {"run_tag": f"_{stage}_s{seed}", "seed": seed},
+            "per_example_file": f"{run_id}.examples.json", "benchmarks": {"gsm8k": {"seconds": 2.0}},
+            "provenance": {"hardware": {"torch_threads": 1}},
+            "train": {"lr": 1e-3, "steps": 64, "seconds": 10.0, "loss_curve": list(losses),
+                      "dev_curve": [{"step": 64, "loss": dev}]}}
+
+
+def _pilot(tmp_path, shipped, a_dev=1.0, diverge=False):
+    protocol = {**shipped, "pilot": {**shipped["pilot"], "results_dir": str(tmp_path)}}
+    rng = np.random.default_rng(0)
+    records = []
+    for seed in (1, 2, 3):
+        lora = {k: list(rng.integers(0, 2, 40).astype(float)) for k in ("gsm8k", "mmlu", "cqa", "humaneval")}
+        better = {k: [1.0 if i < 10 else v for i, v in enumerate(vals)] for k, vals in lora.items()}
+        records.append(_final(tmp_path, "lora", seed, lora))
+        records.append(_final(tmp_path, "idlora", seed, better, dev=a_dev,
+                              losses=(1.0, 2.0) if diverge and seed == 2 else (1.0, 0.5)))
+    records.append({"run_id": "base", "method": "base", "config": {"run_tag": "_protocol", "seed": 100},
+                    "benchmarks": {}, "provenance": {"hardware": {}},
+                    "train": {"lr": None, "steps": 0, "seconds": 1.0, "dev_curve": [{"step": 0, "loss": 2.0}]}})
+    return protocol, records
+
+
+def test_pilot_verdicts_are_seed_paired_and_holm_adjusted_over_the_whole_primary_family(tmp_path, shipped):
+    (tmp_path / "runs").mkdir()
+    protocol, records = _pilot(tmp_path / "runs", shipped)
+    protocol["pilot"]["results_dir"] = str(tmp_path)
+    v = report.pilot_verdicts(protocol, records)
+    family = len(hypotheses(load_claims(), "primary"))
+    assert v["family_size"] == family == 26
+    by_bench = {c["benchmark"]: c for c in v["verdicts"]}
+    assert set(by_bench) == {"gsm8k", "mmlu", "cqa", "humaneval_pass@1"}
+    for bench, c in by_bench.items():
+        key = "humaneval" if bench.startswith("humaneval") else bench
+        a = {r["config"]["seed"]: json.loads((tmp_path / "runs" / r["per_example_file"]).read_text())[key]
+             for r in records if r["method"] == "idlora"}
+        b = {r["config"]["seed"]: json.loads((tmp_path / "runs" / r["per_example_file"]).read_text())[key]
+             for r in records if r["method"] == "lora"}
+        field = "pass@1" if key == "humaneval" else "score"
+        by_hand = np.mean([np.mean([x[field] - y[field] for x, y in zip(a[s], b[s])]) for s in (1, 2, 3)])
+        assert c["effect"] == pytest.approx(100 * by_hand)
+        assert c["seeds"] == [1, 2, 3] and c["n"] == 40 and c["margin"] in (3, 5)
+    # Holm over 26 hypotheses, 22 of them at p = 1: the smallest of the 4 is multiplied by 26, the next by 25, ...
+    ps = sorted(c["p_noninferior"] for c in by_bench.values())
+    expected = np.maximum.accumulate([min(1.0, (family - i) * p) for i, p in enumerate(ps)])
+    assert sorted(c["p_adjusted"] for c in by_bench.values()) == pytest.approx(list(expected))
+
+
+def test_a_diverged_run_or_an_arm_below_the_base_makes_the_verdict_invalid(tmp_path, shipped):
+    (tmp_path / "runs").mkdir()
+    protocol, records = _pilot(tmp_path / "runs", shipped, diverge=True)
+    protocol["pilot"]["results_dir"] = str(tmp_path)
+    verdicts = report.pilot_verdicts(protocol, records)["verdicts"]
+    assert all(c["verdict"].startswith("invalid: ") and "idlora_final_s2 diverged" in c["verdict"] for c in verdicts)
+    protocol, records = _pilot(tmp_path / "runs", shipped, a_dev=2.5)  # dev loss 2.5 against the base's 2.0
+    verdicts = report.pilot_verdicts(protocol, records)["verdicts"]
+    assert all("does not beat the base on dev" in c["verdict"] for c in verdicts)
+
+
+def test_the_report_writes_every_file_and_the_aa_waits_for_its_runs(tmp_path, shipped):
+    (tmp_path / "runs").mkdir()
+    protocol, records = _pilot(tmp_path / "runs", shipped)
+    protocol["pilot"]["results_dir"] = str(tmp_path)
+    for r in records:
+        (tmp_path / "runs" / f"{r['run_id']}.json").write_text(json.dumps(r))
+    paths = report.write_report(protocol)
+    assert {p.name for p in paths} >= {"tuning.json", "tuning.md", "pilot.json", "pilot.md", "curves.png"}
+    text = (tmp_path / "pilot.md").read_text()
+    assert "Not run yet" in text and "t2_idlora_ni_lora" in text
+    assert "Not chosen yet: tuning of idlora is incomplete" in (tmp_path / "tuning.md").read_text()
+    # the A/A set: LoRA again on other seeds
+    for seed, r in zip((11, 12, 13), [r for r in records if r["method"] == "lora"]):
+        aa = {**r, "run_id": f"aa{seed}", "config": {"run_tag": f"_aa_s{seed}", "seed": seed}}
+        (tmp_path / "runs" / f"aa{seed}.json").write_text(json.dumps(aa))
+    aa = report.pilot_verdicts(protocol, report.load_records(protocol))["aa"]
+    # the A/A set re-uses the LoRA runs' own scores: every per-seed difference is 0 and nothing resolves
+    assert aa["pairs"] == 3 and aa["judged"] == 4 and aa["resolved"] == 0
+    assert all(r["effect"] == 0 for r in aa["benchmarks"].values())
