@@ -14,11 +14,12 @@ OWN = {"scale": ("mini", "paper", "tiny"), "results": None, "bench": None, "out"
 @main_guard
 def main() -> None:
     args = parse_overrides(sys.argv[1:], OWN)
-    from idlora.reports.claims import build_claims, write
+    from idlora.reports.claims import build_claims, preregistered, table_runs, write
 
-    scale = args.get("scale", "mini")
-    claims = build_claims(scale, args.get("results", "results/runs"), args.get("bench", "results/bench/efficiency.json"))
-    for path in write(claims, scale, args.get("out", "results")):
+    scale, results = args.get("scale", "mini"), args.get("results", "results/runs")
+    runs = table_runs(scale, results)
+    claims = build_claims(scale, results, args.get("bench", "results/bench/efficiency.json"), runs=runs)
+    for path in write(claims, scale, args.get("out", "results"), tests=preregistered(runs, results)):
         print(f"wrote {path}")
     counts = {v: sum(c["verdict"] == v for c in claims) for v in ("supported", "contradicted", "not resolved")}
     print(", ".join(f"{n} {v}" for v, n in counts.items()))

@@ -90,6 +90,7 @@ def _final(tmp_path, method, seed, scores, losses=(1.0, 0.5), dev=1.0, stage="fi
                 "humaneval": [{"id": i, "pass@1": s} for i, s in enumerate(scores["humaneval"])]}
     (tmp_path / f"{run_id}.examples.json").write_text(json.dumps(examples))
     return {"run_id": run_id, "method": method, "config": {"run_tag": f"_{stage}_s{seed}", "seed": seed},
+            "experiment": "multitask_llama3", "metrics": dict.fromkeys(("gsm8k", "mmlu", "cqa", "humaneval_pass@1"), 0),
             "per_example_file": f"{run_id}.examples.json", "benchmarks": {"gsm8k": {"seconds": 2.0}},
             "provenance": {"hardware": {"torch_threads": 1}},
             "train": {"lr": 1e-3, "steps": 64, "seconds": 10.0, "loss_curve": list(losses),
@@ -107,6 +108,7 @@ def _pilot(tmp_path, shipped, a_dev=1.0, diverge=False):
         records.append(_final(tmp_path, "idlora", seed, better, dev=a_dev,
                               losses=(1.0, 2.0) if diverge and seed == 2 else (1.0, 0.5)))
     records.append({"run_id": "base", "method": "base", "config": {"run_tag": "_protocol", "seed": 100},
+                    "experiment": "multitask_llama3", "metrics": {},
                     "benchmarks": {}, "provenance": {"hardware": {}},
                     "train": {"lr": None, "steps": 0, "seconds": 1.0, "dev_curve": [{"step": 0, "loss": 2.0}]}})
     return protocol, records
@@ -167,3 +169,32 @@ def test_the_report_writes_every_file_and_the_aa_waits_for_its_runs(tmp_path, sh
     # the A/A set re-uses the LoRA runs' own scores: every per-seed difference is 0 and nothing resolves
     assert aa["pairs"] == 3 and aa["judged"] == 4 and aa["resolved"] == 0
     assert all(r["effect"] == 0 for r in aa["benchmarks"].values())
+
+
+def test_a_row_of_several_experiments_is_judged_per_benchmark_against_its_own_base(tmp_path, shipped):
+    """Table 1's rows hold one run per task: a benchmark is judged on the runs that scored it, gated by the base
+    of their experiment; runs made before the protocol (no dev loss) make the verdict invalid, with their names."""
+    from idlora.reports import claims, verdicts
+
+    protocol, records = _pilot(tmp_path, shipped)
+    finals = [r for r in records if r["method"] != "base"]
+    for r in finals:
+        r["metrics"] = {"gsm8k": 0.0}
+    other = {**records[0], "run_id": "code_run", "experiment": "code_llama3", "metrics": {"humaneval_pass@1": 0.0}}
+    base = records[-1]
+    claim = next(c for c in load_claims() if c["id"] == "t1_idlora_ni_lora")
+    a = [r for r in finals if r["method"] == "idlora"] + [other]
+    b = [r for r in finals if r["method"] == "lora"]
+    gsm8k = verdicts.comparison(claim, "gsm8k", a, b, [base], tmp_path)
+    assert gsm8k["invalid"] is None and gsm8k["seeds"] == [1, 2, 3] and "code_run" not in gsm8k["runs"]["a"]
+    code = verdicts.comparison(claim, "humaneval_pass@1", a, b, [base], tmp_path)
+    assert code["invalid"] == "no untrained base run with a dev loss (the gate's reference)"
+    old = [{**r, "train": {**r["train"], "dev_curve": []}} for r in b]
+    stale = verdicts.comparison(claim, "gsm8k", a, old, [base], tmp_path)
+    assert stale["invalid"].startswith("no dev loss recorded (runs made before the protocol): ")
+    tests = verdicts.judge(load_claims(), {"t1_idlora_ni_lora": (a, b, [base], tmp_path)})
+    assert {t["claim"] for t in tests} == {c["id"] for c in load_claims() if c["test"] != "count"}
+    md = claims.write([], "mini", tmp_path / "out", tests=tests)[1].read_text()
+    assert md.index("## Pre-registered claims") < md.index("## Earlier verdicts")
+    row = next(line for line in md.splitlines() if line.startswith("| t1_idlora_ni_lora | primary | gsm8k |"))
+    assert "3 seed pairs (3 vs 3 runs), paired by seed and example, lr 0.001 vs 0.001" in row

@@ -17,9 +17,9 @@ from pathlib import Path
 
 from ..files import atomic_write_json, atomic_write_text
 from ..protocol import choose, grid, stage_of
-from . import paired
+from . import paired, verdicts
 from .plotting import pyplot, save
-from .preregistered import hypotheses, load_claims, margin
+from .preregistered import load_claims
 from .tables.from_runs import per_example_scores
 
 
@@ -130,51 +130,28 @@ def _arm(runs: dict[int, dict], directory: Path, metric: str) -> dict:
     return {seed: scores for seed, scores in out.items() if scores}
 
 
-def _facts(runs: dict[int, dict]) -> list[paired.RunFacts]:
-    """The validity gate's view of each run; the dev metric is minus the last dev loss (higher is better)."""
-    return [paired.RunFacts(r["run_id"], r["train"].get("loss_curve") or [],
-                            -r["train"]["dev_curve"][-1]["loss"] if r["train"].get("dev_curve") else float("nan"))
-            for _, r in sorted(runs.items())]
-
-
 def _method_of(row: str) -> str:
     """A claim's arm as the experiment lists name it (``llama3_8b/idlora``) -> the method (``idlora``)."""
     return row.split("/")[-1]
 
 
-def _comparison(claim: dict, bench: str, arms: dict, directory: Path, invalid: str | None) -> dict:
-    a, b = (_arm(arms[_method_of(claim[side])], directory, bench) for side in ("arm_a", "arm_b"))
-    shared = sorted(set(a) & set(b))
-    out = {"claim": claim["id"], "benchmark": bench, "test": claim["test"], "invalid": invalid}
-    if not shared:
-        return {**out, "invalid": invalid or "no seed scored by both arms"}
-    result = paired.paired_bootstrap({s: a[s] for s in shared}, {s: b[s] for s in shared},
-                                     margin=margin(claim, bench))
-    return {**out, **result}
-
-
 def pilot_verdicts(protocol: dict, records: list[dict]) -> dict:
-    """The pilot's claims judged on the final runs (module docstring); the A/A calibration; each run's time."""
+    """The pilot's claims judged on the final runs (``verdicts.judge``, the rule ``make claims`` uses too), among
+    the whole primary family; the A/A calibration; each run's time."""
     directory, methods = runs_dir(protocol), protocol["pilot"]["methods"]
     finals = {m: _by_stage(records, "final", m) for m in methods}
-    base = [r for r in records if r["method"] == "base" and r["train"].get("dev_curve")]
-    if not base:
-        invalid = "no untrained base run with a dev loss (the gate's reference)"
-    else:
-        invalid = paired.validity({m: _facts(finals[m]) for m in methods}, -base[0]["train"]["dev_curve"][0]["loss"])
-    claims = {c["id"]: c for c in load_claims()}
-    family = []
-    for claim_id, bench in hypotheses(list(claims.values()), "primary"):
-        claim = claims[claim_id]
-        if claim_id in protocol["pilot"]["claims"]:
-            family.append(_comparison(claim, bench, finals, directory, invalid))
-        else:
-            family.append({"claim": claim_id, "benchmark": bench, "test": claim["test"],
-                           "invalid": "not run in the pilot (p = 1 in the family)"})
-    judged = [c for c in paired.judge_family(family, "primary") if c["claim"] in protocol["pilot"]["claims"]]
-    return {"claims": [claims[c] for c in protocol["pilot"]["claims"]], "family_size": len(family),
-            "verdicts": judged, "aa": _aa(protocol, records, directory), "runs": _run_times(records),
-            "seeds": {m: sorted(finals[m]) for m in methods}}
+    base = next((r for r in records if r["method"] == "base" and r["train"].get("dev_curve")), None)
+    claims = load_claims()
+    ours = protocol["pilot"]["claims"]
+    arms = {c["id"]: ([r for _, r in sorted(finals[_method_of(c["arm_a"])].items())],
+                      [r for _, r in sorted(finals[_method_of(c["arm_b"])].items())], [base] if base else [],
+                      directory)
+            for c in claims if c["id"] in ours}
+    judged = verdicts.judge(claims, arms)
+    return {"claims": [c for c in claims if c["id"] in ours],
+            "family_size": sum(c["kind"] == "primary" for c in judged),
+            "verdicts": [c for c in judged if c["claim"] in ours], "aa": _aa(protocol, records, directory),
+            "runs": _run_times(records), "seeds": {m: sorted(finals[m]) for m in methods}}
 
 
 AA_METRICS = ("gsm8k", "mmlu", "cqa", "humaneval_pass@1")
