@@ -129,11 +129,26 @@ def mini_panel(report: dict) -> list[str]:
     settings = report.get("settings") or {}
     shape = (f"prompt forward {settings.get('prompt_batch')}×{settings.get('prompt_tokens')}, decoding "
              f"{settings.get('decode_tokens')} tokens at batch 1, {report.get('trials')} trials")
+    return _mini_header(report, shape) + _table(["method", "prompt forward", "decoding",
+                                                 "extra MiB (adapter + activations)", "prompt forward, compiled"],
+                                                rows) + [""] + _earlier(report, "compile", "compiled_infer_time_ratio_")
+
+
+def _mini_header(report: dict, shape: str) -> list[str]:
     return [f"### `{report.get('model')}` at the mini ranks (part `infer`, {_part_date(report, 'infer')}; "
             f"part `compile`, {_part_date(report, 'compile')})", "", f"{shape}; compiled: inductor over the "
-            "compiled merged model.", "",
-            *_table(["method", "prompt forward", "decoding", "extra MiB (adapter + activations)",
-                     "prompt forward, compiled"], rows), ""]
+            "compiled merged model.", ""]
+
+
+def _earlier(report: dict, part: str, prefix: str) -> list[str]:
+    """A part's earlier runs (``history``), per method: median [interval], n."""
+    runs = [r for r in report.get("history") or [] if r.get("part") == part]
+    if not runs:
+        return []
+    rows = [[label, *(_ratio(m.get("median"), m.get("interval"), m.get("n")) if (m := r["metrics"].get(prefix + key))
+                      else "—" for r in runs)] for key, label in METHODS]
+    return [f"Earlier runs of part `{part}` (`history`):", "",
+            *_table(["method", *(r.get("date", "undated") for r in runs)], rows), ""]
 
 
 def _pair_rows(report: dict, key: str, label: str) -> list[list[str]]:
@@ -164,7 +179,7 @@ def decode_pair(report: dict) -> list[str]:
 def other_metrics(report: dict) -> list[str]:
     """The training-step, PMRC and memory-ratio metrics of the file, as recorded."""
     keys = [k for k in (report.get("metrics") or {}) if k.startswith(("train_step_", "pmrc_"))
-            or "_ratio_idlora_vs_" in k and "time" not in k]
+            or "idlora_vs_" in k and "time" not in k]
     rows = [[f"`{k}`", f"{report['metrics'][k]:.4g}", metric_part(k), _part_date(report, metric_part(k))]
             for k in keys]
     return ["### Training step, PMRC and memory ratios", "", *_table(["metric", "value", "part", "measured"], rows), ""]
@@ -230,13 +245,17 @@ def router(folder: Path) -> list[str]:
         r = _read(path)
         s = r.get("summary") or {}
         ent, within = s.get("entropy_norm") or {}, s.get("within_share") or {}
+        layers = r.get("layers") or {}
         prompts = ", ".join(f"{b} {n}" for b, n in (r.get("prompts") or {}).items())
+        lowest = min(layers, key=lambda n: layers[n].get("entropy_norm", float("inf")), default=None)
+        tokens = max((v.get("tokens", 0) for v in layers.values()), default=0)
         rows.append([f"`{r.get('run_id')}`", str(r.get("router")), prompts, str(len(r.get("layers") or {})),
-                     f"{ent.get('mean', float('nan')):.3f} (min {ent.get('min', float('nan')):.3f})",
+                     str(tokens), f"{ent.get('mean', float('nan')):.3f} (min {ent.get('min', float('nan')):.3f}, "
+                     f"`{lowest}`)",
                      f"{100 * within.get('mean', float('nan')):.1f}%"])
     if not rows:
         return out + ["No run analysed.", ""]
-    return out + _table(["run", "router", "prompts", "layers", "entropy / log k, mean over layers",
+    return out + _table(["run", "router", "prompts", "layers", "tokens", "entropy / log k, mean over layers",
                          "variance of α within sequences"], rows) + [""]
 
 
@@ -278,6 +297,19 @@ def run_times(folder: Path) -> list[str]:
                          "recorded"], rows) + [""]
 
 
+def claims(path: Path) -> list[str]:
+    """How many of ``make claims``' verdicts are of each kind (the claims themselves: ``CLAIMS.md``)."""
+    report = _read(path)
+    out = [f"## Claims (`{path.as_posix()}`, `make claims`)", ""]
+    if report is None:
+        return out + ["Not judged: the file is absent.", ""]
+    verdicts = [c.get("verdict") for c in report.get("claims") or []]
+    counts = {v: verdicts.count(v) for v in ("supported", "contradicted", "not resolved")}
+    return out + [f"Scale `{report.get('scale')}`: {len(verdicts)} claims, "
+                  + ", ".join(f"{n} {v}" for v, n in counts.items()) + "; each with its effect, interval and runs "
+                  "in [CLAIMS.md](CLAIMS.md).", ""]
+
+
 def build(results: str | Path = "results") -> str:
     """The page, from the results files under ``results``."""
     root = Path(results)
@@ -288,8 +320,9 @@ def build(results: str | Path = "results") -> str:
              "of the runs of the current code, with a Student-t 95% interval.", "",
              "Other generated results:", "",
              *(f"- [{p}]({p.removeprefix('results/')}) — {what}" for p, what in LINKED), ""]
-    lines += efficiency(root / "bench" / "efficiency.json") + cpu(root / "bench" / "cpu.json")
-    lines += base_scale(root / "bench" / "base_scale.json") + router(root / "router") + run_times(root / "runs")
+    bench = root / "bench"
+    lines += claims(root / "claims.json") + efficiency(bench / "efficiency.json") + cpu(bench / "cpu.json")
+    lines += base_scale(bench / "base_scale.json") + router(root / "router") + run_times(root / "runs")
     return "\n".join(lines).rstrip() + "\n"
 
 
