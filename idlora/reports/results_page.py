@@ -185,9 +185,9 @@ def other_metrics(report: dict) -> list[str]:
     return ["### Training step, PMRC and memory ratios", "", *_table(["metric", "value", "part", "measured"], rows), ""]
 
 
-def efficiency(path: Path) -> list[str]:
+def efficiency(path: Path, shown: str) -> list[str]:
     report = _read(path)
-    out = [f"## Efficiency (`{path.as_posix()}`, `make bench`, Figure 3)", ""]
+    out = [f"## Efficiency (`{shown}`, `make bench`, Figure 3)", ""]
     if report is None:
         return out + ["Not measured: the file is absent.", ""]
     machine = report.get("provenance") or {}
@@ -202,10 +202,10 @@ def _ci_ratio(entry: dict | None) -> str:
     return _ratio(entry.get("median"), entry.get("ci95"), entry.get("trials"))
 
 
-def cpu(path: Path) -> list[str]:
+def cpu(path: Path, shown: str) -> list[str]:
     """``make bench PARTS=cpu``: this CPU's throughput for the mini replication."""
     report = _read(path)
-    out = [f"## CPU throughput (`{path.as_posix()}`, `make bench PARTS=cpu`)", ""]
+    out = [f"## CPU throughput (`{shown}`, `make bench PARTS=cpu`)", ""]
     if report is None:
         return out + ["Not measured: the file is absent.", ""]
     prov, train = report.get("provenance") or {}, report.get("train") or {}
@@ -224,10 +224,10 @@ def cpu(path: Path) -> list[str]:
     return out + _table(["precision", "step GFLOP/s", "plain GEMMs GFLOP/s", "share"], roof) + [""]
 
 
-def base_scale(path: Path) -> list[str]:
+def base_scale(path: Path, shown: str) -> list[str]:
     """``make base_scale``: RMS of B's input, ID-LoRA over LoRA at initialisation, per projection type."""
     report = _read(path)
-    out = [f"## B's input at initialisation, ID-LoRA over LoRA (`{path.as_posix()}`, `make base_scale`)", ""]
+    out = [f"## B's input at initialisation, ID-LoRA over LoRA (`{shown}`, `make base_scale`)", ""]
     if report is None:
         return out + ["Not measured: the file is absent.", ""]
     rows = [[p, f"{v['mean']:.2f}", f"{v['min']:.2f}", f"{v['max']:.2f}", str(v["layers"])]
@@ -237,9 +237,9 @@ def base_scale(path: Path) -> list[str]:
                   *_table(["projection", "mean", "min", "max", "layers"], rows), ""]
 
 
-def router(folder: Path) -> list[str]:
+def router(folder: Path, shown: str) -> list[str]:
     """``make fig_router``: what a trained ID-LoRA router does, per run analysed."""
-    out = [f"## What the router does (`{folder.as_posix()}/`, `make fig_router`)", ""]
+    out = [f"## What the router does (`{shown}/`, `make fig_router`)", ""]
     rows = []
     for path in sorted(folder.glob("*.json")):
         r = _read(path)
@@ -276,9 +276,9 @@ def _bench_seconds(records: list[dict], benchmark: str) -> list[float]:
     return [s for r in records if (s := ((r.get("benchmarks") or {}).get(benchmark) or {}).get("seconds")) is not None]
 
 
-def run_times(folder: Path) -> list[str]:
+def run_times(folder: Path, shown: str) -> list[str]:
     """Training and scoring seconds of the committed runs, per experiment and scale (``results/runs``)."""
-    out = [f"## Run times (`{folder.as_posix()}/*.json`)", "",
+    out = [f"## Run times (`{shown}/*.json`)", "",
            "Seconds from each run's record: training (`train.seconds`; runs of `method=base` train nothing), scoring "
            "per benchmark (`benchmarks.*.seconds`), the whole run (`provenance.seconds`); medians over runs. The "
            "records also hold each run's threads and hardware (`provenance.hardware`).", ""]
@@ -297,10 +297,10 @@ def run_times(folder: Path) -> list[str]:
                          "recorded"], rows) + [""]
 
 
-def claims(path: Path) -> list[str]:
+def claims(path: Path, shown: str) -> list[str]:
     """How many of ``make claims``' verdicts are of each kind (the claims themselves: ``CLAIMS.md``)."""
     report = _read(path)
-    out = [f"## Claims (`{path.as_posix()}`, `make claims`)", ""]
+    out = [f"## Claims (`{shown}`, `make claims`)", ""]
     if report is None:
         return out + ["Not judged: the file is absent.", ""]
     verdicts = [c.get("verdict") for c in report.get("claims") or []]
@@ -320,9 +320,10 @@ def build(results: str | Path = "results") -> str:
              "of the runs of the current code, with a Student-t 95% interval.", "",
              "Other generated results:", "",
              *(f"- [{p}]({p.removeprefix('results/')}) — {what}" for p, what in LINKED), ""]
-    bench = root / "bench"
-    lines += claims(root / "claims.json") + efficiency(bench / "efficiency.json") + cpu(bench / "cpu.json")
-    lines += base_scale(bench / "base_scale.json") + router(root / "router") + run_times(root / "runs")
+    sections = ((claims, "claims.json"), (efficiency, "bench/efficiency.json"), (cpu, "bench/cpu.json"),
+                (base_scale, "bench/base_scale.json"), (router, "router"), (run_times, "runs"))
+    for section, rel in sections:
+        lines += section(root / rel, f"{root.name}/{rel}")
     return "\n".join(lines).rstrip() + "\n"
 
 
