@@ -281,7 +281,8 @@ def run_times(folder: Path, shown: str) -> list[str]:
     out = [f"## Run times (`{shown}/*.json`)", "",
            "Seconds from each run's record: training (`train.seconds`; runs of `method=base` train nothing), scoring "
            "per benchmark (`benchmarks.*.seconds`), the whole run (`provenance.seconds`); medians over runs. The "
-           "records also hold each run's threads and hardware (`provenance.hardware`).", ""]
+           "records also hold each run's threads and hardware (`provenance.hardware`); the wall time of a table target, "
+           "whose runs may train side by side, is not recorded.", ""]
     rows = []
     for name, records in sorted(_runs(folder).items()):
         trained = [r["train"]["seconds"] for r in records if (r.get("train") or {}).get("seconds")]
