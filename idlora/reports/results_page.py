@@ -3,8 +3,9 @@ only, never typed by hand.
 
 It reads ``results/bench/efficiency.json`` (``make bench``: Figure 3's paired timing ratios, with each part's date and
 the earlier runs of a part kept in ``history``), ``results/bench/cpu.json`` (``make bench PARTS=cpu``),
-``results/bench/base_scale.json`` (``make base_scale``), ``results/router/*.json`` (``make fig_router``) and the run
-records ``results/runs/*.json`` (training and scoring seconds), and links the other generated files (tables, claims,
+``results/bench/base_scale.json`` (``make base_scale``), ``results/bench/gpu_check.json`` (``make gpu-check``),
+``results/router/*.json`` (``make fig_router``), ``results/claims.json`` (``make claims``: its verdicts counted) and
+the run records ``results/runs/*.json`` (training and scoring seconds), and links the other generated files (tables, claims,
 memory plan, PMRC cost, real-data pilot, step budget). A file that is absent gives a line saying so, never a number.
 Ratios are to the merged model (1.0 = no overhead): the median of paired trials [95% bootstrap interval of the
 median], n trials; "over runs" is the mean of the medians of the runs of the current code with a Student-t 95%
@@ -281,8 +282,8 @@ def run_times(folder: Path, shown: str) -> list[str]:
     out = [f"## Run times (`{shown}/*.json`)", "",
            "Seconds from each run's record: training (`train.seconds`; runs of `method=base` train nothing), scoring "
            "per benchmark (`benchmarks.*.seconds`), the whole run (`provenance.seconds`); medians over runs. The "
-           "records also hold each run's threads and hardware (`provenance.hardware`); the wall time of a table target, "
-           "whose runs may train side by side, is not recorded.", ""]
+           "records also hold each run's threads and hardware (`provenance.hardware`); the wall time of a table "
+           "target, whose runs may train side by side, is not recorded.", ""]
     rows = []
     for name, records in sorted(_runs(folder).items()):
         trained = [r["train"]["seconds"] for r in records if (r.get("train") or {}).get("seconds")]
@@ -296,6 +297,28 @@ def run_times(folder: Path, shown: str) -> list[str]:
         return out + ["No run recorded.", ""]
     return out + _table(["experiment", "runs", "training s", "scoring s, per benchmark", "run s", "run s, sum",
                          "recorded"], rows) + [""]
+
+
+def _scalars(part: dict) -> str:
+    """A GPU-check part's own scalar results (numbers to four significant digits), in the file's order."""
+    skip = {"status", "seconds", "budget_s", "skipped"}
+    items = [f"`{k}` {v:.4g}" if isinstance(v, float) else f"`{k}` {v}" for k, v in part.items()
+             if k not in skip and isinstance(v, (int, float, str)) and not isinstance(v, bool)]
+    return "; ".join(items) or "—"
+
+
+def gpu_check(path: Path, shown: str) -> list[str]:
+    """``make gpu-check``: each part's status, time against its budget, what it skipped, its scalar results."""
+    report = _read(path)
+    out = [f"## GPU check (`{shown}`, `make gpu-check`)", ""]
+    if report is None:
+        return out + ["Not measured: the file is absent (it is written only on a CUDA device).", ""]
+    prov = report.get("provenance") or {}
+    rows = [[name, str(p.get("status")), f"{p.get('seconds', float('nan')):.0f} / {p.get('budget_s')}",
+             str(len(p.get("skipped") or [])), _scalars(p)] for name, p in (report.get("parts") or {}).items()]
+    return out + [f"{prov.get('device')}, {prov.get('date')} (commit {prov.get('commit')}, torch {prov.get('torch')}, "
+                  f"CUDA {prov.get('cuda')}); the nested results are in the file.", "",
+                  *_table(["part", "status", "seconds / budget", "skipped", "results"], rows), ""]
 
 
 def claims(path: Path, shown: str) -> list[str]:
@@ -322,7 +345,8 @@ def build(results: str | Path = "results") -> str:
              "Other generated results:", "",
              *(f"- [{p}]({p.removeprefix('results/')}) — {what}" for p, what in LINKED), ""]
     sections = ((claims, "claims.json"), (efficiency, "bench/efficiency.json"), (cpu, "bench/cpu.json"),
-                (base_scale, "bench/base_scale.json"), (router, "router"), (run_times, "runs"))
+                (base_scale, "bench/base_scale.json"), (gpu_check, "bench/gpu_check.json"), (router, "router"),
+                (run_times, "runs"))
     for section, rel in sections:
         lines += section(root / rel, f"{root.name}/{rel}")
     return "\n".join(lines).rstrip() + "\n"
