@@ -53,6 +53,7 @@ def _results(root: Path) -> Path:
     _write(results / "runs/b.json", _run("b", 300, 70, 380, "2027-01-03T10:00:00+00:00"))
     _write(results / "runs/c.json", _run("c", None, 90, 95, "2027-01-02T10:00:00+00:00"))  # a base run
     _write(results / "runs/a.examples.json", {"gsm8k": []})  # per-example files are not runs
+    _write(results / "tables/t.json", {"cells": [{"runs": ["a", "zzz"]}, {"runs": ["b", "a"]}]})  # zzz: no record
     _write(results / "bench/gpu_check.json", {"dry_run": False, "provenance": {"device": "H100", "date": D1,
                                                                               "commit": "abc", "cuda": "12.4"},
                                                "parts": {"train": {"status": "ok", "seconds": 61.4, "budget_s": 120,
@@ -79,6 +80,8 @@ def test_page_from_hand_made_files(tmp_path):
     assert "3 claims, 1 supported, 0 contradicted, 2 not resolved" in page
     # runs: training 100, 300 (the base run trains nothing) -> 200; scoring 50, 70, 90 -> 70; runs 160, 380, 95
     assert "| `gsm8k_llama3.mini` | 3 | 200 | gsm8k 70 | 160 | 635 | 2027-01-01 – 2027-01-03 |" in page
+    # table t reads runs a and b (zzz has no record): training 100, 300 -> 200; runs 160, 380 -> 270, sum 540
+    assert "| `t` | 2 | 200 | 270 | 540 |" in page
     assert "| train | ok | 61 / 120 | 1 | `steps` 3; `loss_ratio` 0.1235 |" in page
     # an absent file is said to be absent, with no number
     assert "## CPU throughput (`results/bench/cpu.json`, `make bench PARTS=cpu`)\n\nNot measured: the file is absent." \

@@ -5,7 +5,8 @@ It reads ``results/bench/efficiency.json`` (``make bench``: Figure 3's paired ti
 the earlier runs of a part kept in ``history``), ``results/bench/cpu.json`` (``make bench PARTS=cpu``),
 ``results/bench/base_scale.json`` (``make base_scale``), ``results/bench/gpu_check.json`` (``make gpu-check``),
 ``results/router/*.json`` (``make fig_router``), ``results/claims.json`` (``make claims``: its verdicts counted) and
-the run records ``results/runs/*.json`` (training and scoring seconds), and links the other generated files (tables, claims,
+the run records ``results/runs/*.json`` (training and scoring seconds, per experiment and, through the runs each
+table's cells name in ``results/tables/*.json``, per table), and links the other generated files (tables, claims,
 memory plan, PMRC cost, real-data pilot, step budget). A file that is absent gives a line saying so, never a number.
 Ratios are to the merged model (1.0 = no overhead): the median of paired trials [95% bootstrap interval of the
 median], n trials; "over runs" is the mean of the medians of the runs of the current code with a Student-t 95%
@@ -299,6 +300,23 @@ def run_times(folder: Path, shown: str) -> list[str]:
                          "recorded"], rows) + [""]
 
 
+def table_times(folder: Path, shown: str) -> list[str]:
+    """Per table (``results/tables/*.json``): the runs its cells read, and their seconds from ``results/runs``."""
+    records = {r.get("run_id"): r for rs in _runs(folder.parent / "runs").values() for r in rs}
+    rows = []
+    for path in sorted(folder.glob("*.json")):
+        table = _read(path)
+        ids = sorted({r for c in table.get("cells") or [] for r in c.get("runs") or [] if r in records})
+        if ids:
+            trained = [s for r in ids if (s := (records[r].get("train") or {}).get("seconds"))]
+            whole = [s for r in ids if (s := (records[r].get("provenance") or {}).get("seconds"))]
+            rows.append([f"`{path.stem}`", str(len(ids)), _median_s(trained), _median_s(whole), f"{sum(whole):,.0f}"])
+    if not rows:
+        return []
+    return [f"Per table (`{shown}/*.json`: the distinct runs its cells read, shared runs counted in each table):", "",
+            *_table(["table", "runs", "training s", "run s", "run s, sum"], rows), ""]
+
+
 def _scalars(part: dict) -> str:
     """A GPU-check part's own scalar results (numbers to four significant digits), in the file's order."""
     skip = {"status", "seconds", "budget_s", "skipped"}
@@ -346,7 +364,7 @@ def build(results: str | Path = "results") -> str:
              *(f"- [{p}]({p.removeprefix('results/')}) — {what}" for p, what in LINKED), ""]
     sections = ((claims, "claims.json"), (efficiency, "bench/efficiency.json"), (cpu, "bench/cpu.json"),
                 (base_scale, "bench/base_scale.json"), (gpu_check, "bench/gpu_check.json"), (router, "router"),
-                (run_times, "runs"))
+                (run_times, "runs"), (table_times, "tables"))
     for section, rel in sections:
         lines += section(root / rel, f"{root.name}/{rel}")
     return "\n".join(lines).rstrip() + "\n"
