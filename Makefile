@@ -61,6 +61,11 @@ tables: $(TABLES) fig3 fig4
 claims: $(STAMP)
 	$(PY) scripts/make_claims.py scale=$(SCALE)
 
+# The measured numbers the README links to (times, benchmark ratios), from results files only: results/README.md
+.PHONY: results_page
+results_page: $(STAMP)
+	$(PY) scripts/make_results_page.py
+
 BENCH_FILE := results/bench/efficiency.json
 $(BENCH_FILE): | $(STAMP)
 	$(PY) scripts/bench_efficiency.py

@@ -1,6 +1,7 @@
 """The paper-scale launch path without training: what is refused before any work, the shipped launch files, and
 Slurm submission against fake sbatch/squeue (no duplicates while a job is queued, sbatch options, the job script)."""
 
+import json
 import subprocess
 import sys
 
@@ -103,11 +104,17 @@ def test_sbatch_script_passes_bash_syntax_check(sim, tmp_path):
     assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
 
 
-def test_readme_memory_plan_is_the_scripts_output():
-    readme = (REPO / "README.md").read_text()
-    start = readme.index("<!-- memory_plan:")
-    block = readme[readme.index("\n", start) + 1:readme.index("<!-- /memory_plan -->")].strip()
-    assert block == (REPO / "results/tables/memory_plan.md").read_text().strip()
+def test_the_memory_plan_shown_is_the_scripts_output():
+    """The paper-scale page shows the plan by linking the file the script writes (no hand copy anywhere in the
+    docs), and that file is the script's rendering of the plan it recorded."""
+    from idlora.bench.memory_plan import markdown
+
+    shown = (REPO / "results/tables/memory_plan.md").read_text()
+    assert "](../results/tables/memory_plan.md)" in (REPO / "docs/paper_scale.md").read_text()
+    first_row = next(line for line in shown.splitlines() if line.startswith("| llama3_8b |"))
+    for page in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+        assert first_row not in page.read_text(), f"{page.name} copies the memory plan by hand"
+    assert shown.strip() == markdown(json.loads((REPO / "results/bench/memory_plan.json").read_text())).strip()
 
 
 def test_pmrc_step_caches_every_matrix_once_and_then_clusters_nothing(sim, monkeypatch):
