@@ -12,6 +12,7 @@ reports stage (``idlora.reports.protocol``) summarises the same files with the s
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -142,3 +143,14 @@ def choose(protocol: dict, records: list[dict], methods: list[str]) -> dict[str,
         out[method] = {**pick, "edge": math.isclose(pick["lr"], lrs[0]) or math.isclose(pick["lr"], lrs[-1]),
                        "candidates": len(cands)}
     return out
+
+
+def runs_dir(protocol: dict) -> Path:
+    """Where the pilot's results files are."""
+    return Path(protocol["pilot"]["results_dir"]) / "runs"
+
+
+def load_records(protocol: dict) -> list[dict]:
+    """Every results record of the pilot (tuning, final, A/A and base runs)."""
+    return [json.loads(p.read_text()) for p in sorted(runs_dir(protocol).glob("*.json"))
+            if not p.name.endswith(".examples.json")]

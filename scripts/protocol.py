@@ -16,8 +16,8 @@ from idlora.cli import main_guard, parse_overrides
 
 @main_guard
 def main() -> None:
-    from idlora.protocol import choose, load_protocol
-    from idlora.reports.protocol import load_records, write_report
+    from idlora.protocol import choose, load_protocol, load_records
+    from idlora.reports.protocol import write_report
     from idlora.runs.tuning import aa_runs, base_run, final_runs, run_missing, tuning_runs
 
     args = parse_overrides(sys.argv[1:], {"stage": ("tune", "final", "aa", "report"), "jobs": ("1", "2")})

@@ -198,3 +198,21 @@ def test_a_row_of_several_experiments_is_judged_per_benchmark_against_its_own_ba
     assert md.index("## Pre-registered claims") < md.index("## Earlier verdicts")
     row = next(line for line in md.splitlines() if line.startswith("| t1_idlora_ni_lora | primary | gsm8k |"))
     assert "3 seed pairs (3 vs 3 runs), paired by seed and example, lr 0.001 vs 0.001" in row
+
+
+def test_table5_at_mini_prints_the_tuned_lr_and_steps_and_table4_says_it_is_not_tuned(monkeypatch):
+    from idlora import protocol as protocol_module
+    from idlora.reports.tables import hyperparams
+
+    records = [_tuning_record("idlora", lr, losses) for lr, losses in
+               ((1e-4, [2.0, 1.9, 1.8, 1.7]), (3.16e-4, [1.6, 1.2, 1.3, 1.4]), (1e-3, [1.5, 1.45, 1.46, 1.47]),
+                (3.16e-3, [3.0, 3.0, 3.0, 3.0]))]
+    monkeypatch.setattr(protocol_module, "load_records", lambda protocol: records)
+    t5 = hyperparams.build("table5", "mini")
+    md = t5.to_markdown()
+    assert "| multitask_llama3 | 32 / 128 | 64 / 256 | 0.000316 / 5e-05 |" in md
+    assert "| 12 / 0 | 64 steps (of 128) / 2 |" in md and "results/protocol/pilot/tuning.md" in md
+    t4 = hyperparams.build("table4", "mini").to_markdown()
+    assert "| 0.001 / 5e-05 |" in t4 and "Not yet tuned under the fair protocol" in t4
+    monkeypatch.setattr(protocol_module, "load_records", lambda protocol: records[:2])  # incomplete: config values
+    assert "| 0.001 / 5e-05 |" in hyperparams.build("table5", "mini").to_markdown()

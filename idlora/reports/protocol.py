@@ -16,21 +16,11 @@ import json
 from pathlib import Path
 
 from ..files import atomic_write_json, atomic_write_text
-from ..protocol import choose, grid, stage_of
+from ..protocol import choose, grid, load_records, runs_dir, stage_of
 from . import paired, verdicts
 from .plotting import pyplot, save
 from .preregistered import load_claims
 from .tables.from_runs import per_example_scores
-
-
-def runs_dir(protocol: dict) -> Path:
-    return Path(protocol["pilot"]["results_dir"]) / "runs"
-
-
-def load_records(protocol: dict) -> list[dict]:
-    """Every results record of the pilot (tuning, final, A/A and base runs)."""
-    return [json.loads(p.read_text()) for p in sorted(runs_dir(protocol).glob("*.json"))
-            if not p.name.endswith(".examples.json")]
 
 
 def tuning_summary(protocol: dict, records: list[dict]) -> dict:

@@ -5,6 +5,7 @@ that scale actually runs (ranks and budgets differ by design, see configs/scale/
 from __future__ import annotations
 
 from ...config import compose, effective_lr
+from ...errors import ConfigError
 from .render import Table, paper_numbers
 
 ROWS = {
@@ -24,16 +25,46 @@ def config_values(experiment: str, scale: str) -> dict:
             "epochs": cfg.train.epochs if not cfg.train.max_steps else f"{cfg.train.max_steps} steps"}
 
 
+def tuned_values(experiment: str, scale: str) -> dict | None:
+    """ID-LoRA's (lr, warm-up, steps) as the fair protocol's tuning chose them for ``experiment`` at ``scale``
+    (``idlora.protocol.choose`` on the tuning runs' files), or None where it has not tuned that experiment. At mini
+    both paper models map to SmolLM2, so the pilot's LLaMA-3 tuning serves the Mistral row of the same task."""
+    from ...protocol import choose, load_protocol, load_records
+
+    protocol = load_protocol()
+    tuned = protocol["pilot"]["experiment"]
+    if scale != "mini" or experiment.rsplit("_", 1)[0] != tuned.rsplit("_", 1)[0]:
+        return None
+    try:
+        pick = choose(protocol, load_records(protocol), ["idlora"])["idlora"]
+    except ConfigError:  # tuning incomplete: the table prints the config and says so
+        return None
+    return {"lr": pick["lr"], "warmup_steps": protocol["schedule"]["warmup_steps"],
+            "epochs": f"{pick['step']} steps (of {protocol['schedule']['horizon']})"}
+
+
 def build(name: str, scale: str) -> Table:
     paper = paper_numbers()[name]
     table = Table(name=name, title=paper["title"], scale=scale, rows=list(ROWS[name]), columns=COLUMNS,
                   fmt=lambda v: f"{v:g}" if isinstance(v, float) else str(v))
+    tuned_rows = []
     for row, experiment in ROWS[name].items():
         values = config_values(experiment, scale)
+        tuned = tuned_values(experiment, scale)
+        if tuned:
+            values.update(tuned)
+            tuned_rows.append(row)
         for col in COLUMNS:
             table.add(row, col, values[col], paper=paper["rows"][row][col], runs=[f"configs/experiment/{experiment}.yaml"])
     table.notes.append(f"Read from configs/experiment/*.yaml composed at scale `{scale}` with method=idlora "
                        "(targets q,k,v,o,gate,up,down; k=4).")
+    if tuned_rows:
+        table.notes.append(f"lr, warmup_steps and steps of {', '.join(tuned_rows)}: ID-LoRA's (lr, checkpoint) chosen on "
+                           "dev by the fair protocol's tuning (4 lrs, the same budget as every method; "
+                           "results/protocol/pilot/tuning.md); the other cells from the configs.")
+    elif scale == "mini":
+        table.notes.append("Not yet tuned under the fair protocol (docs/protocol.md): the lr is the scale's config "
+                           "(configs/scale/mini.yaml), the one the tables' current runs trained at.")
     if scale != "paper":
         table.notes.append(f"Scale `{scale}` changes ranks, batch and budget on purpose (configs/scale/{scale}.yaml); "
                            "run `make " + name + " SCALE=paper` for the paper's values.")
