@@ -61,11 +61,22 @@ def _tuning_markdown(protocol: dict, summary: dict) -> str:
             lines.append(f"| {lr} | " + " | ".join(row) + " |")
         if pick:
             lines += ["", f"Chosen: lr {pick['lr']:g}, {pick['step']} steps (dev loss {pick['dev_loss']:.4f})"
-                      + (" — **at the grid's edge**" if pick["edge"] else "") + "."]
+                      + (" — **at the grid's edge**" if pick["edge"] else "") + "." + _flatness(steps, entry, pick)]
         else:
             lines += ["", f"Not chosen yet: {entry['missing']}"]
         lines.append("")
     return "\n".join(lines)
+
+
+def _flatness(steps: list[int], entry: dict, pick: dict) -> str:
+    """Where the choice is the horizon's last checkpoint, how much its curve still fell over the last interval
+    (a curve that has not flattened says the budget, not the method, may bind)."""
+    if pick["step"] != steps[-1] or len(steps) < 2:
+        return ""
+    cells = entry["dev_loss"][f"{pick['lr']:g}"]
+    before = cells.get(steps[-2], cells.get(str(steps[-2])))
+    return (f" It is the horizon's last checkpoint: the curve still fell {before - pick['dev_loss']:.4f} from step "
+            f"{steps[-2]} ({before:.4f}), so it had not flattened by step {steps[-1]}.")
 
 
 def curves_figure(protocol: dict, records: list[dict], path: Path) -> Path | None:
