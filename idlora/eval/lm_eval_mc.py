@@ -15,8 +15,12 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+from ..data.splits import split_rows
+from ..data.synthetic import mini_file
 from ..errors import ConfigError
+from ..files import atomic_write_json
 from ..models.precision import autocast_dtype
+from .base import REAL_TASK, Benchmark, benchmark_source
 
 # The prompts of lm-eval's own mmlu (default) and commonsense_qa tasks, reused for local files. lm-eval's mmlu
 # is one task per subject, each with the description "The following are multiple choice questions (with
@@ -194,3 +198,35 @@ def evaluate_mc(benchmark: str, model, tokenizer, path: str | None = None, limit
         raise ConfigError(f"{benchmark}: no examples were scored (empty data file or limit=0).")
     accuracy = 100.0 * sum(e["score"] for e in per_example) / len(per_example)
     return {benchmark: accuracy}, per_example
+
+
+class MultipleChoice(Benchmark):
+    """MMLU / CQA behind the benchmarks' interface: lm-eval on a local file, the eval config's own, the real held-out
+    test split (each record then names its source row, the question's hash and the option order) or the synthetic
+    set; ``info`` records the form scored (``eval.mc_form``)."""
+
+    def evaluate(self, model, tokenizer, eval_cfg, family: str, seed: int = 0) -> tuple[dict, list[dict]]:
+        name = self.name
+        path, rows, source = eval_cfg.get(f"{name}_path"), None, benchmark_source(eval_cfg, name)
+        form = eval_cfg.get("mc_form", "letter")
+        with tempfile.TemporaryDirectory(prefix=f"idlora_{name}_test_") as tmp:
+            if path is None and source == "real":
+                rows = split_rows(REAL_TASK[name], "test", eval_cfg.get("limit"))
+                path = str(atomic_write_json(Path(tmp) / f"{name}.json",
+                                             [{k: v for k, v in r.items() if k != "source"} for r in rows]))
+            elif path is None and source == "synthetic":
+                path = str(mini_file(name))
+            metrics, per_example = evaluate_mc(name, model, tokenizer, path=path, limit=eval_cfg.get("limit"),
+                                               batch_size=eval_cfg.get("batch_size", 8), form=form)
+        if rows is not None:
+            per_example = source_records(name, per_example, rows)
+        self.info["mc_form"] = form
+        return metrics, per_example
+
+
+class MMLU(MultipleChoice):
+    name = "mmlu"
+
+
+class CQA(MultipleChoice):
+    name = "cqa"
