@@ -7,6 +7,7 @@ the model group accordingly and records the experiment's own model as ``paper_mo
 
 from __future__ import annotations
 
+import copy
 import functools
 import re
 from pathlib import Path
@@ -140,13 +141,13 @@ def compose(overrides: list[str] | None = None, config_name: str = "train") -> D
     """The resolved config for a list of command-line overrides, as ``scripts/train.py`` would see it: a fresh copy
     each call (callers may change it), composed once per process for each list (tables and claims compose the same
     runs many times; a Hydra compose costs ~0.2-0.4 s)."""
-    import copy
-
     return copy.deepcopy(_composed(tuple(overrides or []), config_name))
 
 
 @functools.lru_cache(maxsize=2048)
 def _composed(overrides: tuple[str, ...], config_name: str) -> DictConfig:
+    # Hydra is imported on the first compose: most importers of this module (reports, runs) read configs already
+    # composed, and Hydra's import costs a noticeable part of a second.
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.errors import HydraException

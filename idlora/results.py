@@ -22,7 +22,10 @@ from collections.abc import Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+
+from filelock import FileLock
 
 from .errors import ConfigError
 from .files import atomic_write_json, atomic_write_text
@@ -134,7 +137,7 @@ class RunPaths:
     @property
     def results(self) -> Path:
         """``<results_dir>/<run_id>.json``: the run's record."""
-        return self.results_dir / f"{self.run_id}.json"
+        return record_path(self.results_dir, self.run_id)
 
     @property
     def diff(self) -> Path:
@@ -149,6 +152,12 @@ class RunPaths:
     def staged(self) -> RunPaths:
         """The same run's paths in the retrain staging area (``<results_dir>/.retrain``, ``<output_root>/.retrain``)."""
         return RunPaths(self.run_id, self.results_dir / STAGING, self.output_root / STAGING, self.full_model)
+
+
+def record_path(results_dir: str | Path, run_id: str) -> Path:
+    """``<results_dir>/<run_id>.json``: where run ``run_id``'s record lives (``RunPaths.results``), for a caller that
+    has a run's id and its results directory but not its config."""
+    return Path(results_dir) / f"{run_id}.json"
 
 
 def run_paths(cfg: Mapping) -> RunPaths:
@@ -198,8 +207,6 @@ def git_diff() -> str:
 
 
 def provenance() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
-
     versions = {}
     for pkg in PACKAGES:
         try:
@@ -209,7 +216,7 @@ def provenance() -> dict:
     hw = {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
           "hostname": socket.gethostname()}
     try:
-        import torch
+        import torch  # results files are read (reports, tables) where torch need not be installed
 
         hw["cuda"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
         hw["torch_threads"] = torch.get_num_threads()
@@ -231,8 +238,6 @@ def new_run_record(run_id: str, experiment: str, scale: str, model: str, method:
 
 @contextmanager
 def _locked(path: Path):
-    from filelock import FileLock
-
     locks = path.parent / ".locks"  # beside the results, out of the way (and out of git)
     locks.mkdir(parents=True, exist_ok=True)
     with FileLock(str(locks / (path.name + ".lock"))):

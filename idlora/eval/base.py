@@ -13,7 +13,9 @@ A benchmark whose completions have a natural end defines ``stop`` (see ``idlora.
 
 from __future__ import annotations
 
+from ..data import build_prompt
 from ..errors import ConfigError
+from .generation import GenerationStats, generate
 
 # benchmark -> the real task (idlora.data.splits.TASKS) whose held-out test split it scores under source: real
 REAL_TASK = {"mmlu": "mmlu", "cqa": "cqa", "gsm8k": "gsm8k", "humaneval": "code", "hexphi": "safety"}
@@ -69,9 +71,6 @@ class Benchmark:
         raise NotImplementedError
 
     def evaluate(self, model, tokenizer, eval_cfg, family: str, seed: int = 0) -> tuple[dict, list[dict]]:
-        from ..data import build_prompt
-        from .generation import GenerationStats, generate
-
         examples = self.load_examples(eval_cfg)
         limit = eval_cfg.get("limit")
         examples = examples[: int(limit)] if limit else examples

@@ -3,11 +3,11 @@
     evaluate_run(cfg)                       # after training (scripts/train.py), model already in memory
     python scripts/evaluate.py run=<run id or dir> [eval=gsm8k,humaneval] [limit=N]
 
-Every benchmark is an ``idlora.eval.base.Benchmark`` (the list and registry in ``idlora.eval``): the generation ones
-(GSM8K, HumanEval, HEx-PHI, MBPP) load examples, build prompts, generate in batches, score each output, aggregate;
-MMLU and CommonsenseQA are log-likelihood multiple choice through lm-eval (``idlora.eval.lm_eval_mc``). Each benchmark's metrics and per-example scores
-are merged into the run's JSON atomically as soon as it finishes; a benchmark that crashes is recorded as an
-error and the others still run, so nothing already measured is lost.
+Every benchmark is an ``idlora.eval.base.Benchmark`` (the list and registry in ``idlora.eval``): the generation
+ones (GSM8K, HumanEval, HEx-PHI, MBPP) load examples, build prompts, generate in batches, score each output,
+aggregate; MMLU and CommonsenseQA are log-likelihood multiple choice through lm-eval (``idlora.eval.lm_eval_mc``).
+Each benchmark's metrics and per-example scores are merged into the run's JSON atomically as soon as it finishes;
+a benchmark that crashes is recorded as an error and the others still run, so nothing already measured is lost.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from ..errors import ConfigError
 from ..methods import BASE
 from ..models import _resolve_dtype, load_model_and_tokenizer, precision
 from ..models.precision import scoring as scoring_in
-from ..results import run_paths, update_metrics
+from ..results import record_path, run_paths, update_metrics
 from . import ALL_BENCHMARKS, get_benchmark
 from .base import benchmark_source
 from .generation import model_device
@@ -38,10 +38,10 @@ def available_benchmarks() -> list[str]:
     return sorted(ALL_BENCHMARKS)
 
 
-def find_run(run: str, results_dir: str = "results/runs", output_root: str = "runs") -> tuple[Path, dict]:
+def find_run(run: str, results_dir: str = "results/runs") -> tuple[Path, dict]:
     """The results file and record of a run given by id, results file, or output directory."""
     p = Path(run)
-    candidates = [p] if p.suffix == ".json" else [Path(results_dir) / f"{p.name}.json"]
+    candidates = [p] if p.suffix == ".json" else [record_path(results_dir, p.name)]
     for c in candidates:
         if c.exists():
             try:

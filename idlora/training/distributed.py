@@ -1,8 +1,7 @@
 """The processes of a run: Accelerate (and DeepSpeed) set up for its batch sizes, ranks, barriers, the tracker, and
 the teardown after training (so that scoring runs as one plain process).
 
-Accelerate, DeepSpeed's HF hooks and wandb are imported where they are used: they are heavy, and a process that only
-validates or scores a run never needs them.
+wandb, optional, is imported only when a run asks for it (``train.wandb``).
 """
 
 from __future__ import annotations
@@ -11,7 +10,11 @@ import os
 from datetime import timedelta
 
 import torch
+from accelerate import Accelerator
+from accelerate.state import AcceleratorState
+from accelerate.utils import InitProcessGroupKwargs
 from omegaconf import DictConfig
+from transformers.integrations import unset_hf_deepspeed_config
 
 from ..config import per_method
 from ..errors import ConfigError
@@ -23,9 +26,6 @@ PROCESS_GROUP_TIMEOUT_S = 3 * 3600
 
 def accelerator_for(cfg: DictConfig):
     """(accelerator, processes, rank, gradient accumulation steps) for the run's batch sizes."""
-    from accelerate import Accelerator
-    from accelerate.utils import InitProcessGroupKwargs
-
     tc = cfg.train
     used = precision.resolve(tc.mixed_precision)
     _fresh_state_for(used)
@@ -55,8 +55,6 @@ def _fresh_state_for(mixed_precision: str) -> None:
     """Accelerate keeps one state per process and refuses a second precision in it; a process that trains runs of
     different precisions one after another (tests, scripts) starts the next from a fresh state. The process group
     (Accelerate's PartialState) is kept."""
-    from accelerate.state import AcceleratorState
-
     shared = AcceleratorState._shared_state
     if shared and shared.get("_mixed_precision") != mixed_precision:
         AcceleratorState._reset_state()
@@ -91,8 +89,6 @@ def launcher_rank_world() -> tuple[int, int]:
 def teardown(accelerator) -> None:
     """After training: finish the trackers, drop the engine and optimizer (their GPU memory), and end the process
     group on every rank, so that what follows (scoring on rank 0) runs as one plain process."""
-    from transformers.integrations import unset_hf_deepspeed_config
-
     for t in accelerator.trackers:
         t.finish()
     accelerator.free_memory()
