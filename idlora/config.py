@@ -7,7 +7,9 @@ the model group accordingly and records the experiment's own model as ``paper_mo
 
 from __future__ import annotations
 
+import copy
 import functools
+import re
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -80,14 +82,11 @@ def per_method(cfg: DictConfig, key: str, fallback):
 
 
 def effective_lr(cfg: DictConfig) -> float:
-    """The learning rate a run trains with: the scale's own for the method (``scale.lr``: the method's entry, else
-    ``default``) when the scale sets one, else the experiment's (the paper's Tables 4, 5); LoRI-S (``method=lori``,
-    sparsity > 0) trains at ``method.sparse_lr_multiplier`` times that, its LoRI-D stage at it."""
+    """The learning rate the experiment gives a run: the scale's own for the method (``scale.lr``: the method's entry,
+    else ``default``) when the scale sets one, else the experiment's (the paper's Tables 4, 5). A method may train at
+    a multiple of it (LoRI-S: its recipe, ``idlora.training.recipes.train_lr``)."""
     fixed = per_method(cfg, "lr", None)
-    lr = float(cfg.train.lr if fixed is None else fixed)
-    if cfg.method.name == "lori" and float(cfg.method.get("sparsity") or 0) > 0:  # LoRI-S, after LoRI-D at lr
-        lr *= float(cfg.method.get("sparse_lr_multiplier") or 1.0)
-    return lr
+    return float(cfg.train.lr if fixed is None else fixed)
 
 
 # Types and ranges of the values users set on the command line (method values are checked by their PEFT config).
@@ -131,8 +130,6 @@ def check_values(cfg: DictConfig) -> None:
 
 def explain_hydra_error(e: Exception) -> str:
     """Hydra's message, plus the valid options when it is an unknown group option."""
-    import re
-
     msg = str(e).splitlines()[0]
     m = re.search(r"Could not find '([\w/]+)/([^']+)'", msg)
     if m and (CONFIG_DIR / m.group(1)).is_dir():
@@ -144,20 +141,38 @@ def compose(overrides: list[str] | None = None, config_name: str = "train") -> D
     """The resolved config for a list of command-line overrides, as ``scripts/train.py`` would see it: a fresh copy
     each call (callers may change it), composed once per process for each list (tables and claims compose the same
     runs many times; a Hydra compose costs ~0.2-0.4 s)."""
-    import copy
-
     return copy.deepcopy(_composed(tuple(overrides or []), config_name))
 
 
 @functools.lru_cache(maxsize=2048)
 def _composed(overrides: tuple[str, ...], config_name: str) -> DictConfig:
+    # Hydra is imported on the first compose: most importers of this module (reports, runs) read configs already
+    # composed, and Hydra's import costs a noticeable part of a second.
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.errors import HydraException
 
-    try:
-        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-            cfg = hydra_compose(config_name=config_name, overrides=list(overrides))
-    except HydraException as e:
-        raise ConfigError(explain_hydra_error(e)) from None
+    given = list(overrides)
+    while True:
+        try:
+            with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+                cfg = hydra_compose(config_name=config_name, overrides=given)
+            break
+        except HydraException as e:
+            given = _method_key_added(given, str(e))
+            if given is None:
+                raise ConfigError(explain_hydra_error(e)) from None
     return resolve(cfg, list(overrides))
+
+
+def _method_key_added(overrides: list[str], message: str) -> list[str] | None:
+    """``overrides`` with ``method.<key>=V`` turned into ``+method.<key>=V`` where Hydra refused it because the method's
+    file has no such key (``impl`` on LoRA, ``k`` on LoRA, ``alpha`` on FFT): the method's own check then names what
+    the method takes (``methods.build_peft_config``) instead of Hydra's bare "Could not override". None otherwise."""
+    m = re.search(r"Could not override '(method\.\w+)'", message)
+    if not m:
+        return None
+    key = m.group(1) + "="
+    if not any(o.startswith(key) for o in overrides):
+        return None
+    return ["+" + o if o.startswith(key) else o for o in overrides]

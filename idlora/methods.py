@@ -17,10 +17,13 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
+from omegaconf import DictConfig, OmegaConf
+from peft import LilyConfig, LoraConfig, VBLoRAConfig, VeraConfig, get_peft_model
 
 from .errors import ConfigError
 from .tuners import HydraLoRAConfig, IDLoRAConfig, LoRIConfig, MoELoRAConfig
 from .tuners._base import PAPER_TARGETS
+from .tuners._routed import IMPLS
 
 METHODS = ("idlora", "lora", "dora", "hydralora", "moelora", "fft", "lori", "vera", "vblora", "lorafa", "lily")
 # The one list of the methods' labels, in the order the tables list them (the paper's: FFT first, ID-LoRA last; then
@@ -41,9 +44,11 @@ def table_label(method: str) -> str:
     """The label of ``method`` in a table of results: ``LABELS``, with "(ours)" for a method the paper lacks."""
     return LABELS[method] + (" (ours)" if method in BEYOND_PAPER else "")
 
-# Keys each method accepts besides the common ones (r, target_modules, seed). LoRA's alpha (scaling alpha / r) and
-# dropout are specific too: VeRA and VB-LoRA have no scaling, Lily neither a scaling by rank nor a dropout.
-_LORA_LIKE = ("alpha", "dropout")
+# Keys each method accepts besides ``seed`` (every method's: ``apply_peft_config``). An adapter's rank and targets
+# (``_ADAPTER``); LoRA's alpha (scaling alpha / r) and dropout are specific too: VeRA and VB-LoRA have no scaling, Lily
+# neither a scaling by rank nor a dropout. Full fine-tuning has no adapter, so none of them (``_NO_ADAPTER``).
+_ADAPTER = ("r", "target_modules")
+_LORA_LIKE = (*_ADAPTER, "alpha", "dropout")
 _SPECIFIC = {
     "idlora": (*_LORA_LIKE, "k", "selection", "rank_boosting", "rb_parts", "router", "dropout_position",
                "pmrc_backend", "pmrc_restarts"),
@@ -51,23 +56,24 @@ _SPECIFIC = {
     "dora": _LORA_LIKE,
     "hydralora": (*_LORA_LIKE, "n_experts"),
     "moelora": (*_LORA_LIKE, "n_experts"),
-    "fft": _LORA_LIKE,
+    "fft": (),
     "lori": (*_LORA_LIKE, "sparsity"),
-    "vera": ("dropout", "d_initial"),  # seed: VeRA's projection_prng_key (its frozen random A and B)
-    "vblora": ("dropout", "num_vectors", "vector_length", "topk"),
+    "vera": (*_ADAPTER, "dropout", "d_initial"),  # seed: VeRA's projection_prng_key (its frozen random A and B)
+    "vblora": (*_ADAPTER, "dropout", "num_vectors", "vector_length", "topk"),
     "lorafa": _LORA_LIKE,
-    "lily": ("scaling", "stride_A", "num_B"),
+    "lily": (*_ADAPTER, "scaling", "stride_A", "num_B"),
 }
+_NO_ADAPTER = ("fft",)
 # Parameters frozen after the adapter is built, by name fragment: LoRA-FA is LoRA with A frozen at its random init
 # (PEFT's create_lorafa_optimizer freezes them too; freezing here makes every count, Table 6's included, say so).
 _FROZEN = {"lorafa": ("lora_A",)}
 # Keys the training loop reads, not the adapter (LoRI-S trains at sparse_lr_multiplier x the lr, as LoRI's recipe).
 _TRAINING_ONLY = {"lori": ("sparse_lr_multiplier",)}
-_COMMON = ("r", "target_modules", "seed")
-# ``impl``: whose forward computes the method (every method file has ``impl: ours``). ``official``: the official code's
-# order of operations for the same function, timed beside ours in Figure 3 (idlora/tuners/_routed.py); only the
-# methods listed here have one.
-IMPLS = ("ours", "official")
+_COMMON = ("seed",)
+# ``impl`` (``tuners._routed.IMPLS``): whose forward computes the method, ours or ``official``, the official code's
+# order of operations for the same function, timed beside ours in Figure 3 (idlora/tuners/_routed.py). Only the
+# methods listed here have a choice, and only their files set it; elsewhere ``ours`` (what runs recorded before the
+# key left those files carry) is accepted and means nothing else.
 OFFICIAL_IMPLS = ("hydralora", "moelora")
 
 
@@ -80,13 +86,8 @@ def _check_impl(name: str, impl) -> None:
 
 
 def _plain(cfg: Mapping) -> dict[str, Any]:
-    try:
-        from omegaconf import DictConfig, OmegaConf
-
-        if isinstance(cfg, DictConfig):
-            return OmegaConf.to_container(cfg, resolve=True)
-    except ImportError:  # pragma: no cover
-        pass
+    if isinstance(cfg, DictConfig):
+        return OmegaConf.to_container(cfg, resolve=True)
     return dict(cfg)
 
 
@@ -106,8 +107,10 @@ def build_peft_config(method_cfg: Mapping):
     _check_impl(name, impl)
     known = set(_COMMON) | set(_SPECIFIC[name])
     unused = {k: v for k, v in cfg.items() if k not in known | set(_TRAINING_ONLY.get(name, ())) and v is not None}
-    # Hydra method files share some keys (e.g. description); those are documentation, not parameters.
-    unused.pop("description", None)
+    if unused and name in _NO_ADAPTER:
+        raise ConfigError(f"method {name!r} trains every weight of the model, with no adapter: "
+                          f"{', '.join(f'method.{k}' for k in sorted(unused))} would set nothing. Remove the "
+                          "override(s), or choose an adapter method (e.g. method=lora).")
     if unused:
         raise ConfigError(
             f"method {name!r} does not take {sorted(unused)}; it takes {sorted(known)}. Remove the override(s)."
@@ -115,7 +118,7 @@ def build_peft_config(method_cfg: Mapping):
     kw = {k: v for k, v in cfg.items() if k in known and v is not None}
     if name in OFFICIAL_IMPLS and impl is not None:
         kw["impl"] = impl
-    if name == "fft":
+    if name in _NO_ADAPTER:
         return None
     targets = list(kw.pop("target_modules", PAPER_TARGETS))
     common = dict(target_modules=targets, task_type="CAUSAL_LM")
@@ -127,8 +130,6 @@ def build_peft_config(method_cfg: Mapping):
 
 def _lora(name: str, kw: dict, common: dict):
     """PEFT's LoRA: LoRA, DoRA (``use_dora``) and LoRA-FA (LoRA whose A ``apply_method`` freezes)."""
-    from peft import LoraConfig
-
     r = kw.get("r", 8)
     return LoraConfig(r=r, lora_alpha=kw.get("alpha", 2 * r), lora_dropout=kw.get("dropout", 0.0),
                       use_dora=(name == "dora"), **common)
@@ -138,8 +139,6 @@ def _vera(name: str, kw: dict, common: dict):
     """PEFT's VeRA: frozen random A (r, max d_in) and B (max d_out, r) shared by every layer (sliced to each layer's
     shape), trainable scaling vectors lambda_d (r) and lambda_b (d_out, zero-initialised) per layer; the projections
     are drawn from ``seed`` (PEFT's ``projection_prng_key``) and saved with the adapter."""
-    from peft import VeraConfig
-
     return VeraConfig(r=kw.get("r", 256), vera_dropout=kw.get("dropout", 0.0), d_initial=kw.get("d_initial", 0.1),
                       projection_prng_key=int(kw.get("seed", 0)), save_projection=True, **common)
 
@@ -147,8 +146,6 @@ def _vera(name: str, kw: dict, common: dict):
 def _vblora(name: str, kw: dict, common: dict):
     """PEFT's VB-LoRA: every sub-vector of length ``vector_length`` of each A and B is a top-``topk`` softmax mixture
     of a bank of ``num_vectors`` vectors shared by the whole model; trainable: the bank and the per-layer logits."""
-    from peft import VBLoRAConfig
-
     return VBLoRAConfig(r=kw.get("r", 4), num_vectors=kw.get("num_vectors", 256),
                         vector_length=kw.get("vector_length", 256), topk=kw.get("topk", 2),
                         vblora_dropout=kw.get("dropout", 0.0), **common)
@@ -157,8 +154,6 @@ def _vblora(name: str, kw: dict, common: dict):
 def _lily(name: str, kw: dict, common: dict):
     """PEFT's Lily: an A per ``stride_A`` consecutive layers, ``num_B`` B's shared by all layers of a target, mixed by
     a per-layer router on A x (PEFT averages the router's softmax over the batch's tokens); output x ``scaling``."""
-    from peft import LilyConfig
-
     return LilyConfig(r=kw.get("r", 32), scaling=float(kw.get("scaling", 1.0)), stride_A=kw.get("stride_A", 1),
                       num_B=kw.get("num_B", 2), **common)
 
@@ -176,15 +171,23 @@ assert set(_BUILDERS) == set(METHODS) - {"fft"}
 
 def apply_method(model: torch.nn.Module, method_cfg: Mapping, seed: int | None = None):
     """Return ``model`` adapted by the method (a ``PeftModel``), or the model itself: all trainable for ``fft``,
-    frozen for ``base``."""
-    from peft import get_peft_model
+    frozen for ``base``. ``seed``: see ``apply_peft_config``."""
+    return apply_peft_config(model, method_cfg, build_peft_config(method_cfg), seed=seed)
 
-    peft_config = build_peft_config(method_cfg)
-    if seed is None:
-        seed = int(_plain(method_cfg).get("seed") or 0)
-    torch.manual_seed(seed)  # LoRA/DoRA draw their A from the global generator
+
+def apply_peft_config(model: torch.nn.Module, method_cfg: Mapping, peft_config, seed: int | None = None):
+    """``apply_method`` with the method's PEFT config already built (``build_peft_config``; the training loop builds
+    it once per run). One seed rule for every method: ``method.seed`` (``${seed}`` in every method file) seeds what
+    the method draws, PEFT's own initialisation from the global generator (LoRA's and DoRA's A) as well as what the
+    method's config seeds itself (ID-LoRA's PMRC and router, VeRA's projections); ``seed`` is for a method config
+    without one, and may not contradict it."""
+    cfg = _plain(method_cfg)
+    if seed is not None and cfg.get("seed") not in (None, seed):
+        raise ConfigError(f"seed={seed} contradicts method.seed={cfg['seed']}; a method draws from method.seed alone "
+                          "(set seed=N, which method.seed follows).")
+    torch.manual_seed(int(cfg.get("seed") or 0) if seed is None else seed)
     if peft_config is None:
-        model.requires_grad_(_plain(method_cfg).get("name") != BASE)
+        model.requires_grad_(cfg.get("name") != BASE)
         return model
     try:
         model = get_peft_model(model, peft_config)
@@ -192,7 +195,7 @@ def apply_method(model: torch.nn.Module, method_cfg: Mapping, seed: int | None =
         if isinstance(e, ConfigError):
             raise
         raise ConfigError(str(e)) from None
-    frozen = _FROZEN.get(_plain(method_cfg).get("name"), ())
+    frozen = _FROZEN.get(cfg.get("name"), ())
     for name, p in model.named_parameters():
         if any(f in name for f in frozen):
             p.requires_grad_(False)

@@ -18,9 +18,14 @@ import os
 import platform
 import socket
 import subprocess
+from collections.abc import Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+
+from filelock import FileLock
 
 from .errors import ConfigError
 from .files import atomic_write_json, atomic_write_text
@@ -87,6 +92,82 @@ def run_identity(config: dict) -> dict:
     return out
 
 
+# Methods whose training saves the whole model (``save_pretrained`` of the full model, marked by its config.json) in
+# ``<run dir>/model``; every other method saves an adapter (adapter_config.json) in ``<run dir>/adapter``.
+FULL_MODEL_METHODS = ("fft",)
+# Where a retrain stages its run until it is complete (idlora.training.retrain), under results_dir and output_root.
+STAGING = ".retrain"
+# A file in the run's directory that asks a running training to checkpoint and stop at the next step (the Slurm job's
+# warning-signal handler writes it: experiments/slurm/train.sbatch, ``$RUN_DIR/STOP``).
+STOP_FILE = "STOP"
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Every file of one run, from its config: the one place that names them (``run_paths``)."""
+
+    run_id: str
+    results_dir: Path  # where the results file and its side files live
+    output_root: Path  # where run directories live
+    full_model: bool  # the weights are the whole model (FULL_MODEL_METHODS), not an adapter
+
+    @property
+    def out_dir(self) -> Path:
+        """``<output_root>/<run_id>``: the weights, checkpoints and stop file of the run."""
+        return self.output_root / self.run_id
+
+    @property
+    def weights(self) -> Path:
+        """What training saves: ``model/`` (the whole model) or ``adapter/``."""
+        return self.out_dir / ("model" if self.full_model else "adapter")
+
+    @property
+    def weights_marker(self) -> Path:
+        """The file whose presence says the weights were saved (``save_pretrained`` writes it)."""
+        return self.weights / ("config.json" if self.full_model else "adapter_config.json")
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.out_dir / "checkpoints"
+
+    @property
+    def stop(self) -> Path:
+        return self.out_dir / STOP_FILE
+
+    @property
+    def results(self) -> Path:
+        """``<results_dir>/<run_id>.json``: the run's record."""
+        return record_path(self.results_dir, self.run_id)
+
+    @property
+    def diff(self) -> Path:
+        """``<run_id>.diff`` beside the record: the uncommitted changes of a run made from a dirty tree."""
+        return diff_path(self.results)
+
+    @property
+    def examples(self) -> Path:
+        """``<run_id>.examples.json`` beside the record: the per-example scores."""
+        return sidecar_path(self.results)
+
+    def staged(self) -> RunPaths:
+        """The same run's paths in the retrain staging area (``<results_dir>/.retrain``, ``<output_root>/.retrain``)."""
+        return RunPaths(self.run_id, self.results_dir / STAGING, self.output_root / STAGING, self.full_model)
+
+
+def record_path(results_dir: str | Path, run_id: str) -> Path:
+    """``<results_dir>/<run_id>.json``: where run ``run_id``'s record lives (``RunPaths.results``), for a caller that
+    has a run's id and its results directory but not its config."""
+    return Path(results_dir) / f"{run_id}.json"
+
+
+def run_paths(cfg: Mapping) -> RunPaths:
+    """The files of the run configured by ``cfg`` (a run's config, DictConfig or dict: its ``run_id``,
+    ``results_dir``, ``output_root`` and ``method.name``)."""
+    method = cfg.get("method") or {}
+    return RunPaths(run_id=str(cfg["run_id"]), results_dir=Path(cfg["results_dir"]),
+                    output_root=Path(cfg["output_root"]), full_model=method.get("name") in FULL_MODEL_METHODS)
+
+
 def _without(tree: dict, path: tuple[str, ...]) -> dict:
     """``tree`` without the entry at ``path`` (copies only the dicts on the path; the input is not changed)."""
     head, *rest = path
@@ -126,8 +207,6 @@ def git_diff() -> str:
 
 
 def provenance() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
-
     versions = {}
     for pkg in PACKAGES:
         try:
@@ -137,7 +216,7 @@ def provenance() -> dict:
     hw = {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
           "hostname": socket.gethostname()}
     try:
-        import torch
+        import torch  # results files are read (reports, tables) where torch need not be installed
 
         hw["cuda"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
         hw["torch_threads"] = torch.get_num_threads()
@@ -159,8 +238,6 @@ def new_run_record(run_id: str, experiment: str, scale: str, model: str, method:
 
 @contextmanager
 def _locked(path: Path):
-    from filelock import FileLock
-
     locks = path.parent / ".locks"  # beside the results, out of the way (and out of git)
     locks.mkdir(parents=True, exist_ok=True)
     with FileLock(str(locks / (path.name + ".lock"))):
@@ -175,7 +252,7 @@ def write_run_record(path: str | Path, record: dict) -> Path:
     with _locked(path):
         if prov.get("git_diff"):
             text = prov.pop("git_diff")
-            side = atomic_write_text(path.with_suffix(".diff"), text)
+            side = atomic_write_text(diff_path(path), text)
             prov.update(git_diff_file=side.name, git_diff_sha256=hashlib.sha256(text.encode()).hexdigest())
         return atomic_write_json(path, record)
 
@@ -196,7 +273,13 @@ def load_run(path: str | Path) -> dict:
 
 
 def sidecar_path(path: Path) -> Path:
+    """The per-example file beside a results file (``RunPaths.examples``)."""
     return path.with_name(path.stem + ".examples.json")
+
+
+def diff_path(path: Path) -> Path:
+    """The uncommitted-diff file beside a results file (``RunPaths.diff``)."""
+    return path.with_suffix(".diff")
 
 
 ENTRY_KEYS = ("metrics", "seconds", "n", "finished", "error")

@@ -6,7 +6,8 @@
         train.resume=true
     python scripts/train.py experiment=multitask_llama3 scale=paper --cfg job     # print the config
 
-Logic lives in idlora.training.loop (training) and idlora.eval.evaluate (benchmarks); this file only wires Hydra to them.
+Logic lives in idlora.training.pipeline (train, then score; the loop itself in idlora.training.loop) and
+idlora.eval.evaluate (benchmarks); this file only wires Hydra to them.
 """
 
 import hydra
@@ -20,7 +21,7 @@ from idlora.config import CONFIG_DIR, resolve
 @hydra.main(config_path=str(CONFIG_DIR), config_name="train", version_base="1.3")
 @main_guard
 def main(cfg: DictConfig) -> None:
-    from idlora.training.loop import train_and_evaluate
+    from idlora.training.pipeline import train_and_evaluate
 
     train_and_evaluate(resolve(cfg, HydraConfig.get().overrides.task))
 

@@ -28,7 +28,7 @@ def _train(root: Path, *overrides: str):
 def _evaluate(root: Path, run: str, benchmarks=None):
     from idlora.eval.evaluate import evaluate_run, find_run
 
-    path, record = find_run(run, f"{root}/results", f"{root}/runs")
+    path, record = find_run(run, f"{root}/results")
     from omegaconf import OmegaConf
 
     return evaluate_run(OmegaConf.create(record["config"]), benchmarks=benchmarks)

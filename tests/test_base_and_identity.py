@@ -9,7 +9,7 @@ from idlora.config import compose, effective_lr
 from idlora.models import load_model_and_tokenizer
 from idlora.reports.orchestrate import table_runs
 from idlora.runs.launch import Run, canonical_runs, effect_identity
-from idlora.training.loop import train_and_evaluate
+from idlora.training.pipeline import train_and_evaluate
 
 
 def test_method_base_records_the_untrained_model_and_scores_it(tmp_path):

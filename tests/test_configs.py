@@ -79,3 +79,68 @@ def test_unknown_names_list_the_valid_ones(overrides, match):
 def test_bad_method_values(override, match):
     with pytest.raises(ConfigError, match=match):
         build_peft_config(compose([override]).method)
+
+
+# A value unlike each method-file value, of the same kind (and valid), to see whether anything reads the key.
+_OTHER = {"selection": "serial", "router": "inner", "dropout_position": "rows", "pmrc_backend": "reference",
+          "impl": "official"}
+
+
+def _other(key, value):
+    if key in _OTHER:
+        return _OTHER[key]
+    if isinstance(value, bool):
+        return not value
+    if value is None:
+        return 2
+    if isinstance(value, int):
+        return 2 * value
+    if isinstance(value, float):
+        return value / 2
+    if isinstance(value, list):
+        return value[:-1]
+    raise AssertionError(f"no other value for {key}={value!r}")
+
+
+def _what_it_builds(method_cfg: dict, monkeypatch) -> tuple:
+    """Everything a method config sets: its PEFT config, the lr its recipe trains at, and the generator state
+    ``apply_peft_config`` leaves (the method's seed), on a stand-in model (PEFT's build itself is not needed)."""
+    import torch
+    from omegaconf import OmegaConf
+
+    from idlora import methods
+    from idlora.training.recipes import recipe_for
+
+    peft_config = methods.build_peft_config(method_cfg)
+    monkeypatch.setattr(methods, "get_peft_model", lambda model, config: model)
+    methods.apply_peft_config(torch.nn.Linear(2, 2), method_cfg, peft_config)
+    draw = torch.rand(1).item()
+    lr = recipe_for(OmegaConf.create(method_cfg)).lr(OmegaConf.create({"method": method_cfg}), 1.0)
+    built = None if peft_config is None else {k: v for k, v in peft_config.to_dict().items()}
+    return repr(built), lr, draw
+
+
+@pytest.mark.parametrize("method", group_options("method"))
+def test_every_key_of_every_method_file_is_read(method, monkeypatch):
+    """Each key a method file sets changes what the method builds (its PEFT config, its lr, its seed): no knob in
+    configs/method/ does nothing."""
+    from omegaconf import OmegaConf
+
+    plain = OmegaConf.to_container(compose(["scale=tiny", f"method={method}"]).method, resolve=True)
+    reference = _what_it_builds(plain, monkeypatch)
+    for key, value in plain.items():
+        if key == "name":
+            continue
+        changed = _what_it_builds({**plain, key: _other(key, value)}, monkeypatch)
+        assert changed != reference, f"configs/method/{method}.yaml: {key} is read by nothing"
+
+
+def test_impl_is_set_only_where_there_is_a_choice_and_fft_refuses_adapter_keys():
+    from idlora.methods import OFFICIAL_IMPLS
+
+    for method in group_options("method"):
+        assert ("impl" in compose([f"method={method}"]).method) == (method in OFFICIAL_IMPLS), method
+    for key in ("alpha", "dropout"):
+        with pytest.raises(ConfigError, match=f"method 'fft' trains every weight .*method.{key} would set nothing. "
+                                              "Remove the override"):
+            build_peft_config(compose(["method=fft", f"method.{key}=0.5"]).method)

@@ -11,10 +11,11 @@ import torch
 from peft import PeftModel
 from safetensors.torch import load_file
 
-from idlora.config import compose, effective_lr
+from idlora.config import compose
 from idlora.methods import apply_method, count_parameters
 from idlora.models.tiny import tiny_llama
 from idlora.training.loop import run
+from idlora.training.recipes import train_lr as effective_lr
 from idlora.tuners.lori import LoRIConfig, LoRILayer, magnitude_masks
 
 TOKENS = torch.randint(3, 250, (2, 10), generator=torch.Generator().manual_seed(0))
@@ -171,7 +172,7 @@ def test_the_generic_loop_names_no_method_and_lori_goes_through_its_recipe():
     assert isinstance(recipe_for(OmegaConf.create({"name": "lori"})), LoRIRecipe)
     assert type(recipe_for(OmegaConf.create({"name": "idlora"}))) is Recipe
     dense = OmegaConf.create({"name": "lori", "sparsity": 0.0})
-    assert recipe_for(dense).prepare(OmegaConf.create({"method": dense}), model=None, train=None) is None
+    assert recipe_for(dense).prepare(OmegaConf.create({"method": dense}), model=None) is None
 
 
 def test_magnitude_masks_keep_exactly_the_share_asked_even_with_ties():

@@ -11,7 +11,8 @@ import torch
 from idlora.config import compose
 from idlora.errors import ConfigError
 from idlora.models import precision
-from idlora.training.loop import run, validate
+from idlora.training.loop import run
+from idlora.training.setup import validate
 
 
 def _caps(monkeypatch, **features):

@@ -209,7 +209,7 @@ def test_bad_data_configs_are_refused_before_work():
 
 # ---- scoring on the held-out test splits ---------------------------------------------------------------------
 def test_benchmark_source_rule():
-    from idlora.eval.evaluate import benchmark_source
+    from idlora.eval.base import benchmark_source
 
     cfg = OmegaConf.create({"source": "real", "real_tasks": ["mmlu", "safety"]})
     assert [benchmark_source(cfg, b) for b in ("mmlu", "cqa", "hexphi", "humaneval")] == \

@@ -7,8 +7,8 @@ import pytest
 
 from idlora.config import compose
 from idlora.errors import ConfigError
-from idlora.training import retrain
-from idlora.training.loop import train_and_evaluate
+from idlora.results import STAGING
+from idlora.training.pipeline import train_and_evaluate
 
 RUN = "gsm8k_llama3.tiny.lora"
 
@@ -42,7 +42,7 @@ def test_a_complete_result_survives_a_rerun_killed_during_scoring(tmp_path, monk
     with pytest.raises(KeyboardInterrupt):
         train_and_evaluate(_cfg(tmp_path, "train.retrain=true"))
     assert _files(tmp_path) == complete  # the old file, byte for byte
-    staged = json.loads((tmp_path / "results" / retrain.STAGING / f"{RUN}.json").read_text())
+    staged = json.loads((tmp_path / "results" / STAGING / f"{RUN}.json").read_text())
     assert staged["train"]["steps"] == 2 and not staged["metrics"]  # the retrain got as far as scoring
 
     monkeypatch.undo()
@@ -53,7 +53,7 @@ def test_a_complete_result_survives_a_rerun_killed_during_scoring(tmp_path, monk
     assert record["config"]["results_dir"] == f"{tmp_path}/results"
     assert record["train"]["adapter_dir"] == f"{tmp_path}/runs/{RUN}/adapter"
     assert (tmp_path / "runs" / RUN / "adapter" / "adapter_config.json").exists()
-    assert not (tmp_path / "results" / retrain.STAGING / f"{RUN}.json").exists()
+    assert not (tmp_path / "results" / STAGING / f"{RUN}.json").exists()
     assert set(_files(tmp_path)) == set(complete)
 
 

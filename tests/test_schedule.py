@@ -6,7 +6,8 @@ import torch
 from omegaconf import OmegaConf
 
 from idlora.errors import ConfigError
-from idlora.training.loop import _horizon, _optimizer
+from idlora.training.optim import build as _optimizer
+from idlora.training.optim import horizon as _horizon
 
 
 def _tc(**kw):

@@ -14,20 +14,28 @@ if TYPE_CHECKING:
     from .base import Benchmark
 
 
+# The one list of benchmarks: those that generate (GSM8K, HumanEval, HEx-PHI, MBPP: the router statistics read their
+# prompts) and the multiple-choice ones lm-eval scores by log-likelihood (MMLU, CQA). Every one is an
+# ``eval.base.Benchmark`` (``get_benchmark``).
+BENCHMARKS = ("gsm8k", "humaneval", "hexphi", "mbpp")
+MC_BENCHMARKS = ("mmlu", "cqa")
+ALL_BENCHMARKS = BENCHMARKS + MC_BENCHMARKS
+
+
 def _registry() -> dict[str, type[Benchmark]]:
+    """The classes, imported on first use: each module imports ``base``, and this package must load without them."""
     from .gsm8k import GSM8K
     from .hexphi import HExPHI
     from .humaneval import HumanEval
+    from .lm_eval_mc import CQA, MMLU
     from .mbpp import MBPP
 
-    return {"gsm8k": GSM8K, "humaneval": HumanEval, "hexphi": HExPHI, "mbpp": MBPP}
-
-
-BENCHMARKS = ("gsm8k", "humaneval", "hexphi", "mbpp")
+    reg = {"gsm8k": GSM8K, "humaneval": HumanEval, "hexphi": HExPHI, "mbpp": MBPP, "mmlu": MMLU, "cqa": CQA}
+    assert tuple(reg) == ALL_BENCHMARKS
+    return reg
 
 
 def get_benchmark(name: str) -> Benchmark:
-    reg = _registry()
-    if name not in reg:
-        raise ConfigError(f"unknown benchmark {name!r}; valid: {', '.join(sorted(reg) + ['mmlu', 'cqa'])}")
-    return reg[name]()
+    if name not in ALL_BENCHMARKS:
+        raise ConfigError(f"unknown benchmark {name!r}; valid: {', '.join(sorted(ALL_BENCHMARKS))}")
+    return _registry()[name]()

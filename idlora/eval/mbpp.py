@@ -10,8 +10,10 @@ completion and its ``assert`` lines.
 
 from __future__ import annotations
 
+from ..data.splits import split_rows
 from .base import Benchmark
 from .humaneval import _FENCE, completion_end, error_type
+from .sandbox import run_program
 
 
 def build_program(example: dict, completion: str) -> str:
@@ -24,8 +26,6 @@ class MBPP(Benchmark):
     name = "mbpp"
 
     def load_examples(self, eval_cfg) -> list[dict]:
-        from ..data.splits import split_rows
-
         return [r for r in split_rows("code", "test") if r["source"]["dataset"] == "mbpp"]
 
     def instruction(self, example):
@@ -38,8 +38,6 @@ class MBPP(Benchmark):
         return int(eval_cfg.get("humaneval_max_new_tokens") or super().max_new_tokens(eval_cfg))
 
     def score(self, example, completions):
-        from .sandbox import run_program
-
         result = run_program(build_program(example, completions[0]))
         return {"id": example["id"], "score": float(result.passed), "error": error_type(result),
                 "completion": completions[0]}

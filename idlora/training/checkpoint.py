@@ -6,8 +6,9 @@ while saving leaves a ``*.tmp*`` directory that resume ignores and removes, neve
 ``meta.json`` is written last inside it and lists the files with their sizes; a checkpoint whose files do not
 match is skipped (with a warning) in favour of an older complete one.
 
-Contents: the trainable weights only (adapters; every weight for full fine-tuning), optimizer and scheduler
-state, the RNG states of every process (python, numpy, torch, cuda), the step and the loss history. With
+Contents (``save_state`` / ``load_state``): the trainable weights only (adapters; every weight for full fine-tuning),
+optimizer and scheduler state, the RNG states of every process (python, numpy, torch, cuda), the step, the loss
+history, the dev curve and the run identity that wrote it (``config.json``: resume refuses another config's). With
 DeepSpeed the engine's own ``save_state`` layout is used inside the same directory protocol.
 """
 
@@ -17,15 +18,20 @@ import json
 import os
 import random
 import shutil
+import signal
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..errors import ConfigError
 from ..files import atomic_write_json
+from ..results import run_identity
+from .distributed import barrier
 
 META = "meta.json"
+CONFIG = "config.json"  # the run identity of the run that wrote a checkpoint
 # Fault injection for the kill-and-resume tests: ``IDLORA_FAULT_KILL_IN_SAVE=<step>`` makes the process SIGKILL
 # itself while checkpoint <step> is half written (its files are in the temporary directory, no meta.json yet).
 FAULT_ENV = "IDLORA_FAULT_KILL_IN_SAVE"
@@ -95,8 +101,6 @@ def save(root: Path, step: int, write_files, rank: int = 0, world_size: int = 1,
     barrier()
     write_files(tmp)
     if os.environ.get(FAULT_ENV) == str(step):
-        import signal
-
         os.kill(os.getpid(), signal.SIGKILL)
     barrier()
     if rank == 0:
@@ -132,3 +136,61 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def saved_identity(ckpt: Path) -> dict | None:
+    """The run identity a checkpoint records (None if it records none)."""
+    path = ckpt / CONFIG
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def save_state(root: Path, step: int, losses: list, state, keep: int) -> None:
+    """A checkpoint of the trainable state only (``state``: the loop's ``TrainState``): adapters and their optimizer
+    state (every weight for fft). Under DeepSpeed the engine's own layout, without the frozen base
+    (``exclude_frozen_parameters``: a ZeRO-2 checkpoint of an 8B adapter run would otherwise hold the 16 GB base)."""
+    rank = state.rank
+
+    def write(tmp: Path) -> None:
+        if rank == 0:
+            (tmp / CONFIG).write_text(json.dumps(run_identity(state.config)))
+        torch.save(rng_state(), tmp / f"rng-{rank}.pt")
+        if state.deepspeed:
+            state.accelerator.save_state(str(tmp / "engine"), exclude_frozen_parameters=True)
+        elif rank == 0:
+            unwrapped = state.accelerator.unwrap_model(state.model)
+            torch.save({"step": step, "trainable": trainable_state_dict(unwrapped),
+                        "optimizer": state.optimizer.state_dict()}, tmp / "state.pt")
+        if rank == 0:
+            torch.save(state.scheduler.state_dict(), tmp / "scheduler.pt")
+            (tmp / "losses.json").write_text(json.dumps(losses))
+            (tmp / "dev.json").write_text(json.dumps(state.dev_curve))
+
+    save(root, step, write, rank=rank, world_size=state.nproc, barrier=barrier, keep=keep)
+
+
+def load_state(path: Path, state) -> tuple[int, list]:
+    """Restore checkpoint ``path`` into ``state`` (weights, optimizer, scheduler, dev curve, this rank's RNG);
+    returns (step, loss history up to it)."""
+    losses = json.loads((path / "losses.json").read_text())
+    step = int(path.name.split("-")[1])
+    if state.deepspeed:  # the frozen base is not in the checkpoint: it comes from the model as loaded
+        state.accelerator.load_state(str(path / "engine"), load_module_strict=False)
+    else:
+        saved = torch.load(path / "state.pt", map_location="cpu", weights_only=False)
+        unwrapped = state.accelerator.unwrap_model(state.model)
+        missing = [n for n, p in unwrapped.named_parameters() if p.requires_grad and n not in saved["trainable"]]
+        if missing:
+            raise ConfigError(f"checkpoint {path} does not match this run's trainable weights (e.g. {missing[0]}); "
+                              "it was written by another config. Resume with the same config or start over.")
+        with torch.no_grad():
+            for n, p in unwrapped.named_parameters():
+                if p.requires_grad:
+                    p.copy_(saved["trainable"][n])
+        state.optimizer.load_state_dict(saved["optimizer"])
+    state.scheduler.load_state_dict(torch.load(path / "scheduler.pt", map_location="cpu", weights_only=False))
+    dev_file = path / "dev.json"
+    state.dev_curve = [p for p in json.loads(dev_file.read_text()) if p["step"] <= step] if dev_file.exists() else []
+    rng_file = path / f"rng-{state.rank}.pt"
+    if rng_file.exists():
+        set_rng_state(torch.load(rng_file, map_location="cpu", weights_only=False))
+    return step, losses[:step]

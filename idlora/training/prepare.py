@@ -12,20 +12,18 @@ import time
 
 from omegaconf import DictConfig
 
-from ..methods import needs_pmrc
+from ..methods import apply_method, needs_pmrc
+from ..models import load_model_and_tokenizer
 
 
 def precompute_pmrc(cfg: DictConfig) -> bool:
     """Cluster and cache every targeted matrix of ``cfg``'s model for its method; False if the method has no PMRC."""
-    from ..methods import apply_method
-    from ..models import load_model_and_tokenizer
-
     if not needs_pmrc(cfg.method):
         print(f"{cfg.run_id}: method {cfg.method.name} (selection {cfg.method.get('selection')}) needs no PMRC")
         return False
     start = time.time()
     model, _ = load_model_and_tokenizer(cfg.model)
-    apply_method(model, cfg.method, seed=cfg.seed)  # clusters what the cache lacks, and caches it
+    apply_method(model, cfg.method)  # seeded by method.seed, as training; clusters what the cache lacks, and caches it
     print(f"{cfg.run_id}: PMRC rows of {cfg.model.name} (k={cfg.method.k}, r={cfg.method.r}) cached "
           f"in {time.time() - start:.0f} s")
     return True

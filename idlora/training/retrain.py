@@ -19,20 +19,13 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from ..errors import ConfigError
 from ..files import atomic_write_json
-from ..results import scored_benchmarks, usable_record
-
-STAGING = ".retrain"
-
-
-def results_path(cfg: DictConfig) -> Path:
-    """The run's results file (the training loop's, and the staging area's when ``cfg`` points there)."""
-    return Path(cfg.results_dir) / f"{cfg.run_id}.json"
+from ..results import run_paths, scored_benchmarks, usable_record
 
 
 def complete_record(cfg: DictConfig) -> dict | None:
     """The run's record if its results file holds this config's training and every benchmark it scores."""
     benchmarks = cfg.eval.benchmarks if cfg.get("evaluate_after_training") else ()
-    return usable_record(results_path(cfg), OmegaConf.to_container(cfg, resolve=True), benchmarks)
+    return usable_record(run_paths(cfg).results, OmegaConf.to_container(cfg, resolve=True), benchmarks)
 
 
 def guard(cfg: DictConfig) -> DictConfig:
@@ -42,13 +35,12 @@ def guard(cfg: DictConfig) -> DictConfig:
     if done is None:
         return cfg
     if not cfg.train.get("retrain"):
-        raise ConfigError(f"{results_path(cfg)} already holds run {cfg.run_id!r}, complete (trained; scored: "
+        raise ConfigError(f"{run_paths(cfg).results} already holds run {cfg.run_id!r}, complete (trained; scored: "
                           f"{', '.join(sorted(scored_benchmarks(done)))}); nothing was done. To train it again, add "
                           "train.retrain=true: the new run replaces this file only once it is trained and scored.")
-    staged = cfg.copy()
+    staging, staged = run_paths(cfg).staged(), cfg.copy()
     with open_dict(staged):
-        staged.results_dir = str(Path(cfg.results_dir) / STAGING)
-        staged.output_root = str(Path(cfg.output_root) / STAGING)
+        staged.results_dir, staged.output_root = str(staging.results_dir), str(staging.output_root)
     return staged
 
 
@@ -57,10 +49,11 @@ def promote(final: DictConfig, staged: DictConfig) -> Path | None:
     rewritten to the final ones; None (nothing moved) if the staged run is not complete."""
     if staged is final or complete_record(staged) is None:
         return None
-    record = json.loads(results_path(staged).read_text())
+    src, dst = run_paths(staged), run_paths(final)
+    record = json.loads(src.results.read_text())
     if any(entry.get("error") for entry in (record.get("benchmarks") or {}).values()):
         return None
-    src_dir, dst_dir = Path(staged.output_root) / staged.run_id, Path(final.output_root) / final.run_id
+    src_dir, dst_dir = src.out_dir, dst.out_dir
     if src_dir.exists():
         shutil.rmtree(dst_dir, ignore_errors=True)
         dst_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -68,10 +61,10 @@ def promote(final: DictConfig, staged: DictConfig) -> Path | None:
     for key in ("results_dir", "output_root"):
         record["config"][key] = final[key]
     if (record.get("train") or {}).get("adapter_dir"):
-        record["train"]["adapter_dir"] = str(dst_dir / Path(record["train"]["adapter_dir"]).name)
+        record["train"]["adapter_dir"] = str(dst.weights)
     for side in (record.get("per_example_file"), record["provenance"].get("git_diff_file")):
-        if side:
-            os.replace(Path(staged.results_dir) / side, Path(final.results_dir) / side)
-    atomic_write_json(results_path(final), record)  # the last step: until here the old result stands
-    results_path(staged).unlink()
-    return results_path(final)
+        if side:  # the record names its side files (RunPaths.examples, RunPaths.diff)
+            os.replace(src.results_dir / side, dst.results_dir / side)
+    atomic_write_json(dst.results, record)  # the last step: until here the old result stands
+    src.results.unlink()
+    return dst.results

@@ -7,10 +7,10 @@ import os
 from dataclasses import dataclass, field
 from typing import Optional
 
+from ...pmrc import SELECTIONS, check_restarts
 from .._base import AdapterConfigBase
 from .._registry import ExtraPeftType
 
-SELECTIONS = ("pmrc", "serial", "random", "svd", "gaussian")
 ROUTERS = ("linear", "inner", "text", "uniform")
 DROPOUT_POSITIONS = ("input", "rows")
 PMRC_BACKENDS = ("reference", "torch")
@@ -81,8 +81,6 @@ class IDLoRAConfig(AdapterConfigBase):
             if value not in valid:
                 raise ValueError(f"ID-LoRA: unknown {name} {value!r}; valid: {', '.join(valid)}.")
         self._validate_rb_parts()
-        from ...pmrc import check_restarts
-
         try:
             check_restarts(self.pmrc_restarts)
         except ValueError as e:
