@@ -22,6 +22,9 @@ def test_method_base_records_the_untrained_model_and_scores_it(tmp_path):
     assert record["total_params"] == sum(p.numel() for p in base.parameters())
     assert "gsm8k" in record["metrics"] and metrics["gsm8k"] == record["metrics"]
     assert not (tmp_path / "runs" / "gsm8k_llama3.tiny.base" / "adapter").exists()  # nothing trained, nothing saved
+    # the fair protocol's gate reference: the untrained model's dev loss at step 0 (train.dev_loss is on at tiny)
+    (point,) = record["train"]["dev_curve"]
+    assert point["step"] == 0 and point["loss"] > 0 and set(point["per_task"]) == {"gsm8k"}
 
 
 def test_the_base_model_scored_is_the_unchanged_model(tmp_path):
