@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 from ..files import atomic_write_json, atomic_write_text
-from .stats import bootstrap_ci
+from ..stats import bootstrap_ci
 from .tables.from_runs import per_example_scores
 
 FLOOR = 5.0  # points: a trained score whose interval reaches below this has not left the floor
