@@ -7,8 +7,8 @@ of the per-trial ratio is reported, with a 95% bootstrap interval of that median
 ``intervals`` (``stats.median_ci``), and every trial's ratio in ``samples`` (n = their number). Where a part asks
 for a precision (the paper-shape panel, the decoding pair) trials go on until the interval is that narrow or a cap is
 reached (``trials.trial_ratios``, the paired-trial rule every benchmark shares). ``--parts`` re-measures some parts
-and keeps the others; the run a part replaces is kept in ``history`` (per metric its median, interval and n), so ``between_runs`` gives the spread between runs, which
-on a shared machine is wider than any one run's interval.
+and keeps the others; the run a part replaces is kept in ``history`` (per metric its median, interval and n), so
+``between_runs`` gives the spread between runs, which on a shared machine is wider than any one run's interval.
 
 HydraLoRA and MoELoRA are timed twice in the same run: ours (one fused product per layer) and ``<method>_official``
 (``method.impl=official``: the official code's loop over the experts, the same function), so Figure 3 shows where
