@@ -19,6 +19,7 @@ from pathlib import Path
 import yaml
 
 from .errors import ConfigError
+from .results import record_files
 
 PROTOCOL_FILE = Path(__file__).resolve().parents[1] / "claims" / "protocol.yaml"
 KEYS = {"tuning_seed", "final_seeds", "aa_seeds", "schedule", "checkpoints", "lr_grid", "objective", "pilot"}
@@ -152,5 +153,4 @@ def runs_dir(protocol: dict) -> Path:
 
 def load_records(protocol: dict) -> list[dict]:
     """Every results record of the pilot (tuning, final, A/A and base runs)."""
-    return [json.loads(p.read_text()) for p in sorted(runs_dir(protocol).glob("*.json"))
-            if not p.name.endswith(".examples.json")]
+    return [json.loads(p.read_text()) for p in record_files(runs_dir(protocol))]

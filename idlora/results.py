@@ -272,9 +272,17 @@ def load_run(path: str | Path) -> dict:
     return record
 
 
+SIDECAR_SUFFIX = ".examples.json"
+
+
+def record_files(results_dir: str | Path) -> list[Path]:
+    """Every run record in ``results_dir`` (``<run_id>.json``, not their per-example side files), sorted."""
+    return [p for p in sorted(Path(results_dir).glob("*.json")) if not p.name.endswith(SIDECAR_SUFFIX)]
+
+
 def sidecar_path(path: Path) -> Path:
     """The per-example file beside a results file (``RunPaths.examples``)."""
-    return path.with_name(path.stem + ".examples.json")
+    return path.with_name(path.stem + SIDECAR_SUFFIX)
 
 
 def diff_path(path: Path) -> Path:

@@ -18,7 +18,7 @@ OWN = {"table": None, "scale": None, "cluster": None, "results": None, "out": No
 def main() -> None:
     args, slurm, overrides = split_arguments(sys.argv[1:], OWN)
     from idlora.errors import ConfigError
-    from idlora.reports.orchestrate import make_table
+    from idlora.runs.orchestrate import make_table
 
     if "table" not in args:
         raise ConfigError("name the table: table=table1 … table8")

@@ -20,9 +20,8 @@ OWN = {"experiment": None, "methods": None, "scale": None, "dry_run": ("true", "
 
 @main_guard
 def main(argv: list[str]) -> None:
-    from idlora.runs.launch import Run, submit
-
-    from idlora.runs.launch import slurm_options
+    from idlora.experiments import Run
+    from idlora.runs.launch import slurm_options, submit
 
     args, slurm, overrides = split_arguments(argv, OWN)
     slurm_options(slurm)

@@ -35,7 +35,7 @@ def _evaluate(root: Path, run: str, benchmarks=None):
 
 
 def _table(root: Path, **kw):
-    from idlora.reports.orchestrate import make_table
+    from idlora.runs.orchestrate import make_table
 
     args = {"table": "table1", "scale": "tiny", "cluster": "local", "jobs": 1, **kw}
     return make_table(args["table"], args["scale"], args["cluster"], f"{root}/results", f"{root}/tables",

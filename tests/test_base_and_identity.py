@@ -1,14 +1,13 @@
 """The base row (``method=base``: the untrained model scored like a run), the scale's lr, and runs identical in
-effect trained once (``runs.launch.effect_identity`` / ``canonical_runs``)."""
+effect trained once (``experiments.effect_identity`` / ``canonical_runs``)."""
 
 import json
 
 import torch
 
 from idlora.config import compose, effective_lr
+from idlora.experiments import Run, canonical_runs, effect_identity, table_runs
 from idlora.models import load_model_and_tokenizer
-from idlora.reports.orchestrate import table_runs
-from idlora.runs.launch import Run, canonical_runs, effect_identity
 from idlora.training.pipeline import train_and_evaluate
 
 
@@ -67,7 +66,7 @@ def test_effect_identity_tells_apart_what_changes_numbers():
 
 
 def test_table3_rows_that_are_table2_runs_are_served_by_them_at_mini_only():
-    from idlora.reports.tables.from_runs import served_runs
+    from idlora.experiments import served_runs
 
     borrowed = {(r.row, tuple(r.overrides)): (t, s.experiment) for r, s, t in served_runs("table3", "mini") if t != "table3"}
     assert borrowed[("lora", ())] == ("table2", "multitask_llama3")

@@ -82,10 +82,11 @@ def test_inference_ratios_give_a_method_its_own_number_of_trials(monkeypatch):
 def test_trial_ratios_go_on_until_the_interval_is_as_narrow_as_asked(monkeypatch):
     """The precision rule: ``trials`` trials, then steps of PRECISION_STEP until the 95% interval of the median is
     within ``precision`` of it either side, never beyond ``max_trials``; no precision: exactly ``trials``."""
-    from idlora.bench import efficiency
+    from idlora.bench import trials
+    from idlora.stats import median_ci
 
     clock = [0.0]
-    monkeypatch.setattr(efficiency.time, "perf_counter", lambda: clock[0])
+    monkeypatch.setattr(trials.time, "perf_counter", lambda: clock[0])
 
     def make(seconds):
         n = [0]
@@ -96,17 +97,17 @@ def test_trial_ratios_go_on_until_the_interval_is_as_narrow_as_asked(monkeypatch
         return f
 
     base = make([1.0])
-    steady = efficiency.trial_ratios(make([1.25]), base, 10, warmup=0, precision=0.03, max_trials=50)
+    steady = trials.trial_ratios(make([1.25]), base, 10, warmup=0, precision=0.03, max_trials=50)
     assert steady == [1.25] * 10  # already within 0.03: no more trials
-    noisy = efficiency.trial_ratios(make([0.5, 1.5]), base, 10, warmup=0, precision=0.03, max_trials=32)
+    noisy = trials.trial_ratios(make([0.5, 1.5]), base, 10, warmup=0, precision=0.03, max_trials=32)
     assert len(noisy) == 32  # a two-point spread never narrows: stops at the cap, not at a multiple of the step
-    assert efficiency.half_width(efficiency.median_ci(noisy)) > 0.03
-    assert len(efficiency.trial_ratios(make([0.5, 1.5]), base, 10, warmup=0)) == 10
+    assert trials.half_width(median_ci(noisy)) > 0.03
+    assert len(trials.trial_ratios(make([0.5, 1.5]), base, 10, warmup=0)) == 10
     # a spread that narrows as trials accumulate: 1.0 with a quarter of outliers stops once the median's interval
     # is tight
-    rare = efficiency.trial_ratios(make([2.0, 2.0] + [1.0] * 6), base, 5, warmup=0, precision=0.001, max_trials=100)
-    assert 5 < len(rare) < 100 and (len(rare) - 5) % efficiency.PRECISION_STEP == 0
-    assert efficiency.half_width(efficiency.median_ci(rare)) <= 0.001
+    rare = trials.trial_ratios(make([2.0, 2.0] + [1.0] * 6), base, 5, warmup=0, precision=0.001, max_trials=100)
+    assert 5 < len(rare) < 100 and (len(rare) - 5) % trials.PRECISION_STEP == 0
+    assert trials.half_width(median_ci(rare)) <= 0.001
 
 
 def test_compiled_ratios_time_every_method_against_the_compiled_merged_model():
@@ -208,8 +209,10 @@ def test_projection_shapes_from_the_model_configs():
 
 def test_pmrc_cost_quick_writes_its_files(tmp_path):
     from idlora.bench.pmrc_cost import run
+    from idlora.reports.tables.pmrc_cost import write_table
 
-    doc = run(tmp_path / "cost.json", tmp_path / "tables", models=("llama32_3b",), quick=True)
+    doc = run(tmp_path / "cost.json", models=("llama32_3b",), quick=True)
+    write_table(doc, tmp_path / "tables", source=str(tmp_path / "cost.json"))  # as scripts/pmrc_cost.py does
     c = doc["models"]["llama32_3b"]
     assert c["matrices"] == 7 * 28 and c["seconds_reference"] > 0 and c["seconds_torch"] > 0
     assert c["peak_mib_reference"] >= 0
@@ -227,7 +230,7 @@ def test_pmrc_cost_quick_writes_its_files(tmp_path):
     import pytest
 
     from idlora.errors import ConfigError
-    from idlora.bench.pmrc_cost import rebuild_table
+    from idlora.reports.tables.pmrc_cost import rebuild_table
 
     rebuild_table(tmp_path / "cost.json", tmp_path / "again")
     assert (tmp_path / "again" / "table_pmrc_cost.md").read_text() == md
@@ -259,7 +262,8 @@ def test_a_run_of_some_parts_keeps_the_other_parts_of_the_file():
 
 
 def test_a_replaced_run_goes_to_history_and_between_runs_pools_the_runs_of_a_part():
-    from idlora.bench.efficiency import between_runs, merge_parts
+    from idlora.bench.efficiency import merge_parts
+    from idlora.bench_format import between_runs
 
     key = "decode_time_ratio_idlora_vs_lora_unmerged"
 
@@ -289,7 +293,8 @@ def test_a_replaced_run_goes_to_history_and_between_runs_pools_the_runs_of_a_par
 
 
 def test_intervals_and_the_compile_part_follow_their_parts():
-    from idlora.bench.efficiency import merge_parts, metric_part
+    from idlora.bench.efficiency import merge_parts
+    from idlora.bench_format import metric_part
 
     assert metric_part("compiled_infer_time_ratio_idlora") == "compile"
     assert metric_part("compiled_decode_time_ratio_idlora_vs_lora_unmerged") == "compile_decode"

@@ -7,7 +7,7 @@ import pytest
 from idlora.reports import claims
 from idlora.reports.tables.from_runs import TableRuns
 from idlora.reports.tables.render import Table
-from idlora.runs.launch import Run
+from idlora.experiments import Run
 from test_tables import _write_run
 
 
@@ -79,7 +79,7 @@ def test_efficiency_time_claims_from_the_trials(tmp_path):
     +0.5% (contradicted only when the interval excludes it), and against the others' by the difference of medians."""
     import statistics
 
-    from idlora.reports.stats import median_difference_ci
+    from idlora.stats import median_difference_ci
 
     mine = [1.05, 1.06, 1.04, 1.05, 1.07, 1.05, 1.03, 1.06]  # +5%, every trial above 1
     hydra = [r + 0.30 for r in mine]  # official: +35%

@@ -6,7 +6,7 @@ import pytest
 
 from idlora.errors import ConfigError
 from idlora.reports.figures import fig3_data, fig4_data, make_figure
-from idlora.reports.tables.from_runs import experiment_list
+from idlora.experiments import experiment_list
 from test_tables import _write_run
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -98,7 +98,7 @@ def test_fig3_bad_input(tmp_path):
 
 
 def test_fig4_series_from_table7_runs(tmp_path):
-    from idlora.reports.tables.from_runs import served_runs
+    from idlora.experiments import served_runs
 
     # each row's results file is its serving run's (perhaps an earlier table's run identical in effect)
     spec = {r.row: serving for r, serving, _ in served_runs("table7", "tiny")}
@@ -135,7 +135,7 @@ def test_effective_rank_views_against_the_algebra():
     from torch import nn
 
     from idlora import IDLoRAConfig
-    from idlora.reports.effective_rank import numerical_rank, spectra
+    from idlora.analysis.effective_rank import numerical_rank, spectra
     from idlora.tuners.idlora.layer import Linear
 
     torch.manual_seed(0)
@@ -151,7 +151,7 @@ def test_effective_rank_views_against_the_algebra():
     assert d["idlora_inputs"]["rank"] == 16 and d["idlora_inputs"]["shape"] == [128, 40]
     assert d["idlora_uniform"]["rank"] == 4
     # the literal ΔW_1 = (alpha/r) [B W[S_1]^1 ; B W[S_1]^2], rank 2·rank(B) = r
-    from idlora.reports.effective_rank import idlora_deltas
+    from idlora.analysis.effective_rank import idlora_deltas
 
     B, A = idl.idlora_B["default"].weight.double(), base.weight.double()[index[0]]
     lit = 2.0 * torch.cat([B @ A[:2], B @ A[2:]])

@@ -9,6 +9,7 @@ import torch
 
 from idlora.bench import gpu_check
 from idlora.errors import ConfigError
+from idlora.stats import median_ci
 
 
 def test_without_cuda_it_says_so_and_writes_nothing(tmp_path, monkeypatch, capsys):
@@ -50,7 +51,7 @@ def test_budget_skips_with_a_reason():
 
 
 def test_median_and_bootstrap_interval():
-    r = gpu_check.median_ci([1.0, 2.0, 3.0, 4.0, 100.0])
+    r = median_ci([1.0, 2.0, 3.0, 4.0, 100.0])
     assert r["median"] == 3.0 and r["trials"] == 5
     assert 1.0 <= r["ci95"][0] <= 3.0 <= r["ci95"][1] <= 100.0
-    assert gpu_check.median_ci([2.0] * 4)["ci95"] == [2.0, 2.0]
+    assert median_ci([2.0] * 4)["ci95"] == [2.0, 2.0]

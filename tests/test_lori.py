@@ -150,7 +150,7 @@ def test_training_calibrates_lori_d_then_trains_lori_s_under_the_mask(tmp_path):
 
 
 def test_the_method_config_and_table6_use_the_peft_default_sparsity():
-    from idlora.reports.tables.table6 import LORI_SPARSITY
+    from idlora.param_counts import LORI_SPARSITY
 
     cfg = compose(["experiment=gsm8k_llama3", "method=lori"])
     assert cfg.method.sparsity == LORI_SPARSITY == LoRIConfig(r=4).sparsity

@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from idlora.reports import orchestrate
 from idlora.errors import ConfigError
-from idlora.runs.launch import Run
+from idlora.experiments import Run
+from idlora.runs import orchestrate
 
 
 def _runs():

@@ -97,7 +97,8 @@ def test_unknown_slurm_option_is_refused_before_submitting(tmp_path):
 
 
 def test_sbatch_script_passes_bash_syntax_check(sim, tmp_path):
-    from idlora.runs.launch import Run, sbatch_script
+    from idlora.experiments import Run
+    from idlora.runs.launch import sbatch_script
 
     script = tmp_path / "job.sbatch"
     script.write_text(sbatch_script(Run("multitask_llama3", "idlora", [], "paper")))

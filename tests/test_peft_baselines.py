@@ -115,7 +115,7 @@ def test_counts_follow_hand_formulas_on_the_tiny_shapes():
 
 def test_paper_and_mini_ranks_give_budgets_near_loras():
     """The ranks of configs/scale/{paper,mini}.yaml: within 10% of LoRA's count (VeRA: cannot get near it)."""
-    from idlora.reports.tables.table6 import meta_model
+    from idlora.models.meta import meta_model
 
     for scale, model_name in (("paper", "llama3_8b"), ("mini", "smollm2_135m")):
         counts = {}

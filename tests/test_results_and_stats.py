@@ -7,7 +7,7 @@ import pytest
 
 from idlora.errors import ConfigError
 from idlora.results import load_per_example, load_run, new_run_record, update_metrics, write_run_record
-from idlora.reports.stats import bootstrap_ci, paired_test, significant
+from idlora.stats import bootstrap_ci, paired_test, significant
 
 
 def _record(tmp_path):
@@ -132,8 +132,7 @@ def test_committed_mini_runs_are_complete_under_the_current_configs():
     config change that alters the mini runs must come with the runs redone (or the old ones archived)."""
     from pathlib import Path
 
-    from idlora.reports.orchestrate import table_runs
-    from idlora.reports.tables import RUN_TABLES
+    from idlora.experiments import RUN_TABLES, table_runs
     from idlora.runs.launch import is_complete
 
     results = Path(__file__).parents[1] / "results" / "runs"

@@ -1,4 +1,4 @@
-"""What the router does (idlora/reports/router.py, `make fig_router`): the statistics against hand computations on a
+"""What the router does (idlora/analysis/router.py, `make fig_router`): the statistics against hand computations on a
 hand-built alpha, the hooks against the literal router on a tiny random LLaMA, and the figure end to end."""
 
 import json
@@ -12,7 +12,7 @@ from idlora.config import compose
 from idlora.errors import ConfigError
 from idlora.methods import apply_method
 from idlora.models.tiny import tiny_llama
-from idlora.reports.router import adapted_layers, collect_alphas, layer_statistics, make_fig_router
+from idlora.analysis.router import adapted_layers, collect_alphas, layer_statistics, make_fig_router
 from idlora.results import new_run_record, write_run_record
 
 SEQ_A = [[0.5, 0.5, 0.0], [0.9, 0.05, 0.05]]

@@ -18,7 +18,7 @@ def test_table3_end_to_end_at_tiny_scale_twice_at_once(tmp_path):
                f"results={tmp_path}/results", f"out={tmp_path}/tables_{name}", f"runs={tmp_path}/runs"]
         return subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
-    from idlora.reports.tables.from_runs import served_runs
+    from idlora.experiments import served_runs
 
     served = served_runs("table3", "tiny")  # rows x seeds + base; some are Table 2's runs, trained here once
     distinct = len({tuple(run.args()) for _, run, _ in served})

@@ -4,9 +4,10 @@ disagrees with its per-example scores left out, base rows, rows served by an ear
 import numpy as np
 import pytest
 
-from idlora.reports.stats import bootstrap_ci
+from idlora import experiments
+from idlora.experiments import Run
 from idlora.reports.tables import build_table, from_runs
-from idlora.runs.launch import Run
+from idlora.stats import bootstrap_ci
 from test_tables import _write_run
 
 
@@ -24,7 +25,7 @@ def seeded(monkeypatch):
             Run("multitask_llama3", "idlora", ["seed=1", "run_tag=_s1"], row="llama3_8b/idlora"),
             Run("multitask_llama3", "idlora", ["seed=2", "run_tag=_s2"], row="llama3_8b/idlora"),
             Run("multitask_llama3", "base", row="llama3_8b/base")]
-    monkeypatch.setattr(from_runs, "experiment_list", lambda table: _list(runs))
+    monkeypatch.setattr(experiments, "experiment_list", lambda table: _list(runs))
     return runs
 
 
@@ -69,8 +70,8 @@ def test_the_base_row_comes_first_with_its_label_and_no_paper_numbers(tmp_path, 
 def test_rows_served_by_an_earlier_identical_run_read_its_file_and_say_so(tmp_path, monkeypatch):
     runs = [Run("multitask_llama3", "lora", row="llama3_8b/lora"),
             Run("multitask_llama3", "lora", ["run_tag=_m"], row="mistral_7b/lora")]
-    monkeypatch.setattr(from_runs, "experiment_list", lambda table: _list(runs))
-    monkeypatch.setattr(from_runs, "canonical_runs", lambda rs: [rs[0], rs[0]])
+    monkeypatch.setattr(experiments, "experiment_list", lambda table: _list(runs))
+    monkeypatch.setattr(experiments, "canonical_runs", lambda rs: [rs[0], rs[0]])
     run_id = _write_run(tmp_path, runs[0], "tiny", {"gsm8k": ({"gsm8k": 25.0}, _rows(40, 10))})
     t = build_table("table2", "tiny", str(tmp_path))
     assert t.cell("mistral_7b/lora", "gsm8k")["ours"] == 25.0
@@ -82,7 +83,7 @@ def test_rows_served_by_an_earlier_identical_run_read_its_file_and_say_so(tmp_pa
 def test_a_row_whose_run_differs_in_effect_reads_only_its_own_file(tmp_path, monkeypatch):
     runs = [Run("multitask_llama3", "lora", row="llama3_8b/lora"),
             Run("multitask_llama3", "lora", ["seed=1", "run_tag=_m"], row="mistral_7b/lora")]
-    monkeypatch.setattr(from_runs, "experiment_list", lambda table: _list(runs))
+    monkeypatch.setattr(experiments, "experiment_list", lambda table: _list(runs))
     _write_run(tmp_path, runs[0], "tiny", {"gsm8k": ({"gsm8k": 25.0}, _rows(40, 10))})
     t = build_table("table2", "tiny", str(tmp_path))
     assert t.cell("mistral_7b/lora", "gsm8k")["ours"] is None

@@ -8,7 +8,7 @@ from omegaconf import OmegaConf
 from idlora.config import compose
 from idlora.results import new_run_record, update_metrics, write_run_record
 from idlora.reports.tables import build_table
-from idlora.reports.tables.from_runs import experiment_list
+from idlora.experiments import experiment_list
 
 
 def _write_run(results, spec, scale, metrics, per_example=None, tamper=False, trainable=1_234):

@@ -15,6 +15,13 @@ import statistics
 from pathlib import Path
 
 import torch
+from peft.tuners.lora import LoraLayer
+
+from ..config import compose
+from ..files import atomic_write_json
+from ..methods import apply_method
+from ..models import load_model_and_tokenizer
+from ..tuners.idlora.layer import IDLoRALayer
 
 # A question, a function to complete and an instruction: the three kinds of text the mini scale trains on.
 PROMPTS = (
@@ -26,10 +33,6 @@ PROMPTS = (
 
 def b_input_rms(model: torch.nn.Module, tokenizer, prompts=PROMPTS) -> dict[str, float]:
     """RMS of the input of each adapted layer's B over ``prompts`` (module name -> RMS), for ID-LoRA or PEFT's LoRA."""
-    from peft.tuners.lora import LoraLayer
-
-    from ..tuners.idlora.layer import IDLoRALayer
-
     sums: dict[str, list[float]] = {}
 
     def record(name, value):
@@ -63,10 +66,6 @@ def ratios_by_projection(idlora_rms: dict[str, float], lora_rms: dict[str, float
 
 
 def measure(scale: str = "mini", experiment: str = "multitask_llama3") -> dict:
-    from ..config import compose
-    from ..methods import apply_method
-    from ..models import load_model_and_tokenizer
-
     rms, ranks = {}, {}
     for method in ("idlora", "lora"):
         cfg = compose([f"experiment={experiment}", f"method={method}", f"scale={scale}"])
@@ -82,8 +81,6 @@ def measure(scale: str = "mini", experiment: str = "multitask_llama3") -> dict:
 
 
 def run(scale: str = "mini", out: str | Path = "results/bench/base_scale.json") -> dict:
-    from ..files import atomic_write_json
-
     doc = measure(scale)
     atomic_write_json(out, doc)
     return doc

@@ -7,7 +7,7 @@ On the mini model (SmolLM2-135M, LoRA at the mini rank, one thread) and the mini
 * ``train``: each step timed four ways, in turn within each trial (the order rotating): fp32 or bf16 autocast,
   padded or packed. Per trial the ratios fp32/bf16 (packed and padded), padded/packed (bf16) and before/after
   ((fp32, padded) over (bf16, packed)), each reported as the median over trials with a 95% bootstrap interval of
-  the median (``median_ci``: the paired interval); tokens/s (real tokens over the summed step time) per way;
+  the median (``stats.median_ci``: the paired interval); tokens/s (real tokens over the summed step time) per way;
 * ``roofline``: the FLOPs of a step (``torch.utils.flop_counter``) over its time, beside the physical limit on this
   machine: every GEMM the step makes (recorded at the dispatcher: forward and backward), replayed as a plain
   contiguous GEMM of the same shape in fp32 and in bf16; the step's share of that peak in its own dtype;
@@ -30,7 +30,17 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
-from .efficiency import median_ci
+from ..config import compose
+from ..data import build_prompt, load_dataset_for, tokenize_example
+from ..data.templates import SFTCollator, padding_fraction
+from ..eval.dev import dev_loss
+from ..files import atomic_write_json
+from ..methods import apply_method
+from ..models import load_model_and_tokenizer
+from ..models.precision import autocast, decision, native_bf16_features, scoring
+from ..stats import median_ci
+from ..training.loop import global_batches
+from .trials import CPU_TIMER
 
 GEMMS = {torch.ops.aten.mm.default, torch.ops.aten.addmm.default, torch.ops.aten.bmm.default,
          torch.ops.aten.baddbmm.default}
@@ -68,27 +78,15 @@ def gemm_peak(shapes: list[tuple[int, int, int, int]], dtype: torch.dtype, repea
     for (m, k, n, batch), count in counts.items():
         a, b = torch.randn(batch, m, k).to(dtype), torch.randn(batch, k, n).to(dtype)
         torch.bmm(a, b)  # warm-up
-        best = min(_seconds(lambda: torch.bmm(a, b)) for _ in range(repeats))
+        best = min(CPU_TIMER(lambda: torch.bmm(a, b)) for _ in range(repeats))
         flops += 2.0 * m * k * n * batch * count
         seconds += best * count
     return {"gflop": flops / 1e9, "seconds": seconds, "gflops_per_s": flops / seconds / 1e9}
 
 
-def _seconds(fn) -> float:
-    t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
-
-
 def _mini_setup(steps: int, scale: str = "mini"):
     """(config, model with the mini LoRA, tokenizer, the mini multitask run's first ``steps`` batches as tokenised
     example lists, and their records in the same order)."""
-    from ..config import compose
-    from ..data import load_dataset_for, tokenize_example
-    from ..methods import apply_method
-    from ..models import load_model_and_tokenizer
-    from ..training.loop import global_batches
-
     cfg = compose(["experiment=multitask_llama3", "method=lora", f"scale={scale}"])
     model, tokenizer = load_model_and_tokenizer(cfg.model)
     model = apply_method(model, dict(cfg.method), seed=cfg.seed)
@@ -102,9 +100,6 @@ def _mini_setup(steps: int, scale: str = "mini"):
 
 def _stepper(model, tokenizer):
     """step(examples, way): one training step (forward, backward, AdamW) of ``examples`` in ``way`` (``WAYS``)."""
-    from ..data.templates import SFTCollator
-    from ..models.precision import autocast
-
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
     collators = {pack: SFTCollator(tokenizer, pack=pack) for pack in (False, True)}
     model.train()
@@ -123,8 +118,6 @@ def _stepper(model, tokenizer):
 def train_part(model, tokenizer, batches: list[list[dict]], trials: int) -> dict:
     """Padding share, the four ways' tokens/s and the paired ratios (``RATIOS``) over ``trials`` trials, each on the
     next of the mini run's batches."""
-    from ..data.templates import padding_fraction
-
     step, _ = _stepper(model, tokenizer)
     for way in WAYS:  # warm-up: oneDNN builds its kernels for each dtype
         step(batches[0], way)
@@ -135,7 +128,7 @@ def train_part(model, tokenizer, batches: list[list[dict]], trials: int) -> dict
         batch = batches[t % len(batches)]
         tokens.append(sum(len(e["input_ids"]) for e in batch))
         for way in names[t % len(names):] + names[:t % len(names)]:  # rotate who goes first
-            seconds[way].append(_seconds(lambda: step(batch, way)))
+            seconds[way].append(CPU_TIMER(lambda: step(batch, way)))
     lengths = [len(e["input_ids"]) for b in batches for e in b]
     spans = [list(range(i, i + len(b))) for i, b in zip(_offsets(batches), batches)]
     return {"padding_fraction": padding_fraction(lengths, spans),
@@ -165,7 +158,7 @@ def roofline_part(model, tokenizer, batch: list[dict]) -> dict:
         with counter, recorder:
             step(batch, way)
         flops = counter.get_total_flops()
-        best = min(_seconds(lambda: step(batch, way)) for _ in range(3))
+        best = min(CPU_TIMER(lambda: step(batch, way)) for _ in range(3))
         peak = gemm_peak(recorder.shapes, dtype)
         gemm_flops = sum(2.0 * m * k * n * b for m, k, n, b in recorder.shapes)
         out[way.split("_")[0]] = {
@@ -191,8 +184,6 @@ def _generation(model, tokenizer, prompts: list[str], new_tokens: int):
 
 def _paired(model, fn, trials: int, tokens: int) -> dict:
     """fn() timed in fp32 and bf16 in turn (as scoring runs: ``precision.scoring``): fp32/bf16 ratio with its interval, tokens/s and GFLOP/s each."""
-    from ..models.precision import scoring
-
     seconds = {"no": [], "bf16": []}
     flops = {}
     for mixed in seconds:
@@ -205,7 +196,7 @@ def _paired(model, fn, trials: int, tokens: int) -> dict:
     for t in range(trials):
         for mixed in (("no", "bf16") if t % 2 == 0 else ("bf16", "no")):
             with scoring(mixed, model):
-                seconds[mixed].append(_seconds(fn))
+                seconds[mixed].append(CPU_TIMER(fn))
     out = {"fp32_over_bf16": median_ci([a / b for a, b in zip(seconds["no"], seconds["bf16"])]), "trials": trials}
     for mixed, name in (("no", "fp32"), ("bf16", "bf16")):
         med = sorted(seconds[mixed])[len(seconds[mixed]) // 2]
@@ -217,9 +208,6 @@ def _paired(model, fn, trials: int, tokens: int) -> dict:
 def inference_parts(cfg, model, tokenizer, records: list[dict], trials: int) -> dict:
     """Generation (a mini eval batch of the run's prompts, 32 new tokens) and a log-likelihood pass (the dev metric's
     pass over 64 records' answers), fp32 against bf16."""
-    from ..data import build_prompt
-    from ..eval.dev import dev_loss
-
     model.eval()
     family, rows = cfg.model.family, int(cfg.scale.eval_batch_size)
     prompts = [build_prompt(r["instruction"], r.get("input", ""), family, tokenizer) for r in records[:rows]]
@@ -235,8 +223,6 @@ def inference_parts(cfg, model, tokenizer, records: list[dict], trials: int) -> 
 
 
 def _provenance(load_before: tuple) -> dict:
-    from ..models.precision import decision, native_bf16_features
-
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                                 check=False).stdout.strip() or None
@@ -254,8 +240,6 @@ def run_cpu_benchmark(out: str = "results/bench/cpu.json", trials: int = 12, ste
                       quick: bool = False) -> dict:
     """Every measurement of this module on one thread; writes ``out`` and prints the headline numbers. ``quick``: the
     tiny model and 2 trials (checks the pipeline in seconds; its numbers mean nothing)."""
-    from ..files import atomic_write_json
-
     torch.set_num_threads(1)
     load_before = os.getloadavg()
     trials = 2 if quick else trials

@@ -4,11 +4,11 @@ Everything is measured in one process, side by side, and reported as ratios to m
 what the base model costs): absolute times on a shared CPU are noise, ratios measured in the same run are not.
 Each trial times the two compared models back to back (alternating which goes first); the median over trials
 of the per-trial ratio is reported, with a 95% bootstrap interval of that median in the report's
-``intervals`` (``median_ci``), and every trial's ratio in ``samples`` (n = their number). Where a part asks for a
-precision (the paper-shape panel, the decoding pair) trials go on until the interval is that narrow or a cap is
-reached (``trial_ratios``). ``--parts`` re-measures some parts and keeps the others; the run a part replaces is
-kept in ``history`` (per metric its median, interval and n), so ``between_runs`` gives the spread between runs, which
-on a shared machine is wider than any one run's interval.
+``intervals`` (``stats.median_ci``), and every trial's ratio in ``samples`` (n = their number). Where a part asks
+for a precision (the paper-shape panel, the decoding pair) trials go on until the interval is that narrow or a cap is
+reached (``trials.trial_ratios``, the paired-trial rule every benchmark shares). ``--parts`` re-measures some parts
+and keeps the others; the run a part replaces is kept in ``history`` (per metric its median, interval and n), so
+``between_runs`` gives the spread between runs, which on a shared machine is wider than any one run's interval.
 
 HydraLoRA and MoELoRA are timed twice in the same run: ours (one fused product per layer) and ``<method>_official``
 (``method.impl=official``: the official code's loop over the experts, the same function), so Figure 3 shows where
@@ -29,18 +29,31 @@ tensor an operator allocates and when it is freed (``peak_live_bytes``).
 
 from __future__ import annotations
 
-import statistics
+import copy
+import json
+import platform
 import time
 import weakref
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
+from omegaconf import OmegaConf
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 from tqdm.auto import tqdm
 
-from ..reports.bench_runs import (BENCH_PARTS, CODE_SINCE, PAIR_KEY, SHAPES, between_runs,  # noqa: F401 (re-exported)
-                                  metric_part, run_summary)
+from . import paper_shapes
+from . import pmrc as pmrc_bench
+from ..bench_format import BENCH_PARTS, PAIR_KEY, SHAPES, between_runs, metric_part, run_summary
+from ..config import compose, load_group
+from ..errors import ConfigError
+from ..files import atomic_write_json
+from ..methods import apply_method
+from ..models import load_model_and_tokenizer
+from ..models.meta import meta_model
+from ..stats import median_ci
+from .trials import trial_ratios
 
 
 class _LiveBytes(TorchDispatchMode):
@@ -92,66 +105,6 @@ def adapter_bytes(model: torch.nn.Module) -> int:
         if any(p in name for p in ("idlora_", "hydralora_", "moelora_", "lora_")):
             total += t.numel() * t.element_size()
     return total
-
-
-def trial_ratios(fn: Callable[[], object], base: Callable[[], object], trials: int, warmup: int = 1,
-                 precision: float | None = None, max_trials: int | None = None) -> list[float]:
-    """Per trial, (seconds of ``fn``) / (seconds of ``base``), the two timed back to back: on a shared machine the
-    load changes between trials more than between two adjacent calls, so each trial's ratio is steadier than a ratio
-    of separate medians.
-
-    ``precision``: after ``trials`` trials, go on in steps of ``PRECISION_STEP`` until the 95% interval of the median
-    (``median_ci``) is at most ``precision`` either side of it, or ``max_trials`` trials are done (a fixed-width
-    sequential interval: the rule stops on the interval's width, not on where the median lies)."""
-    limit = max(trials, max_trials or trials)
-    ratios: list[float] = []
-
-    def next_trials() -> int:
-        if len(ratios) < trials:
-            return trials - len(ratios)
-        if precision is None or len(ratios) >= limit or half_width(median_ci(ratios)) <= precision:
-            return 0
-        return min(PRECISION_STEP, limit - len(ratios))
-
-    with torch.no_grad(), tqdm(total=limit, desc="bench: trials", unit="trial", leave=False) as bar:
-        for _ in range(warmup):
-            fn(), base()
-        while n := next_trials():
-            for _ in range(n):
-                ratios.append(_paired_trial(fn, base, fn_first=len(ratios) % 2 == 0))  # alternate who goes first
-                bar.update()
-    return ratios
-
-
-PRECISION_STEP = 5  # trials between two checks of the interval's width (trial_ratios' precision)
-
-
-def _paired_trial(fn: Callable[[], object], base: Callable[[], object], fn_first: bool) -> float:
-    """One trial: seconds of ``fn`` over seconds of ``base``, timed back to back (``fn_first``: ``fn`` goes first)."""
-    seconds = []
-    for f in ((fn, base) if fn_first else (base, fn)):
-        t = time.perf_counter()
-        f()
-        seconds.append(time.perf_counter() - t)
-    t_fn, t_base = seconds if fn_first else seconds[::-1]
-    return t_fn / t_base
-
-
-def half_width(summary: dict) -> float:
-    """The larger distance from a ``median_ci`` summary's median to an end of its interval."""
-    lo, hi = summary["ci95"]
-    return max(summary["median"] - lo, hi - summary["median"])
-
-
-def median_ci(values: list[float], resamples: int = 2000, seed: int = 0) -> dict:
-    """Median and a 95% percentile-bootstrap interval of the median."""
-    import random
-
-    rng = random.Random(seed)
-    meds = sorted(statistics.median(rng.choices(values, k=len(values))) for _ in range(resamples))
-    return {"median": statistics.median(values), "ci95": [meds[int(0.025 * resamples)],
-                                                          meds[int(0.975 * resamples) - 1]],
-            "trials": len(values)}
 
 
 class Found(dict):
@@ -213,8 +166,6 @@ def inference_ratios(base, method_cfgs: dict[str, dict], prompt_batch: dict, dec
 
     Each adapter is built on the shared base model, timed interleaved with the same model with its adapter
     disabled (the base), then unloaded, so a large model is held in memory once."""
-    from ..methods import apply_method
-
     out: dict[str, float] = {}
     base.eval()
     base_peak = peak_live_bytes(lambda: base(**prompt_batch))
@@ -275,10 +226,6 @@ def decode_pair_ratios(base, cfg: dict, other: dict, decode_prompt: torch.Tensor
     """Per paired trial, batch-1 decoding seconds of method ``cfg`` over method ``other`` (each on its own copy of
     ``base``, timed back to back): the direct comparison of two adapters' decoding, eager or compiled. ``precision``,
     ``max_trials``: more trials until the interval is that narrow (``trial_ratios``)."""
-    import copy
-
-    from ..methods import apply_method
-
     decoders = []
     for c in (cfg, other):
         model = apply_method(copy.deepcopy(base), c)
@@ -296,12 +243,6 @@ def paper_adapter_bytes(model_name: str = "llama3_8b") -> dict[str, float]:
     """Adapter bytes (parameters and buffers) at the paper's settings on the paper's model shapes, exact, from
     meta-device models (no weights): the parameter part of Figure 3's extra-memory claim where it is made.
     At mini scale the routers (k x d_in per module) weigh more next to the small B's than at paper scale."""
-    from omegaconf import OmegaConf
-
-    from ..config import compose
-    from ..methods import apply_method
-    from ..reports.tables.table6 import meta_model
-
     sizes = {}
     for name in ("idlora", "hydralora", "moelora"):
         cfg = OmegaConf.to_container(compose(["scale=paper", f"method={name}"]).method)
@@ -316,8 +257,6 @@ def paper_adapter_bytes(model_name: str = "llama3_8b") -> dict[str, float]:
 def train_step_ratios(make_model: Callable[[], torch.nn.Module], idlora_cfg: dict, lora_cfg: dict, batch: dict,
                       trials: int, intervals: dict | None = None) -> dict[str, float]:
     """Step time (forward, backward, AdamW) of ID-LoRA at rank 4r over LoRA at rank r, per dropout position."""
-    from ..methods import apply_method
-
     out = {}
     lora_step = train_step_fn(apply_method(make_model(), lora_cfg), batch)
     for position in tqdm(("input", "rows"), desc="bench: training step", unit="setting"):
@@ -331,8 +270,6 @@ def compiled_ratios(base, method_cfgs: dict[str, dict], prompt_batch: dict, tria
     """Prompt-forward latency of each method ``torch.compile``'d over the compiled merged model: the same compiled
     module with its adapter disabled (dynamo compiles that case as its own graph; LoRA merged costs what it does).
     ``compiled_infer_time_ratio_<method>``; two warm-up pairs compile both graphs before timing."""
-    from ..methods import apply_method
-
     out: dict[str, float] = {}
     base.eval()
     for name, cfg in tqdm(method_cfgs.items(), desc=f"bench: compiled ({backend})", unit="method"):
@@ -389,9 +326,6 @@ PART_SETTINGS = {"compile": ("compile_backend",),
 
 
 def _read_json(path) -> dict | None:
-    import json
-    from pathlib import Path
-
     try:
         return json.loads(Path(path).read_text())
     except (OSError, ValueError):
@@ -430,10 +364,6 @@ def merge_parts(old: dict | None, new: dict) -> dict:
 
 def bench_methods(scale: str) -> dict[str, dict]:
     """Figure 3's method configs at ``scale``, keyed as the metrics name them (``BENCH_METHODS``)."""
-    from omegaconf import OmegaConf
-
-    from ..config import compose
-
     def method_cfg(name: str) -> dict:
         cfg = OmegaConf.to_container(compose([f"scale={scale}", f"method={name}"]).method)
         if name == "idlora":
@@ -451,8 +381,6 @@ def bench_methods(scale: str) -> dict[str, dict]:
 def _train_part(model_cfg, base, methods: dict, ids: torch.Tensor, trials: int, intervals: dict, run: bool):
     """Training: ID-LoRA at rank 4r (k=4) against LoRA at rank r — the paper's pairing (128 vs 32), scaled to the
     largest pair that fits the model's smallest targeted module (k*r <= d_out). (metrics, the ranks)."""
-    from ..models import load_model_and_tokenizer
-
     d_min = min(m.out_features for n, m in base.named_modules()
                 if isinstance(m, torch.nn.Linear) and n.rsplit(".", 1)[-1] in methods["idlora"]["target_modules"])
     r_id = min(128, (d_min // 4) // 2 * 2)
@@ -473,8 +401,6 @@ def _train_part(model_cfg, base, methods: dict, ids: torch.Tensor, trials: int, 
 def _shapes_part(quick: bool, trials: int, intervals: dict) -> tuple[dict, dict]:
     """The paper-shape panel (``paper_shapes``): every method at the paper's ranks on LLaMA-3-8B decoder layers,
     prompt forward, decode and extra memory, over the same layers with the adapter disabled. (metrics, settings)."""
-    from . import paper_shapes
-
     settings = {**paper_shapes.SETTINGS, **(paper_shapes.QUICK if quick else {})}
     base = paper_shapes.layer_model(settings)
     prompt, decode = paper_shapes.inputs(settings)
@@ -536,13 +462,6 @@ def run_efficiency_benchmark(model_name: str = "smollm2_135m", quick: bool = Fal
     """All of Figure 3's measurements for one model; writes ``out`` and prints a table. ``compile_backend``: the
     compile parts' ``torch.compile`` backend (default inductor; quick: eager, which checks the path in seconds);
     ``pair_trials``: the decoding pairs' trials (default ``PAIR_TRIALS``, at least ``trials``)."""
-    import platform
-
-    from ..config import load_group
-    from ..errors import ConfigError
-    from ..files import atomic_write_json
-    from ..models import load_model_and_tokenizer
-
     unknown = set(parts) - set(BENCH_PARTS)
     if unknown:
         raise ConfigError(f"unknown benchmark part(s) {sorted(unknown)}; valid: {', '.join(BENCH_PARTS)}")
@@ -570,8 +489,6 @@ def run_efficiency_benchmark(model_name: str = "smollm2_135m", quick: bool = Fal
     train, train_pair = _train_part(model_cfg, base, methods, ids, trials, intervals, "train" in parts)
     results.update(train)
     if "pmrc" in parts:
-        from . import pmrc as pmrc_bench
-
         results.update(pmrc_bench.pmrc_comparison(base, k=4, r=methods["idlora"]["r"], quick=quick))
     settings.update({"train_pair": train_pair, "methods": methods})
     if set(COMPILE_PARTS) & set(parts):

@@ -22,17 +22,30 @@ tests' way through these code paths; its numbers mean nothing) and writes only w
 
 from __future__ import annotations
 
+import math
 import os
+import platform
 import tempfile
 import time
 from pathlib import Path
 
+import accelerate
+import peft
 import torch
+import transformers
 from tqdm.auto import tqdm
+from transformers import AutoConfig, AutoModelForCausalLM
 
+from ..config import CONFIG_DIR, compose
 from ..errors import ConfigError
-from ..methods import TABLE_ORDER
-from .efficiency import median_ci  # noqa: F401  (the median and its 95% bootstrap interval; gpu_check.median_ci)
+from ..files import atomic_write_json
+from ..methods import TABLE_ORDER, apply_method
+from ..models.tiny import tiny_llama
+from ..pmrc import kmeans as pmrc_kmeans
+from ..results import git_commit
+from ..stats import median_ci
+from .efficiency import _randomize_adapter
+from .trials import Timer, trial_ratios
 
 PARTS = ("train", "pmrc", "fig3", "generate", "compile")
 BUDGET_S = {"train": 120, "pmrc": 80, "fig3": 110, "generate": 40, "compile": 60}  # 410 s in all
@@ -71,40 +84,6 @@ def size(key: str, dry: bool):
     return SIZES[key][1 if dry else 0]
 
 
-class Timer:
-    """Seconds of ``fn()``: CUDA events on a GPU (device time, no host jitter), perf_counter on the CPU."""
-
-    def __init__(self, device: str):
-        self.cuda = device.startswith("cuda")
-
-    def __call__(self, fn) -> float:
-        if not self.cuda:
-            t = time.perf_counter()
-            fn()
-            return time.perf_counter() - t
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        return start.elapsed_time(end) / 1000
-
-
-def paired_ratios(fn, base, trials: int, timer: Timer, warmup: int = 1) -> list[float]:
-    """Per trial, seconds of ``fn`` over seconds of ``base`` timed back to back, alternating which goes first."""
-    with torch.no_grad():
-        for _ in range(warmup):
-            fn(), base()
-        ratios = []
-        for i in range(trials):
-            if i % 2 == 0:
-                a, b = timer(fn), timer(base)
-            else:
-                b, a = timer(base), timer(fn)
-            ratios.append(a / b)
-    return ratios
-
-
 def _sync(device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.synchronize()
@@ -120,9 +99,8 @@ def _train_overrides(method: str, tmp: str, dry: bool) -> list[str]:
 
 def part_train(device: str, dry: bool, budget: Budget, ctx: dict) -> dict:
     """A few training steps of each method through the real training path (``idlora.training.loop.run``)."""
-    import math
-
-    from ..config import compose
+    # imported in its part: should the training stack fail to import on the GPU machine (its wheels,
+    # runs/wheels.py), this part records the error and the other parts still run
     from ..training.loop import run
 
     methods = ctx.get("methods") or (("idlora",) if dry else TRAIN_METHODS)
@@ -147,8 +125,6 @@ def part_train(device: str, dry: bool, budget: Budget, ctx: dict) -> dict:
 
 def part_pmrc(device: str, dry: bool, budget: Budget, ctx: dict) -> dict:
     """PMRC's torch backend on the device on LLaMA-3-8B's projection shapes, and its objective vs the reference."""
-    from ..pmrc import kmeans as pmrc_kmeans
-
     gen, r, shapes = torch.Generator().manual_seed(0), size("pmrc_r", dry), {}
     for (d_out, d_in), per_layer in tqdm(size("pmrc_shapes", dry).items(), desc="gpu-check: PMRC", unit="shape"):
         if not budget.ok(f"{d_out}x{d_in}"):
@@ -163,7 +139,7 @@ def part_pmrc(device: str, dry: bool, budget: Budget, ctx: dict) -> dict:
     out = {"k": 4, "r": r, "shapes": shapes,
            "llama3_8b_estimate_seconds": 32 * sum(s["seconds"] * s["per_layer"] for s in shapes.values())}
     (d_out, d_in), r_small = size("pmrc_small", dry), size("pmrc_r", dry)
-    try:
+    try:  # optional on the GPU machine: its wheels leave scipy out unless WHEELS_ALL=1 (runs/wheels.py)
         import k_means_constrained  # noqa: F401
     except ImportError as e:
         budget.skipped.append({"item": "objective vs reference", "reason": f"k-means-constrained unavailable ({e}); "
@@ -183,13 +159,7 @@ def part_pmrc(device: str, dry: bool, budget: Budget, ctx: dict) -> dict:
 def _fig3_base(device: str, dry: bool):
     """LLaMA-3-8B's decoder layers (``FIG3_LAYERS`` of them) and vocabulary, random weights; a tiny LLaMA when dry."""
     if dry:
-        from ..models.tiny import tiny_llama
-
         return tiny_llama(seed=0).eval()
-    from transformers import AutoConfig, AutoModelForCausalLM
-
-    from ..config import CONFIG_DIR
-
     config = AutoConfig.from_pretrained(CONFIG_DIR / "hf" / "llama3_8b")
     config.num_hidden_layers = FIG3_LAYERS
     torch.manual_seed(0)
@@ -227,7 +197,7 @@ def _method_ratios(model, batch: dict, prompt: torch.Tensor, device: str, dry: b
         with model.disable_adapter():
             return fwd(**batch)
 
-    out = {"prompt_forward": median_ci(paired_ratios(forward, forward_base, trials, timer, warmup=2))}
+    out = {"prompt_forward": median_ci(trial_ratios(forward, forward_base, trials, warmup=2, timer=timer))}
     if compiled:
         return out
 
@@ -239,14 +209,11 @@ def _method_ratios(model, batch: dict, prompt: torch.Tensor, device: str, dry: b
         with model.disable_adapter():
             return decode()
 
-    out["decode"] = median_ci(paired_ratios(decode, decode_base, trials, timer))
+    out["decode"] = median_ci(trial_ratios(decode, decode_base, trials, timer=timer))
     return out
 
 
 def _fig3(device: str, dry: bool, budget: Budget, ctx: dict, compiled: bool) -> dict:
-    from .efficiency import _randomize_adapter
-    from ..methods import apply_method
-
     base = ctx.get("fig3_base")
     if base is None:
         base = ctx["fig3_base"] = _fig3_base(device, dry)
@@ -285,11 +252,6 @@ def part_compile(device, dry, budget, ctx):
 
 def part_generate(device: str, dry: bool, budget: Budget, ctx: dict) -> dict:
     """HF generate tokens/s on a random SmolLM2-135M (greedy, fixed length), per batch size."""
-    from transformers import AutoConfig, AutoModelForCausalLM
-
-    from ..config import CONFIG_DIR
-    from ..models.tiny import tiny_llama
-
     if dry:
         model = tiny_llama(seed=0)
     else:
@@ -321,14 +283,6 @@ PART_FUNCS = {"train": part_train, "pmrc": part_pmrc, "fig3": part_fig3, "genera
 
 
 def provenance(device: str) -> dict:
-    import platform
-
-    import accelerate
-    import peft
-    import transformers
-
-    from ..results import git_commit
-
     cuda = device.startswith("cuda")
     return {"device": torch.cuda.get_device_name(0) if cuda else platform.processor() or platform.machine(),
             "torch": torch.__version__, "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version(),
@@ -349,8 +303,6 @@ def run_part(part: str, device: str, dry: bool, ctx: dict) -> dict:
 
 def run(dry_run: bool = False, out: str | None = None, parts=PARTS, methods=None) -> dict | None:
     """Run the check; returns the report (None, and nothing written, without a CUDA device unless ``dry_run``)."""
-    from ..files import atomic_write_json
-
     unknown = [p for p in parts if p not in PARTS]
     if unknown:
         raise ConfigError(f"unknown part(s) {unknown}; valid: {', '.join(PARTS)} (e.g. parts=train,pmrc)")

@@ -41,12 +41,26 @@ from the same estimators).
 from __future__ import annotations
 
 import json
+import time
+import weakref
 from dataclasses import dataclass
+from unittest import mock
 
 import torch
+import transformers
+from omegaconf import OmegaConf
+from peft.tuners.vblora.layer import VBLoRALayer
+from torch.autograd.graph import saved_tensors_hooks
+from tqdm.auto import tqdm
+from transformers import AttentionInterface
 
+from ..config import compose, load_group
 from ..errors import ConfigError
-from ..methods import LABELS, TABLE_ORDER
+from ..files import atomic_write_json, atomic_write_text
+from ..methods import LABELS, TABLE_ORDER, apply_method, count_parameters
+from ..models.meta import HF_CONFIG_DIR, meta_model
+from ..results import git_commit
+from ..runs.launch import accelerate_config
 
 GIB = 2**30
 PAPER_MODELS = ("llama3_8b", "mistral_7b", "llama32_3b")
@@ -59,8 +73,6 @@ ATTN_NAME = "idlora_fused_sdpa_meta"
 def zero_stage(method: str) -> int:
     """The ZeRO stage ``idlora.runs.launch`` runs a method with: 3 for fft (configs/accelerate/zero3.yaml), 0 for
     plain data parallel (LoRA-FA, ddp.yaml: its optimizer steps whole tensors), 2 for every other adapter."""
-    from ..runs.launch import accelerate_config
-
     return {"zero3": 3, "ddp": 0}.get(accelerate_config(method).rsplit("/", 1)[-1].split(".")[0], 2)
 
 
@@ -75,8 +87,6 @@ class Counts:
 def parameter_counts(model: torch.nn.Module) -> Counts:
     """Exact counts of a (meta-device) model; tied weights once. ``largest_layer`` as DeepSpeed's
     ``stage3.model_to_params`` computes it (it cannot be called on meta tensors: it dedupes by data_ptr)."""
-    from ..methods import count_parameters
-
     trainable, total = count_parameters(model)
     largest = max(sum(p.numel() for p in m.parameters(recurse=False)) for m in model.modules())
     buffers = sum(b.numel() * b.element_size() for b in model.buffers())
@@ -85,7 +95,7 @@ def parameter_counts(model: torch.nn.Module) -> Counts:
 
 def model_states_bytes(c: Counts, stage: int, gpus: int, offload: bool) -> tuple[int, int]:
     """(GPU bytes, CPU bytes) per GPU of weights, gradients and optimizer states (see the module docstring)."""
-    try:
+    try:  # deepspeed: an optional extra (pip install -e '.[deepspeed]'), only for its estimators
         from deepspeed.runtime.zero.stage3 import estimate_zero3_model_states_mem_needs
         from deepspeed.runtime.zero.stage_1_and_2 import estimate_zero2_model_states_mem_needs
     except ImportError:
@@ -126,8 +136,6 @@ def _fused_attention(module, query, key, value, attention_mask=None, **kwargs):
 
 
 def _register_attention() -> None:
-    from transformers import AttentionInterface
-
     AttentionInterface.register(ATTN_NAME, _fused_attention)
 
 
@@ -144,11 +152,6 @@ def _saved_bytes(fn, exclude: set[int]) -> int:
 
     Tensors saved by a part of the graph that is dropped during ``fn`` (e.g. DoRA's detached weight norm) are
     freed on the GPU too and are not counted: only those still alive (weakly referenced) at the end are."""
-    import weakref
-    from unittest import mock
-
-    from torch.autograd.graph import saved_tensors_hooks
-
     refs = []
 
     def pack(t):
@@ -177,11 +180,8 @@ class Profile:
 def adapted_meta_model(model_name: str, method_cfg: dict, config_dir=None) -> torch.nn.Module:
     """The model of ``configs/hf/<model_name>`` (or ``config_dir/<model_name>``) on the meta device with the method
     applied, in bf16."""
-    from ..methods import apply_method
-    from ..reports.tables.table6 import CONFIG_DIR, meta_model
-
     with torch.device("meta"):
-        model = apply_method(meta_model(model_name, config_dir or CONFIG_DIR), method_cfg)
+        model = apply_method(meta_model(model_name, config_dir or HF_CONFIG_DIR), method_cfg)
     return model.to(torch.bfloat16)
 
 
@@ -233,8 +233,6 @@ def profile(model_name: str, method_cfg: dict, tokens: tuple[int, int] = (16, 32
 def _skip_vblora_inf_check(model) -> None:
     """PEFT's VB-LoRA layers test their logits for inf when training (a ``Tensor.item``, impossible on meta tensors):
     clear those layers' own training flag, which only that test reads; their dropout modules still train."""
-    from peft.tuners.vblora.layer import VBLoRALayer
-
     for module in model.modules():
         if isinstance(module, VBLoRALayer):
             module.training = False
@@ -250,10 +248,6 @@ def activation_bytes(p: Profile, tokens: int, checkpointing: bool) -> float:
 
 def method_config(method: str) -> dict:
     """The method's config at paper scale (ranks of Tables 1-3: ID-LoRA r=128 k=4, LoRA/DoRA/LoRI r=32, ...)."""
-    from omegaconf import OmegaConf
-
-    from ..config import compose
-
     return OmegaConf.to_container(compose(["scale=paper", f"method={method}"]).method)
 
 
@@ -277,10 +271,6 @@ def plan_one(p: Profile, method: str, gpus: int, budget: float, tokens: int) -> 
 def build_plan(models=PAPER_MODELS, methods=METHOD_ORDER, gpus: int = 2, gpu_gib: float = 80.0,
                fraction: float = 0.9, micro_batch_size: int | None = None, max_length: int | None = None) -> dict:
     """The plan for every (model, method): see the module docstring. Batch shape defaults to scale=paper's."""
-    from tqdm.auto import tqdm
-
-    from ..config import load_group
-
     scale = load_group("scale", "paper")
     mbs, length = micro_batch_size or int(scale.micro_batch_size), max_length or int(scale.max_length)
     if gpus < 1 or not 0 < fraction <= 1 or gpu_gib <= 0:
@@ -343,13 +333,7 @@ def markdown(plan: dict) -> str:
 
 def write(plan: dict, json_path: str = "results/bench/memory_plan.json",
           md_path: str = "results/tables/memory_plan.md") -> tuple[str, str]:
-    import time
-
-    import deepspeed
-    import transformers
-
-    from ..files import atomic_write_json, atomic_write_text
-    from ..results import git_commit
+    import deepspeed  # an optional extra (pip install -e '.[deepspeed]'): its version, in the provenance
 
     plan = {**plan, "provenance": {"deepspeed": deepspeed.__version__, "transformers": transformers.__version__,
                                    "torch": torch.__version__, "commit": git_commit(),

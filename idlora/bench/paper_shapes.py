@@ -10,8 +10,9 @@ are the same for every method, so they only dilute the ratios), on which every m
 from __future__ import annotations
 
 import torch
+from transformers import AutoConfig, AutoModelForCausalLM
 
-from ..config import CONFIG_DIR
+from ..models.meta import HF_CONFIG_DIR
 
 # The panel's settings: one decoder layer (a forward of 512 tokens costs ~3 s on 2 cores), a 1024-token vocabulary;
 # a 512-token prompt forward (batch 1) and batch-1 decoding of 16 tokens after a 16-token prompt.
@@ -27,9 +28,7 @@ def layer_model(settings: dict, seed: int = 0) -> torch.nn.Module:
     """``settings["model"]``'s architecture with ``settings["layers"]`` decoder layers and ``settings["vocab"]``
     tokens, random weights (the config's initializer), float32, in eval mode. Keys of ``settings`` that name config
     fields (``hidden_size``, ...) replace them (quick mode)."""
-    from transformers import AutoConfig, AutoModelForCausalLM
-
-    config = AutoConfig.from_pretrained(CONFIG_DIR / "hf" / settings["model"])
+    config = AutoConfig.from_pretrained(HF_CONFIG_DIR / settings["model"])
     config.num_hidden_layers, config.vocab_size = settings["layers"], settings["vocab"]
     config.bos_token_id, config.eos_token_id, config.pad_token_id = 1, 2, 0
     for key, value in settings.items():

@@ -7,7 +7,8 @@ number of iterations) and the time is extrapolated to all the model's matrices; 
 increase of resident memory while clustering one matrix, measured in a fresh (spawned) child process. SmolLM2-135M
 (the mini model) is measured on its real weights, every matrix, when its cached weights are present.
 
-Writes ``results/bench/pmrc_cost.json`` and ``results/tables/table_pmrc_cost.{md,tex,json}``.
+Writes ``results/bench/pmrc_cost.json``; ``idlora.reports.tables.pmrc_cost`` builds
+``results/tables/table_pmrc_cost.{md,tex,json}`` from it.
 """
 
 from __future__ import annotations
@@ -19,10 +20,13 @@ import time
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
-from ..config import CONFIG_DIR
+from ..config import CONFIG_DIR, load_group
 from ..errors import ConfigError
 from ..files import atomic_write_json
+from ..methods import PAPER_TARGETS
+from ..models import load_model_and_tokenizer
 
 BACKENDS = ("reference", "torch")
 MODELS = {"llama3_8b": 128, "mistral_7b": 128, "llama32_3b": 128}  # model -> the paper's r (k = 4)
@@ -55,6 +59,8 @@ def _random_matrix(d_out: int, d_in: int, seed: int) -> torch.Tensor:
 
 def _select_timed(W: torch.Tensor, r: int, backend: str, restarts, seed: int = 0) -> tuple[float, float]:
     """(seconds, objective) of PMRC on W as ID-LoRA's set-up runs it: the clustering and the r rows per cluster."""
+    # imported here, in the spawned child after its baseline memory is read (_child_one): the peak memory measured
+    # includes the import, as in every measurement on file
     from .. import pmrc
     from ..pmrc import kmeans as pmrc_kmeans
 
@@ -130,8 +136,6 @@ def measure_all(model: str, r: int, restarts: int | None, shapes=None) -> dict:
 
 def paper_restarts() -> int | None:
     """The paper scale's ``pmrc_restarts`` (what ``scale=paper`` clusters with)."""
-    from ..config import load_group
-
     return load_group("scale", "paper").get("pmrc_restarts")
 
 
@@ -174,12 +178,9 @@ def smollm2_cost(r: int = 32) -> dict:
     """SmolLM2-135M on its real weights, every targeted matrix, both backends (torch at the mini scale's restarts,
     the backend's default; and at the paper scale's, for its objective on real weights): time and the largest
     per-matrix torch/reference objective ratio."""
-    from ..config import load_group
-    from ..methods import PAPER_TARGETS as TARGETS
-    from ..models import load_model_and_tokenizer
 
     model = load_model_and_tokenizer(load_group("model", "smollm2_135m"))[0]
-    weights = [m.weight.detach().float() for n, m in model.named_modules() if n.rsplit(".", 1)[-1] in TARGETS]
+    weights = [m.weight.detach().float() for n, m in model.named_modules() if n.rsplit(".", 1)[-1] in PAPER_TARGETS]
     del model
     out = {"matrices": len(weights), "r": r, "k": K, "restarts_torch": None, "torch_timing": "every matrix, measured",
            "measured": "real weights, every matrix"}
@@ -199,10 +200,8 @@ def smollm2_cost(r: int = 32) -> dict:
     return out
 
 
-def run(out_json: str | Path = "results/bench/pmrc_cost.json", out_tables: str | Path = "results/tables",
-        models=tuple(MODELS), quick: bool = False) -> dict:
-    from tqdm.auto import tqdm
-
+def run(out_json: str | Path = "results/bench/pmrc_cost.json", models=tuple(MODELS), quick: bool = False) -> dict:
+    """Measure every model of ``models`` and write ``out_json`` (its table: ``reports.tables.pmrc_cost``)."""
     results, cache = {}, {}
     if not quick:
         results["smollm2_135m"] = smollm2_cost()
@@ -222,47 +221,4 @@ def run(out_json: str | Path = "results/bench/pmrc_cost.json", out_tables: str |
            "provenance": {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "threads": torch.get_num_threads(),
                           "torch": torch.__version__}}
     atomic_write_json(out_json, doc)
-    write_table(doc, out_tables, source=str(out_json))
     return doc
-
-
-def rebuild_table(path: str | Path = "results/bench/pmrc_cost.json", out_tables: str | Path = "results/tables"):
-    """The table again from an existing results file, without measuring (``scripts/pmrc_cost.py table=true``)."""
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"no {path}; run `make pmrc_cost` first.")
-    try:
-        doc = json.loads(path.read_text())
-        doc["models"], doc["note"]
-    except (ValueError, KeyError, TypeError):
-        raise ConfigError(f"{path} is not a pmrc_cost results file; rerun `make pmrc_cost`.") from None
-    return write_table(doc, out_tables, source=str(path))
-
-
-def _fmt(v) -> str:
-    if isinstance(v, float):
-        return f"{v:.5f}" if 0.5 < v < 2 else f"{v:,.1f}"  # an objective ratio shows its 0.01% digits
-    return f"{v:,}" if isinstance(v, int) else str(v)
-
-
-def write_table(doc: dict, out_tables: str | Path = "results/tables", source: str = "results/bench/pmrc_cost.json"):
-    """``table_pmrc_cost.{md,tex,json}`` from a ``pmrc_cost.json`` document (``scripts/pmrc_cost.py table=true``)."""
-    from ..pmrc import DEFAULT_RESTARTS
-    from ..reports.tables.render import Table
-
-    cols = ["matrices", "r", "restarts_torch", "seconds_reference", "seconds_torch", "torch_timing", "speedup",
-            "objective_ratio_max", "peak_mib_reference", "peak_mib_torch"]
-    t = Table(name="table_pmrc_cost", title="PMRC preprocessing cost per model and backend (k=4; r=128 on the paper's models, the mini r on SmolLM2)",
-              scale="tiny shapes (quick)" if doc.get("quick") else "measured on this machine",
-              rows=list(doc["models"]), columns=cols, missing_note="not measured",
-              fmt=_fmt)
-    for m, c in doc["models"].items():
-        vals = dict(c, speedup=c["seconds_reference"] / max(c["seconds_torch"], 1e-9))
-        vals["restarts_torch"] = c.get("restarts_torch") or DEFAULT_RESTARTS["torch"]  # null: the backend's default
-        for col in cols:
-            t.add(m, col, vals.get(col), runs=[source])
-    t.notes.append(doc["note"] + " Peak memory: the largest rise of resident memory while clustering one matrix "
-                   "(not measured for SmolLM2, clustered in-process on its real weights). Reference: "
-                   "k-means-constrained (the paper's); torch: this project's size-constrained k-means "
-                   "(method.pmrc_backend), restarts_torch its seeded restarts (method.pmrc_restarts).")
-    return t.write(out_tables)

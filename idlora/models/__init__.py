@@ -16,9 +16,11 @@ import os
 from pathlib import Path
 
 import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from ..errors import ConfigError
 from ..files import atomic_write_text
+from . import tiny
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -49,8 +51,6 @@ def _resolve_dtype(name: str | None) -> torch.dtype:
 
 
 def _load_gguf(model_cfg, dtype):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     cached = cache_dir() / "models" / model_cfg.name
     if not (cached / "COMPLETE").exists():
         gguf = gguf_package_file(model_cfg.package, model_cfg.gguf_file)
@@ -78,8 +78,6 @@ def _load_gguf(model_cfg, dtype):
 
 
 def _load_hub(model_cfg, dtype):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     source = model_cfg.get("path") or model_cfg.hub_id
     kwargs = {"dtype": dtype, "revision": model_cfg.get("revision")}
     if torch.cuda.is_available() and importlib.util.find_spec("flash_attn") is not None:
@@ -100,12 +98,10 @@ def _load_hub(model_cfg, dtype):
 
 
 def _load_tiny(model_cfg, dtype):
-    from . import tiny as testing
-
-    builders = {"llama": testing.tiny_llama, "mistral": testing.tiny_mistral}
+    builders = {"llama": tiny.tiny_llama, "mistral": tiny.tiny_mistral}
     if model_cfg.arch not in builders:
         raise ConfigError(f"tiny model arch {model_cfg.arch!r} unknown; valid: {', '.join(builders)}")
-    return builders[model_cfg.arch](seed=int(model_cfg.get("seed", 0))).to(dtype), testing.tiny_tokenizer()
+    return builders[model_cfg.arch](seed=int(model_cfg.get("seed", 0))).to(dtype), tiny.tiny_tokenizer()
 
 
 def load_model_and_tokenizer(model_cfg, dtype: str | None = None):

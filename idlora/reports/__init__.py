@@ -1,2 +1,4 @@
-"""Reports: the paper's tables (``tables``), figures, significance tests (``stats``), the effective-rank study, and
-``orchestrate`` (a table's missing runs launched, then the table built)."""
+"""Reports, built from results files and configs only: the paper's tables (``tables``), figures (``figures``, and
+``router``, ``effective_rank`` from their analyses' JSON), the claims (``claims``, ``paired``, ``preregistered``) and
+the real-data pilot's summary (``pilot``). Nothing here trains, evaluates, launches or benchmarks (pyproject.toml's
+import contracts)."""

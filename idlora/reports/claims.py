@@ -23,10 +23,10 @@ from pathlib import Path
 
 from ..files import atomic_write_json, atomic_write_text
 from ..methods import PEFT_BASELINES
+from ..bench_format import SHAPES, between_runs
+from ..stats import bootstrap_ci, median_difference_ci, paired_test, seed_mean, sign_test_p, t_interval
 from . import verdicts
-from .bench_runs import SHAPES, between_runs
 from .preregistered import COUNT, load_claims
-from .stats import bootstrap_ci, median_difference_ci, paired_test, seed_mean, sign_test_p, t_interval
 from .tables.from_runs import COLUMN_LABELS, LABELS, TableRuns, cell_scores, load_runs
 from .tables.render import paper_numbers
 

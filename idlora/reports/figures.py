@@ -14,11 +14,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from matplotlib.ticker import FuncFormatter, MaxNLocator, MultipleLocator, NullFormatter
+
+from ..bench_format import PAIR_KEY, SHAPES
+from ..config import load_group
 from ..errors import ConfigError
 from ..methods import LABELS
-from .bench_runs import PAIR_KEY, SHAPES
+from ..results import record_files
+from .effective_rank import fig_rank
 from .plotting import pyplot as _pyplot
 from .plotting import save as _save
+from .router import fig_router
+from .tables import build_table
+from .tables.render import paper_numbers
 
 FIGURES = ("fig3", "fig4", "fig_rank", "fig_budget", "fig_router")
 FIG3_METHODS = ("lora_unmerged", "dora_unmerged", "hydralora", "moelora", "idlora")
@@ -55,8 +63,6 @@ def fig3_data(bench_path: str | Path) -> dict:
     overhead (%), compiled prompt-forward overhead (%), each with its 95% interval where the file has one (None
     otherwise), extra memory (MiB); the paper's claims. ``rows``: the benchmark's model (the mini panel);
     ``shape_rows``: the paper-shape panel (LLaMA-3-8B decoder layers, the paper's ranks), None if not measured."""
-    from .tables.render import paper_numbers
-
     path = Path(bench_path)
     if not path.exists():
         raise ConfigError(f"no efficiency benchmark results at {path}; run `make bench` first.")
@@ -139,8 +145,6 @@ def _fig3_time_panel(ax, data: dict, methods: list[str], measure: str, seen: set
 def _fig3_limits(ax) -> None:
     """15% headroom for the value labels; a grid line every 5 points wherever the range allows it (a 3-point
     difference then spans most of a grid cell), else about 12 lines."""
-    from matplotlib.ticker import MaxNLocator, MultipleLocator
-
     lo, hi = ax.get_ylim()
     lo, hi = min(0.0, lo * 1.15), hi * 1.15
     ax.set_ylim(lo, hi)
@@ -257,8 +261,6 @@ def fig3(bench_path: str | Path = "results/bench/efficiency.json", out: str | Pa
 
 def fig4_data(scale: str = "mini", results_dir: str | Path = "results/runs") -> dict:
     """Series per benchmark and method: ours and the paper's (params %, value), from Table 7's runs."""
-    from .tables import build_table
-
     table = build_table("table7", scale, str(results_dir))
     series: dict = {}
     intervals: dict = {}  # panel -> row -> (ci_low, ci_high) of our cell, where the table has one
@@ -308,8 +310,6 @@ def fig4(scale: str = "mini", results_dir: str | Path = "results/runs",
     if not any(pts for s in data["series"].values() for k, pts in s.items() if k.endswith("_ours")):
         raise ConfigError(f"no Table 7 runs at scale {scale} in {results_dir}; run `make table7 SCALE={scale}` first.")
     plt = _pyplot()
-    from matplotlib.ticker import FuncFormatter, NullFormatter
-
     fig, axes = plt.subplots(2, 3, figsize=(12, 6.5))
     style = {"lora": ("tab:blue", "o", "LoRA"), "idlora": ("tab:red", "s", "ID-LoRA")}
     for ax, panel in zip(axes.flat, FIG4_PANELS):
@@ -342,9 +342,7 @@ def fig4(scale: str = "mini", results_dir: str | Path = "results/runs",
 def budget_curves(results_dir: str | Path) -> dict[str, list[float]]:
     """{run id: training loss per step} of every results file in ``results_dir`` that recorded a loss curve."""
     curves = {}
-    for path in sorted(Path(results_dir).glob("*.json")):
-        if path.name.endswith(".examples.json"):
-            continue
+    for path in record_files(results_dir):
         record = json.loads(path.read_text())
         if (curve := record.get("train", {}).get("loss_curve")):
             curves[record["run_id"]] = [float(x) for x in curve]
@@ -357,8 +355,6 @@ def budget_curves(results_dir: str | Path) -> dict[str, list[float]]:
 def fig_budget(results_dir: str | Path, out: str | Path, scale: str = "mini") -> Path:
     """Training loss per step of long runs (``results_dir``), with the scale's step budget marked: how the mini
     scale's ``max_steps`` was chosen (where the adapters' loss has flattened)."""
-    from ..config import load_group
-
     steps = load_group("scale", scale).get("max_steps")
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -377,29 +373,30 @@ def fig_budget(results_dir: str | Path, out: str | Path, scale: str = "mini") ->
     return _save(fig, Path(out))
 
 
-def make_figure(name: str, scale: str = "mini", results_dir: str = "results/runs",
-                bench: str = "results/bench/efficiency.json", out_dir: str = "results/figures",
-                run: str | None = None, prompts: int | None = None) -> Path:
-    """``run`` and ``prompts`` (per benchmark) are fig_router's: the trained ID-LoRA run whose router it reads; its
-    numbers go to ``results/router/<run_id>.json`` (beside ``out_dir``)."""
+def check_options(name: str, run: str | None = None, prompts: int | None = None) -> None:
+    """A known figure, and fig_router's options (``run``, ``prompts``) given to it alone: checked before any work."""
     if name not in FIGURES:
         raise ConfigError(f"unknown figure {name!r}; available: {', '.join(FIGURES)} "
                           "(make fig3, make fig4, make fig_rank, make fig_router)")
     if (run is not None or prompts is not None) and name != "fig_router":
         raise ConfigError(f"run= and prompts= are fig_router's options; {name} does not take them.")
+    if name == "fig_router" and not run:
+        raise ConfigError("fig_router reads one trained ID-LoRA run: pass run=<run id>, e.g. "
+                          "run=multitask_llama32.mini.idlora (make fig_router RUN=<run id>).")
+
+
+def make_figure(name: str, scale: str = "mini", results_dir: str = "results/runs",
+                bench: str = "results/bench/efficiency.json", out_dir: str = "results/figures",
+                run: str | None = None) -> Path:
+    """``<out_dir>/<name>.png`` from files. fig_router reads ``results/router/<run>.json`` (beside ``out_dir``) and
+    fig_rank ``<out_dir>/fig_rank.json``: the files their analysis stages write (``idlora.analysis``;
+    ``scripts/make_figure.py`` runs the stage first)."""
+    check_options(name, run)
     out = Path(out_dir) / f"{name}.png"
     if name == "fig_router":
-        from .router import DEFAULT_PROMPTS, make_fig_router
-
-        if not run:
-            raise ConfigError("fig_router reads one trained ID-LoRA run: pass run=<run id>, e.g. "
-                              "run=multitask_llama32.mini.idlora (make fig_router RUN=<run id>).")
-        return make_fig_router(run, results_dir, out_dir, Path(out_dir).parent / "router",
-                               DEFAULT_PROMPTS if prompts is None else prompts)[0]
+        return fig_router(Path(out_dir).parent / "router" / f"{run}.json", out)
     if name == "fig_rank":
-        from .effective_rank import make_fig_rank
-
-        return make_fig_rank(scale, results_dir, out_dir)[0]
+        return fig_rank(Path(out_dir) / "fig_rank.json", out)
     if name == "fig_budget":
         return fig_budget(results_dir, out, scale)
     return fig3(bench, out) if name == "fig3" else fig4(scale, results_dir, out)

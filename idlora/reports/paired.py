@@ -40,7 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .stats import BOOTSTRAP_REPLICATES, BOOTSTRAP_SEED, LEVEL, _weights, t_interval
+from ..stats import BOOTSTRAP_REPLICATES, BOOTSTRAP_SEED, LEVEL, _weights, t_interval
 
 SUPPORTED, CONTRADICTED, NOT_RESOLVED = "supported", "contradicted", "not resolved"
 NON_INFERIOR, INFERIOR = "non-inferior", "inferior"

@@ -13,7 +13,8 @@ import json
 from pathlib import Path
 
 from ..files import atomic_write_json, atomic_write_text
-from .stats import bootstrap_ci
+from ..results import record_files
+from ..stats import bootstrap_ci
 from .tables.from_runs import per_example_scores
 
 FLOOR = 5.0  # points: a trained score whose interval reaches below this has not left the floor
@@ -25,9 +26,7 @@ TAG = "_pilot_"
 def _records(results_dir: Path) -> dict[tuple[str, str], dict]:
     """(task, method) -> results record, for every pilot run in ``results_dir``."""
     out = {}
-    for path in sorted(results_dir.glob("*.json")):
-        if path.name.endswith(".examples.json"):
-            continue
+    for path in record_files(results_dir):
         record = json.loads(path.read_text())
         tag = record["config"].get("run_tag", "")
         if tag.startswith(TAG):

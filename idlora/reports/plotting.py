@@ -1,23 +1,23 @@
-"""Matplotlib on the Agg backend and the atomic PNG write, shared by the figures and the effective-rank study."""
+"""Matplotlib on the Agg backend and the atomic PNG write, shared by the figures."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ..files import atomic_write
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display: set before pyplot is imported
+import matplotlib.pyplot as plt  # noqa: E402
+
+from ..files import atomic_write  # noqa: E402
 
 
 def pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     return plt
 
 
 def save(fig, path: Path) -> Path:
     """PNG written atomically (a crash leaves any previous figure intact)."""
     out = atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=150, bbox_inches="tight"), mode="wb")
-    pyplot().close(fig)
+    plt.close(fig)
     return out

@@ -110,7 +110,8 @@ def _name_problems(claim: dict) -> list[str]:
 def _rows_and_columns(table: str) -> tuple[list[str], list[str]]:
     """The rows of a table's experiment list and the benchmark columns it can judge (the paper's columns where the
     paper has the table, else every scored metric)."""
-    from .tables.from_runs import METRIC_SOURCE, experiment_list
+    from ..experiments import experiment_list
+    from .tables.from_runs import METRIC_SOURCE
     from .tables.render import paper_numbers
 
     rows = list(dict.fromkeys(r.row for r in experiment_list(table)["runs"]))

@@ -20,6 +20,7 @@ from pathlib import Path
 from statistics import median
 
 from ..files import atomic_write_text
+from ..results import record_files
 from .bench_runs import PAIR_KEY, SHAPES, between_runs, metric_part
 from .stats import sign_test_p, t_interval
 
@@ -263,10 +264,9 @@ def router(folder: Path, shown: str) -> list[str]:
 
 def _runs(folder: Path) -> dict[str, list[dict]]:
     by_experiment: dict[str, list[dict]] = {}
-    for path in sorted(folder.glob("*.json")):
-        if not path.name.endswith(".examples.json"):
-            record = _read(path)
-            by_experiment.setdefault(f"{record.get('experiment')}.{record.get('scale')}", []).append(record)
+    for path in record_files(folder):
+        record = _read(path)
+        by_experiment.setdefault(f"{record.get('experiment')}.{record.get('scale')}", []).append(record)
     return by_experiment
 
 

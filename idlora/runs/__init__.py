@@ -1,1 +1,3 @@
-"""Runs: one run's spec and its local, Accelerate or Slurm launch (``launch``); wheels for an offline GPU machine (``wheels``)."""
+"""Runs: their local, Accelerate or Slurm launch (``launch``), a table's missing runs launched and the table then built
+(``orchestrate``), the real-data pilot (``pilot``), wheels for an offline GPU machine (``wheels``). A run's spec and
+the run lists of the tables are ``idlora.experiments``'."""

@@ -1,100 +1,33 @@
 """Launching many runs: locally one after another, or as Slurm jobs (``scripts/submit.py``).
 
-A run is (experiment, method, overrides). Its id and results file come from the composed config, so a run
-whose results file already exists and holds the same config is skipped: re-submitting after an interruption
-launches only what is missing.
+A run is (experiment, method, overrides): ``experiments.Run``. Its id and results file come from the composed
+config, so a run whose results file already exists and holds the same config is skipped: re-submitting after an
+interruption launches only what is missing.
 """
 
 from __future__ import annotations
 
-import json
 import shlex
 import subprocess
-import threading
-from dataclasses import dataclass, field, replace
+import sys
 from pathlib import Path
 
-from ..config import compose
+from omegaconf import OmegaConf
+
 from ..errors import ConfigError
+from ..experiments import Run
+from ..methods import needs_pmrc
+from ..results import record_path, usable_record
 
 REPO = Path(__file__).resolve().parents[2]
 SBATCH_TEMPLATE = REPO / "experiments" / "slurm" / "train.sbatch"
-_COMPOSE_LOCK = threading.Lock()  # Hydra's compose API keeps global state: one composition at a time
-
-
-@dataclass
-class Run:
-    """One run: the one spec of a run, for a launch and for the table it fills (``experiments/<table>.yaml`` lists
-    them, ``idlora.reports.tables.from_runs.experiment_list`` reads them). ``row`` is the table row it fills, a
-    label only: two runs with the same config are the same run whatever their rows."""
-
-    experiment: str
-    method: str
-    overrides: list[str] = field(default_factory=list)
-    scale: str = "mini"
-    row: str = field(default="", compare=False)
-
-    def at(self, scale: str, extra=()) -> "Run":
-        """This run at ``scale``, with ``extra`` overrides after its own."""
-        return replace(self, scale=scale, overrides=[*self.overrides, *extra])
-
-    def args(self) -> list[str]:
-        return [f"experiment={self.experiment}", f"method={self.method}", f"scale={self.scale}", *self.overrides]
-
-    def config(self):
-        with _COMPOSE_LOCK:
-            return compose(self.args())
 
 
 def is_complete(run: Run, results_dir: Path | None = None) -> bool:
     """True if the run's results file holds this config's training and every configured benchmark."""
-    from omegaconf import OmegaConf
-
-    from ..results import usable_record
-
     cfg = run.config()
-    path = Path(results_dir or cfg.results_dir) / f"{cfg.run_id}.json"
+    path = record_path(results_dir or cfg.results_dir, cfg.run_id)
     return usable_record(path, OmegaConf.to_container(cfg, resolve=True), cfg.eval.benchmarks) is not None
-
-
-# A run's names, not what it computes: the experiment and run id it is filed under, the paper model it stands for.
-NAME_KEYS = ("experiment", "run_id", "run_tag", "paper_model")
-
-
-def effect_identity(cfg) -> dict:
-    """What a run's numbers depend on: its identity (``results.run_identity``) without its names, with the lr it
-    trains at in place of the experiment's. At mini both paper models map to SmolLM2 and every experiment trains
-    at the scale's lr, so e.g. ``gsm8k_mistral`` and ``gsm8k_llama3`` have one effect identity."""
-    from omegaconf import OmegaConf
-
-    from ..config import effective_lr
-    from ..results import run_identity
-
-    plain = run_identity(OmegaConf.to_container(cfg, resolve=True))
-    for key in NAME_KEYS:
-        plain.pop(key, None)
-    plain["train"] = {**plain["train"], "lr": effective_lr(cfg)}
-    return plain
-
-
-_IDENTITIES: dict[tuple, dict] = {}  # effect identity by a run's arguments (composing is the slow part)
-
-
-def canonical_runs(runs: list[Run]) -> list[Run]:
-    """For each run, the run whose results file serves it: the first run of ``runs`` with the same effect identity
-    (``effect_identity``), often itself. A table's runs identical in effect are trained once."""
-    seen: list[tuple[dict, Run]] = []
-    out = []
-    for run in runs:
-        key = tuple(run.args())
-        if key not in _IDENTITIES:
-            _IDENTITIES[key] = effect_identity(run.config())
-        identity = _IDENTITIES[key]
-        first = next((r for ident, r in seen if ident == identity), None)
-        if first is None:
-            seen.append((identity, run))
-        out.append(first or run)
-    return out
 
 
 # The shipped Accelerate file per method where it is not ZeRO-2's: ZeRO-3 for full fine-tuning (the weights must be
@@ -111,25 +44,17 @@ def accelerate_config(method: str) -> str:
 
 def train_command(run: Run, launcher: list[str] | None = None) -> list[str]:
     """The command that trains and scores ``run``: ``scripts/train.py`` under ``launcher`` (e.g. accelerate)."""
-    import sys
-
     return [*(launcher or [sys.executable]), str(REPO / "scripts" / "train.py"), *run.args(), "train.resume=true"]
 
 
 def accelerate_launcher(run: Run) -> list[str]:
     """``accelerate launch`` with the method's shipped config (its num_processes: the paper's 2 GPUs)."""
-    import sys
-
     return [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
             str(REPO / accelerate_config(run.method))]
 
 
 def pmrc_command(run: Run) -> list[str] | None:
     """The single-process PMRC step a run needs first (``scripts/pmrc.py``), or None for a method without PMRC."""
-    import sys
-
-    from ..methods import needs_pmrc
-
     if not needs_pmrc(run.config().method):
         return None
     return [sys.executable, str(REPO / "scripts" / "pmrc.py"), *run.args()]

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import subprocess
 
-from .launch import Run, is_complete, train_command
+from ..experiments import Run
+from .launch import is_complete, train_command
 
 RESULTS_DIR = "results/pilot/runs"
 SEED = 0

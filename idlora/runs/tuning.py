@@ -17,8 +17,11 @@ import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from tqdm import tqdm
+
+from ..experiments import Run
 from ..protocol import base_overrides, final_overrides, grid, tuning_overrides
-from .launch import Run, is_complete, train_command
+from .launch import is_complete, train_command
 
 AA_METHOD = "lora"
 
@@ -69,8 +72,6 @@ def _launch(run: Run) -> str:
 def run_missing(runs: list[Run], jobs: int = 1) -> None:
     """Train and score each run whose complete results file is missing, ``jobs`` at a time (a complete file is kept:
     rerunning after an interruption launches only what is missing). The first failure stops the batch."""
-    from tqdm import tqdm
-
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         for line in tqdm(pool.map(_launch, runs), total=len(runs), desc="protocol runs", unit="run"):
             print(line, flush=True)

@@ -11,16 +11,15 @@ import copy
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from omegaconf import DictConfig, OmegaConf
-from transformers import AutoConfig, AutoModelForCausalLM
+from transformers import AutoConfig
 
-from ..config import CONFIG_DIR
 from ..data import check_data_config, load_dev_for, tokenize_example
 from ..errors import ConfigError
 from ..eval.evaluate import check_eval_config
 from ..methods import apply_peft_config, build_peft_config
 from ..models import load_model_and_tokenizer, precision
+from ..models.meta import HF_CONFIG_DIR, meta_from_config, meta_model
 from ..results import recorded_identity, run_identity, run_paths
 from . import checkpoint, optim
 from .distributed import barrier
@@ -67,18 +66,14 @@ def _meta_model(cfg: DictConfig):
     an odd d_out with Rank Boosting fails here, before any weight is loaded or any data is read. Its shape comes from
     a local copy's config.json, the shipped ``configs/hf/<name>/config.json`` (no download), or the tiny model
     itself; None for an unknown local model (the real build checks the same things right after loading)."""
-    shipped = CONFIG_DIR / "hf" / cfg.model.name / "config.json"
     local = cfg.model.get("path")
     if local and (Path(local) / "config.json").exists():  # a local copy: its own shapes
-        hf_config = AutoConfig.from_pretrained(local)
-    elif shipped.exists():
-        hf_config = AutoConfig.from_pretrained(shipped.parent)
-    elif cfg.model.source == "tiny":
-        hf_config = load_model_and_tokenizer(cfg.model)[0].config
-    else:
-        return None
-    with torch.device("meta"):
-        return AutoModelForCausalLM.from_config(hf_config)
+        return meta_from_config(AutoConfig.from_pretrained(local))
+    if (HF_CONFIG_DIR / cfg.model.name / "config.json").exists():
+        return meta_model(cfg.model.name)
+    if cfg.model.source == "tiny":
+        return meta_from_config(load_model_and_tokenizer(cfg.model)[0].config)
+    return None
 
 
 def config_diff(a: dict, b: dict, prefix: str = "") -> list[str]:

@@ -1,13 +1,14 @@
 """Tables 1, 2, 3, 7 and 8, built only from results files (``results/runs/<run_id>.json``).
 
-The runs of a table are listed in ``experiments/<table>.yaml``; each names the table row it fills. A run's
-results file is used only if it exists and its stored config equals the config the list asks for (a file from
-another config, or an older schema, is reported and left out: the cell shows "—", never a mismatched number).
+The runs of a table are listed in ``experiments/<table>.yaml`` (read by ``idlora.experiments``); each names the
+table row it fills. A run's results file is used only if it exists and its stored config equals the config the list
+asks for (a file from another config, or an older schema, is reported and left out: the cell shows "—", never a
+mismatched number).
 Cells hold our value beside the paper's. A measured cell is the mean over its runs (seeds) of each run's metric,
-with a 95% bootstrap interval over seeds and examples (``n`` examples, ``seeds`` runs; ``idlora.reports.stats``); a
+with a 95% bootstrap interval over seeds and examples (``n`` examples, ``seeds`` runs; ``idlora.stats``); a
 run whose metric differs from the mean of its per-example scores is reported and left out. † marks an exact paired
 sign test of ID-LoRA against LoRA (per-example scores averaged over seeds) with p < 0.05 and ID-LoRA ahead
-(docs/DESIGN.md §3). A run whose results file another, identical run serves (``launch.canonical_runs``) is read from
+(docs/DESIGN.md §3). A run whose results file another, identical run serves (``experiments.served_runs``) is read from
 that run's file, and a note says so.
 """
 
@@ -17,16 +18,16 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
 from omegaconf import OmegaConf
 
+from ... import experiments
 from ...config import compose
 from ...errors import ConfigError
 from ...methods import BASE, TABLE_ORDER, table_label
-from ...runs.launch import Run, canonical_runs
+from ...results import check_record, load_per_example, record_path
+from ...stats import BOOTSTRAP_REPLICATES, LEVEL, bootstrap_ci, paired_test, seed_mean
 from .render import Table, paper_numbers
 
-EXPERIMENTS_DIR = Path(__file__).resolve().parents[3] / "experiments"
 # metric key -> (benchmark whose per-example scores it is computed from, the per-example field)
 METRIC_SOURCE = {
     "gsm8k": ("gsm8k", "score"), "mmlu": ("mmlu", "score"), "cqa": ("cqa", "score"),
@@ -42,35 +43,12 @@ COLUMN_LABELS = {"params_pct": "# Params (%)", "gsm8k": "GSM8K", "mmlu": "MMLU",
                  "hexphi_refusal": "HEx-PHI", "over_refusal": "Over-refusal", "mbpp": "MBPP"}
 
 
-def experiment_list(table: str) -> dict:
-    path = EXPERIMENTS_DIR / f"{table}.yaml"
-    if not path.exists():
-        raise ConfigError(f"no experiment list {path}")
-    doc = yaml.safe_load(path.read_text())
-    doc["runs"] = [_run(dict(r)) for r in doc["runs"]]
-    return doc
-
-
-def _run(entry: dict) -> Run:
-    """A list entry (row, experiment, method, overrides, run_tag) as a :class:`Run`; ``run_tag`` is its last
-    override. The scale is the table's, set with ``Run.at``."""
-    tag = entry.pop("run_tag", "")
-    entry["overrides"] = [*entry.get("overrides", []), *([f"run_tag={tag}"] if tag else [])]
-    if "row" not in entry:
-        raise ConfigError(f"experiment list entry {entry} names no row")
-    return Run(**entry)
-
-
 def load_result(path: Path, expected_config: dict) -> tuple[dict | None, str | None]:
     """(record, None) if usable, else (None, why not): the results file's one rule, ``results.check_record``."""
-    from ...results import check_record
-
     return check_record(path, expected_config)
 
 
 def per_example_scores(record: dict, results_dir: Path, metric: str) -> dict[str, float] | None:
-    from ...results import load_per_example
-
     bench, key = METRIC_SOURCE[metric]
     rows = load_per_example(record, bench, results_dir)
     if rows is None:
@@ -104,34 +82,17 @@ def order_rows(rows: list[str], nested: bool) -> list[str]:
                                                key=lambda r: r.split("/")[1] != BASE)]
 
 
-def served_runs(table_name: str, scale: str, overrides: list[str] | None = None) -> list[tuple[Run, Run, str]]:
-    """(run, the run whose results file serves it, that run's table) for each run of the table: the first run
-    identical in effect (``canonical_runs``) among the runs of the tables before it (``RUN_TABLES`` order) and its
-    own earlier runs; at mini, e.g., Table 3's LoRA row is Table 2's LLaMA-3 LoRA run (both are SmolLM2)."""
-    from . import RUN_TABLES
-
-    before = RUN_TABLES[:RUN_TABLES.index(table_name)] if table_name in RUN_TABLES else ()
-    own = experiment_list(table_name)["runs"]
-    methods = {r.method for r in own}  # only a run of the same method can be identical in effect
-    earlier = [(t, r) for t in before for r in experiment_list(t)["runs"]
-               if r.method in methods and not any(r is o for o in own)]
-    pool = [(t, r.at(scale, overrides or ())) for t, r in [*earlier, *((table_name, r) for r in own)]]
-    first = canonical_runs([r for _, r in pool])
-    where = {id(r): t for t, r in pool}
-    return [(run, serving, where[id(serving)]) for (_, run), serving in zip(pool[len(earlier):], first[len(earlier):])]
-
-
 def load_runs(table_name: str, scale: str, results_dir: str | Path = "results/runs",
               overrides: list[str] | None = None) -> TableRuns:
     """The usable record of each run of the table (the results files' one rule, ``results.check_record``), each read
     from the file of the run that serves it (``served_runs``) and checked against that run's config."""
     results_dir = Path(results_dir)
-    spec = experiment_list(table_name)
+    spec = experiments.experiment_list(table_name)
     nested = table_name in ("table1", "table2")
     rows = order_rows(list(dict.fromkeys(r.row for r in spec["runs"])), nested)
     out = TableRuns(rows=rows, records={r: [] for r in rows}, run_ids={r: [] for r in rows})
     composed: dict[tuple, object] = {}
-    for run, canonical, table in served_runs(table_name, scale, overrides):
+    for run, canonical, table in experiments.served_runs(table_name, scale, overrides):
         key = tuple(canonical.args())
         if key not in composed:
             composed[key] = compose(canonical.args())
@@ -141,7 +102,7 @@ def load_runs(table_name: str, scale: str, results_dir: str | Path = "results/ru
             out.borrowed.setdefault(run.row, []).append(f"{table}'s {cfg.run_id}")
         elif canonical is not run and canonical.row != run.row:
             out.served[run.row] = canonical.row
-        record, why = load_result(results_dir / f"{cfg.run_id}.json", OmegaConf.to_container(cfg, resolve=True))
+        record, why = load_result(record_path(results_dir, cfg.run_id), OmegaConf.to_container(cfg, resolve=True))
         if why and why not in out.problems:
             out.problems.append(why)
         if record is not None:
@@ -170,8 +131,6 @@ def cell_scores(records: list[dict], col: str, results_dir: Path) -> tuple[list[
 
 def measured_cell(records: list[dict], col: str, results_dir: Path) -> tuple[dict, list[str]]:
     """``{"ours", and with per-example scores "ci_low", "ci_high", "n", "seeds"}`` of one cell, and its problems."""
-    from ..stats import bootstrap_ci
-
     if col == "params_pct":
         rec = records[0] if records else None
         return {"ours": None if rec is None else round(100.0 * rec["trainable_params"] / rec["total_params"], 2)}, []
@@ -188,8 +147,6 @@ def measured_cell(records: list[dict], col: str, results_dir: Path) -> tuple[dic
 def paired_cell_test(a_records: list[dict], b_records: list[dict], col: str, results_dir: Path) -> dict | None:
     """The paired sign test of two rows' per-example scores on ``col`` (each averaged over its seeds, matched by
     example id), or None without per-example scores on both sides."""
-    from ..stats import paired_test, seed_mean
-
     _, a, _ = cell_scores(a_records, col, results_dir)
     _, b, _ = cell_scores(b_records, col, results_dir)
     if not a or not b:
@@ -204,7 +161,7 @@ def build(table_name: str, scale: str, results_dir: str | Path = "results/runs",
           overrides: list[str] | None = None) -> Table:
     """The table from results files; ``overrides`` are those its runs were trained with (e.g. local copies)."""
     results_dir = Path(results_dir)
-    spec = experiment_list(table_name)
+    spec = experiments.experiment_list(table_name)
     # the paper's tables take title and columns from paper_numbers.json; a table beyond the paper names its own
     paper = paper_numbers().get(table_name) or {"title": spec["title"], "columns": spec["columns"], "rows": {}}
     nested = table_name in ("table1", "table2")  # rows keyed <model>/<method>
@@ -343,8 +300,6 @@ def _notes(table: Table, scale: str, runs: TableRuns, sig, tests: list, problems
                            "terms. " + data_sources_note(runs, table.columns))
     table.notes.append("# Params (%): our exact trainable parameters over the model's total parameters (ID-LoRA's "
                        "router included); the paper's percentages do not follow from its Table 6 (DESIGN.md §1).")
-    from ..stats import BOOTSTRAP_REPLICATES, LEVEL
-
     table.notes.append(f"±: half the width of a {LEVEL:.0%} bootstrap interval ({BOOTSTRAP_REPLICATES:,} seeded "
                        "replicates resampling the runs' seeds, then the examples); a cell is the mean over its seeds "
                        f"(`{table.name}.json`: ci_low, ci_high, n examples, seeds).")

@@ -1,67 +1,19 @@
 """Table 6: trainable parameters on LLaMA-3-8B at equal rank, counted on the real adapters.
 
-The model is built from its ``config.json`` on the meta device (no weights, no download), each method's PEFT
-adapter is instantiated on it, and its trainable parameters are counted. No formula is involved;
+The counts are ``idlora.param_counts``': the model built from its ``config.json`` on the meta device (no weights, no
+download), each method's PEFT adapter instantiated on it, its trainable parameters counted. No formula is involved;
 ``tests/test_methods.py`` checks the counts against docs/DESIGN.md §1's closed forms independently.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import torch
-
-from ...methods import PEFT_BASELINES, TABLE_ORDER, apply_method, count_parameters, table_label
-from ...tuners.lori import LoRIConfig, kept_entries
+from ...methods import TABLE_ORDER, table_label
+from ...param_counts import LORI_SPARSITY, lori_trainable, paper_scale_counts, shipped_structure, trainable_count
 from .render import Table, paper_numbers
 
 RANKS = (8, 16, 32, 64, 128)
-LORI_SPARSITY = LoRIConfig.__dataclass_fields__["sparsity"].default  # = configs/method/lori.yaml (tested)
 METHODS = tuple(m for m in TABLE_ORDER if m != "fft")  # the adapters: full fine-tuning has no rank
 LABELS = {m: table_label(m) for m in METHODS}
-CONFIG_DIR = Path(__file__).resolve().parents[3] / "configs" / "hf"
-
-
-def meta_model(name: str, config_dir: Path = CONFIG_DIR):
-    """The model of ``configs/hf/<name>/config.json`` on the meta device: real shapes, no memory."""
-    from transformers import AutoConfig, AutoModelForCausalLM
-
-    path = Path(config_dir) / name
-    if not (path / "config.json").exists():
-        raise FileNotFoundError(f"no model config {path / 'config.json'}; shipped: "
-                                f"{sorted(p.name for p in Path(config_dir).iterdir() if p.is_dir())}")
-    with torch.device("meta"):
-        return AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(path))
-
-
-def shipped_structure(method: str) -> dict:
-    """A PEFT baseline's settings besides its rank, as ``configs/method/<method>.yaml`` ships them at paper scale
-    (VB-LoRA's bank, Lily's stride_A and num_B, ...); ``alpha: None`` where the method has no LoRA scaling."""
-    from omegaconf import OmegaConf
-
-    from ...config import compose
-
-    cfg = OmegaConf.to_container(compose(["scale=paper", f"method={method}"]).method)
-    kw = {k: v for k, v in cfg.items() if k not in ("name", "r", "alpha", "dropout", "seed", "target_modules")}
-    return {**kw, **({} if "alpha" in cfg else {"alpha": None})}
-
-
-def trainable_count(model_name: str, method: str, r: int, **method_kw) -> tuple[int, int]:
-    """(trainable, total) parameters of ``method`` at rank ``r`` on ``model_name``, instantiated on meta. The
-    paper's methods and LoRI take their config classes' defaults; the PEFT baselines of issue 20 their shipped
-    structure (``shipped_structure``)."""
-    kw = {"alpha": 2 * r, **(shipped_structure(method) if method in PEFT_BASELINES else {}), **method_kw}
-    with torch.device("meta"):
-        model = apply_method(meta_model(model_name), {"name": method, "r": r, **kw})
-    return count_parameters(model)
-
-
-def paper_scale_counts(model_name: str = "llama3_8b") -> dict[str, tuple[int, int]]:
-    """Each PEFT baseline's (rank, trainable count) at the rank its Tables 1-2 rows use at paper scale."""
-    from ...config import load_group
-
-    ranks = load_group("scale", "paper").rank
-    return {m: (int(ranks[m]), trainable_count(model_name, m, int(ranks[m]))[0]) for m in PEFT_BASELINES}
 
 
 def fmt_count(n: int) -> str:
@@ -79,7 +31,7 @@ def build(scale: str = "mini", model_name: str = "llama3_8b") -> Table:
         for m in METHODS:
             count, _ = trainable_count(model_name, m, r)
             if m == "lori":  # B's entries the model-wise mask keeps
-                count = kept_entries(count, LORI_SPARSITY)
+                count = lori_trainable(count)
             table.add(str(r), m, count, paper=paper[str(r)].get(m))
     mismatched = [(c["row"], c["column"]) for c in table.cells
                   if c["paper"] is not None and fmt_count(c["ours"]) != c["paper"]]

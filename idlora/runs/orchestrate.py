@@ -19,24 +19,21 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
+import torch
+from filelock import FileLock
+
 from ..errors import ConfigError
-from ..runs.launch import REPO, Run, accelerate_launcher, is_complete, pmrc_command, submit, train_command
+from ..experiments import RUN_TABLES, Run, served_runs
+from ..reports.tables import TABLES, build_table
+from .launch import (REPO, accelerate_launcher, is_complete, pmrc_command, slurm_options, submit,
+                     train_command)
 
 SCALES = ("mini", "paper", "tiny")
 CLUSTERS = ("local", "slurm")
 
 
-def table_runs(table: str, scale: str, extra: list[str] | None = None) -> list[Run]:
-    """The runs of a table; ``extra`` overrides (local copies of data and models, ...) go to every run."""
-    from .tables.from_runs import experiment_list
-
-    return [run.at(scale, extra or ()) for run in experiment_list(table)["runs"]]
-
-
 def auto_jobs(scale: str) -> int:
     """Runs to train at once for ``jobs=auto``: 2 on a CPU-only machine with 2+ cores at scale mini/tiny, else 1."""
-    import torch
-
     cpus = os.cpu_count() or 1
     return 2 if scale in ("mini", "tiny") and cpus >= 2 and not torch.cuda.is_available() else 1
 
@@ -58,8 +55,6 @@ def run_locally(run: Run, results_dir: Path, output_root: str | None = None, thr
     """Train and evaluate one run in a fresh process unless complete; False if it failed.
 
     ``threads`` caps the process's CPU threads; ``log`` receives its output instead of this terminal."""
-    from filelock import FileLock
-
     run_id = run.config().run_id
     lock_dir = results_dir / ".locks"
     lock_dir.mkdir(parents=True, exist_ok=True)
@@ -124,8 +119,6 @@ def make_table(table: str, scale: str = "mini", cluster: str = "local", results_
                overrides: list[str] | None = None, slurm: dict | None = None) -> int:
     """Exit status: 0 when every cell has a run, 1 when some runs failed or are still pending. ``overrides`` go to
     every run (e.g. local copies: ``local_data.saferpaca=FILE``); ``slurm`` holds sbatch options (``partition``...)."""
-    from .tables import RUN_TABLES, TABLES, build_table
-
     if table not in TABLES:
         raise ConfigError(f"unknown table {table!r}; available: {', '.join(TABLES)} (make table1 … make table8, "
                           "make table_init, make table_rb, make table_router, make table_lr)")
@@ -135,15 +128,11 @@ def make_table(table: str, scale: str = "mini", cluster: str = "local", results_
         raise ConfigError(f"unknown CLUSTER={cluster!r}; choose one of: {', '.join(CLUSTERS)}")
     n_jobs = parse_jobs(jobs, scale)
     if cluster == "slurm":
-        from ..runs.launch import slurm_options
-
         slurm_options(slurm or {})  # an unknown option fails before anything runs
     results = Path(results_dir).resolve()  # the runs' processes work in the repository, wherever this was called
     output_root = str(Path(output_root).resolve()) if output_root else None
     status = 0
     if table in RUN_TABLES:
-        from .tables.from_runs import served_runs
-
         served = served_runs(table, scale, overrides)
         # runs identical in effect (at mini, the Mistral half of Tables 1-2; Table 3's rows that are Table 2's) are
         # trained once, as the first of them: perhaps a run of an earlier table, which then fills both

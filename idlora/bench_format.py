@@ -1,6 +1,7 @@
 """The results file of ``make bench`` (``results/bench/efficiency.json``) as data: which part measures a metric, the
-runs a file keeps (``history``), and the spread between runs. Here, below ``idlora.bench``, so that the reports
-(Figure 3, the claims) read the file by the same rules as the benchmark that writes it."""
+runs a file keeps (``history``), and the spread between runs. Beside ``results.py`` (a run's results file), below
+``idlora.bench`` and ``idlora.reports``, so that the reports (Figure 3, the claims) read the file by the same rules
+as the benchmark that writes it."""
 
 from __future__ import annotations
 

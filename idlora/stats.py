@@ -1,4 +1,4 @@
-"""Uncertainty and significance from paired per-example scores (docs/DESIGN.md §3): the ± and † of the tables.
+"""Uncertainty and significance (docs/DESIGN.md §3): the ± and † of the tables, and the medians of the benchmarks.
 
 **Intervals.** A measured cell is the mean over its runs (seeds) of each run's metric, a run's metric being the mean
 of its per-example scores (HumanEval: the per-problem pass@k). Its 95% interval is a seeded two-level percentile
@@ -16,6 +16,8 @@ least as uneven as the one seen, under p = 1/2. For 0/1 outcomes this is the exa
 from __future__ import annotations
 
 import math
+import random
+import statistics
 
 import numpy as np
 
@@ -81,6 +83,7 @@ def median_difference_ci(a: list[float], b: list[float], level: float = LEVEL,
 def t_interval(values: list[float], level: float = LEVEL) -> dict:
     """The mean of independent replicates (e.g. one benchmark part's median ratio in each of several runs) and its
     Student-t interval: the spread *between* runs, which no interval computed within one run covers."""
+    # scipy: a heavy import (about a second) that the GPU machine's wheels leave out (runs/wheels.py), only for this
     from scipy.stats import t as student_t
 
     x = np.asarray(values, dtype=float)
@@ -89,6 +92,15 @@ def t_interval(values: list[float], level: float = LEVEL) -> dict:
     mean, se = float(x.mean()), float(x.std(ddof=1) / math.sqrt(x.size))
     half = float(student_t.ppf(0.5 + level / 2, x.size - 1)) * se
     return {"mean": mean, "low": mean - half, "high": mean + half, "runs": int(x.size)}
+
+
+def median_ci(values: list[float], resamples: int = 2000, seed: int = 0) -> dict:
+    """Median and a 95% percentile-bootstrap interval of the median (the benchmarks' per-trial ratios)."""
+    rng = random.Random(seed)
+    meds = sorted(statistics.median(rng.choices(values, k=len(values))) for _ in range(resamples))
+    return {"median": statistics.median(values), "ci95": [meds[int(0.025 * resamples)],
+                                                          meds[int(0.975 * resamples) - 1]],
+            "trials": len(values)}
 
 
 def seed_mean(runs: list[dict[str, float]], ids: list[str]) -> np.ndarray:
