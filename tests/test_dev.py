@@ -62,7 +62,10 @@ def _overrides(tmp_path):
 def test_the_training_loop_records_a_dev_curve_at_each_checkpoint(tmp_path, monkeypatch):
     import idlora.data
 
+    import idlora.training.setup
+
     monkeypatch.setattr(idlora.data, "load_dev_for", lambda data_cfg, scale, seed: RECORDS, raising=False)
+    monkeypatch.setattr(idlora.training.setup, "load_dev_for", lambda data_cfg, scale, seed: RECORDS)
     from idlora.training.loop import run
 
     cfg = compose([*_overrides(tmp_path), "train.dev_loss=true"])

@@ -61,19 +61,25 @@ def makefile() -> tuple[set[str], set[str]]:
     return targets, set(variables)
 
 
-def compose(overrides: list[str]) -> None:
+def compose(overrides: list[str]):
     from idlora.config import compose as compose_config
 
-    compose_config(overrides)
+    return compose_config(overrides)
 
 
 def check_overrides(overrides: list[str], where: str) -> None:
-    """Hydra overrides: a config group's value is one of its files, and the whole list composes."""
+    """Hydra overrides: a config group's value is one of its files, the whole list composes, and the method takes
+    every key it is given (the check scripts/train.py makes before any model is loaded: a key a method file lacks
+    composes as an addition and is refused by the method's own config)."""
     for arg in overrides:
         key, _, value = arg.lstrip("+").partition("=")
         if (REPO / "configs" / key).is_dir():
             assert (REPO / "configs" / key / f"{value}.yaml").is_file(), f"{where}: no configs/{key}/{value}.yaml"
-    compose(overrides)
+    from idlora.methods import BASE, build_peft_config
+
+    cfg = compose(overrides)
+    if cfg.method.name != BASE:
+        build_peft_config(cfg.method)
 
 
 def check_own_keys(script: Path, args: list[str]) -> None:

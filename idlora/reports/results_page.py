@@ -10,7 +10,7 @@ table's cells name in ``results/tables/*.json``, per table), and links the other
 memory plan, PMRC cost, real-data pilot, step budget). A file that is absent gives a line saying so, never a number.
 Ratios are to the merged model (1.0 = no overhead): the median of paired trials [95% bootstrap interval of the
 median], n trials; "over runs" is the mean of the medians of the runs of the current code with a Student-t 95%
-interval (``bench_runs.between_runs``).
+interval (``bench_format.between_runs``).
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ import json
 from pathlib import Path
 from statistics import median
 
+from ..bench_format import PAIR_KEY, SHAPES, between_runs, metric_part
 from ..files import atomic_write_text
 from ..results import record_files
-from .bench_runs import PAIR_KEY, SHAPES, between_runs, metric_part
-from .stats import sign_test_p, t_interval
+from ..stats import sign_test_p, t_interval
 
 METHODS = (("idlora", "ID-LoRA"), ("lora_unmerged", "LoRA (unmerged)"), ("hydralora", "HydraLoRA, ours"),
            ("hydralora_official", "HydraLoRA, official code"), ("moelora", "MoELoRA, ours"),
