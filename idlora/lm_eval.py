@@ -15,14 +15,17 @@ import re
 import sys
 from pathlib import Path
 
+from .results import adapter_run
+
 
 def resolve_peft_arg(argv: list[str]) -> list[str]:
-    """``peft=RUN_DIR`` -> ``peft=RUN_DIR/adapter`` where RUN_DIR has no adapter_config.json but its adapter/ has."""
+    """``peft=RUN_DIR`` -> ``peft=RUN_DIR/adapter`` where RUN_DIR holds no adapter but is a run's directory whose
+    adapter is saved (``results.adapter_run``)."""
 
     def fix(match: re.Match) -> str:
-        path = Path(match.group(2))
-        if not (path / "adapter_config.json").exists() and (path / "adapter" / "adapter_config.json").exists():
-            path = path / "adapter"
+        path, run = Path(match.group(2)), adapter_run(match.group(2))
+        if not (path / run.weights_marker.name).exists() and run.weights_marker.exists():
+            path = run.weights
         return match.group(1) + str(path)
 
     return [re.sub(r"(\bpeft=)([^,]+)", fix, arg) for arg in argv]

@@ -149,9 +149,22 @@ class RunPaths:
         """``<run_id>.examples.json`` beside the record: the per-example scores."""
         return sidecar_path(self.results)
 
+    @property
+    def launch_lock(self) -> Path:
+        """``<results_dir>/.locks/<run_id>.lock``: held by a launcher while it trains the run (two table targets
+        sharing a run train it once)."""
+        return self.results_dir / ".locks" / f"{self.run_id}.lock"
+
     def staged(self) -> RunPaths:
         """The same run's paths in the retrain staging area (``<results_dir>/.retrain``, ``<output_root>/.retrain``)."""
         return RunPaths(self.run_id, self.results_dir / STAGING, self.output_root / STAGING, self.full_model)
+
+
+def adapter_run(run_dir: str | Path) -> RunPaths:
+    """The paths of an adapter run known only by its output directory (``<output_root>/<run_id>``), e.g. a
+    directory a user passes to ``idlora.lm_eval``."""
+    run_dir = Path(run_dir)
+    return RunPaths(run_dir.name, run_dir.parent, run_dir.parent, full_model=False)
 
 
 def record_path(results_dir: str | Path, run_id: str) -> Path:

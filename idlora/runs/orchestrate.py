@@ -25,6 +25,7 @@ from filelock import FileLock
 from ..errors import ConfigError
 from ..experiments import RUN_TABLES, Run, served_runs
 from ..reports.tables import TABLES, build_table
+from ..results import run_paths
 from .launch import (REPO, accelerate_launcher, is_complete, pmrc_command, slurm_options, submit,
                      train_command)
 
@@ -55,10 +56,10 @@ def run_locally(run: Run, results_dir: Path, output_root: str | None = None, thr
     """Train and evaluate one run in a fresh process unless complete; False if it failed.
 
     ``threads`` caps the process's CPU threads; ``log`` receives its output instead of this terminal."""
-    run_id = run.config().run_id
-    lock_dir = results_dir / ".locks"
-    lock_dir.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(lock_dir / f"{run_id}.lock")):
+    paths = run_paths({**run.config(), "results_dir": str(results_dir)})
+    run_id, lock = paths.run_id, paths.launch_lock
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(lock)):
         if is_complete(run, results_dir):  # another target may have finished it while we waited
             return True
         where = [f"results_dir={results_dir}"] + ([f"output_root={output_root}"] if output_root else [])
