@@ -150,6 +150,11 @@ class RunPaths:
         return sidecar_path(self.results)
 
     @property
+    def log(self) -> Path:
+        """``<output_root>/logs/<run_id>.log``: the output of a run a launcher started in the background."""
+        return self.output_root / "logs" / f"{self.run_id}.log"
+
+    @property
     def launch_lock(self) -> Path:
         """``<results_dir>/.locks/<run_id>.lock``: held by a launcher while it trains the run (two table targets
         sharing a run train it once)."""

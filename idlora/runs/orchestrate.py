@@ -102,8 +102,8 @@ def run_all_locally(runs: list[Run], results_dir: Path, output_root: str | None,
     t0, done, failed = time.time(), 0, []
 
     def one(run: Run) -> tuple[str, bool]:
-        run_id = run.config().run_id
-        return run_id, run_locally(run, results_dir, output_root, threads=threads, log=logs / f"{run_id}.log")
+        paths = run_paths({**run.config(), "output_root": str(logs.parent)})
+        return paths.run_id, run_locally(run, results_dir, output_root, threads=threads, log=paths.log)
 
     with ThreadPoolExecutor(jobs) as pool:
         for future in as_completed([pool.submit(one, r) for r in runs]):

@@ -15,12 +15,12 @@ from __future__ import annotations
 import os
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 from tqdm import tqdm
 
 from ..experiments import Run
 from ..protocol import base_overrides, final_overrides, grid, tuning_overrides
+from ..results import run_paths
 from .launch import is_complete, train_command
 
 AA_METHOD = "lora"
@@ -57,8 +57,7 @@ def _launch(run: Run) -> str:
     output directory (``<output_root>/logs/<run_id>.log``), whose tail a failure shows."""
     if is_complete(run):
         return f"{run.row}: complete, kept"
-    cfg = run.config()
-    log = Path(cfg.output_root) / "logs" / f"{cfg.run_id}.log"
+    log = run_paths(run.config()).log
     log.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     with log.open("w") as out:
