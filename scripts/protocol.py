@@ -24,11 +24,11 @@ def main() -> None:
     protocol, jobs = load_protocol(), int(args.get("jobs", 1))
     stage = args.get("stage", "report")
     if stage == "tune":
-        run_missing(tuning_runs(protocol), jobs)
+        run_missing(protocol, tuning_runs(protocol), jobs)
     elif stage in ("final", "aa"):
         choices = choose(protocol, load_records(protocol), protocol["pilot"]["methods"])
         runs = [base_run(protocol), *final_runs(protocol, choices)] if stage == "final" else aa_runs(protocol, choices)
-        run_missing(runs, jobs)
+        run_missing(protocol, runs, jobs)
     for path in write_report(protocol):
         print(f"wrote {path}")
 
