@@ -15,12 +15,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..errors import ConfigError
 from ..files import atomic_write_json, atomic_write_text
 from ..protocol import choose, grid, load_records, runs_dir, stage_of
 from . import paired, verdicts
 from .plotting import pyplot, save
 from .preregistered import load_claims
-from .tables.from_runs import per_example_scores
 
 
 def tuning_summary(protocol: dict, records: list[dict]) -> dict:
@@ -35,7 +35,7 @@ def tuning_summary(protocol: dict, records: list[dict]) -> dict:
         try:
             choice = choose(protocol, records, [method])[method]
             entry["choice"] = {k: choice[k] for k in ("lr", "step", "dev_loss", "per_task", "edge", "run")}
-        except Exception as e:  # an incomplete grid: the report shows what is there and why nothing is chosen
+        except ConfigError as e:  # an incomplete grid: the report shows what is there and why nothing is chosen
             entry["missing"] = str(e)
         out[method] = entry
     return out
@@ -55,7 +55,7 @@ def _tuning_markdown(protocol: dict, summary: dict) -> str:
         for lr, cells in entry["dev_loss"].items():
             row = []
             for s in steps:
-                v = cells.get(s, cells.get(str(s)))
+                v = cells.get(s)
                 chosen = pick and f"{pick['lr']:g}" == lr and pick["step"] == s
                 row.append("—" if v is None else (f"**{v:.4f}**" if chosen else f"{v:.4f}"))
             lines.append(f"| {lr} | " + " | ".join(row) + " |")
@@ -74,7 +74,7 @@ def _flatness(steps: list[int], entry: dict, pick: dict) -> str:
     if pick["step"] != steps[-1] or len(steps) < 2:
         return ""
     cells = entry["dev_loss"][f"{pick['lr']:g}"]
-    before = cells.get(steps[-2], cells.get(str(steps[-2])))
+    before = cells[steps[-2]]
     return (f" It is the horizon's last checkpoint: the curve still fell {before - pick['dev_loss']:.4f} from step "
             f"{steps[-2]} ({before:.4f}), so it had not flattened by step {steps[-1]}.")
 
@@ -114,21 +114,15 @@ def write_report(protocol: dict) -> list[Path]:
              atomic_write_text(out / "tuning.md", _tuning_markdown(protocol, summary))]
     figure = curves_figure(protocol, records, out / "curves.png")
     paths += [figure] if figure else []
-    verdicts = pilot_verdicts(protocol, records)
-    paths += [atomic_write_json(out / "pilot.json", verdicts),
-              atomic_write_text(out / "pilot.md", _pilot_markdown(protocol, verdicts))]
+    judged = pilot_verdicts(protocol, records)
+    paths += [atomic_write_json(out / "pilot.json", judged),
+              atomic_write_text(out / "pilot.md", _pilot_markdown(protocol, judged))]
     return paths
 
 
 def _by_stage(records: list[dict], stage: str, method: str) -> dict[int, dict]:
     """seed -> record of ``method``'s runs in ``stage``."""
-    return {r["config"]["seed"]: r for r in records if stage_of(r) == stage and r["method"] == method}
-
-
-def _arm(runs: dict[int, dict], directory: Path, metric: str) -> dict:
-    """seed -> {example id: score} for ``metric`` (runs that did not score it are left out)."""
-    out = {seed: per_example_scores(r, directory, metric) for seed, r in runs.items()}
-    return {seed: scores for seed, scores in out.items() if scores}
+    return verdicts.by_seed([r for r in records if stage_of(r) == stage and r["method"] == method])
 
 
 def _method_of(row: str) -> str:
@@ -141,12 +135,11 @@ def pilot_verdicts(protocol: dict, records: list[dict]) -> dict:
     the whole primary family; the A/A calibration; each run's time."""
     directory, methods = runs_dir(protocol), protocol["pilot"]["methods"]
     finals = {m: _by_stage(records, "final", m) for m in methods}
-    base = next((r for r in records if r["method"] == "base" and r["train"].get("dev_curve")), None)
+    bases = [r for r in records if r["method"] == "base"]
     claims = load_claims()
     ours = protocol["pilot"]["claims"]
     arms = {c["id"]: ([r for _, r in sorted(finals[_method_of(c["arm_a"])].items())],
-                      [r for _, r in sorted(finals[_method_of(c["arm_b"])].items())], [base] if base else [],
-                      directory)
+                      [r for _, r in sorted(finals[_method_of(c["arm_b"])].items())], bases, directory)
             for c in claims if c["id"] in ours}
     judged = verdicts.judge(claims, arms)
     return {"claims": [c for c in claims if c["id"] in ours],
@@ -164,8 +157,8 @@ def _aa(protocol: dict, records: list[dict], directory: Path) -> dict | None:
     pairs = min(len(first), len(second))
     if not pairs:
         return None
-    set_a = {m: _arm(dict(sorted(first.items())[:pairs]), directory, m) for m in AA_METRICS}
-    set_b = {m: _arm(dict(sorted(second.items())[:pairs]), directory, m) for m in AA_METRICS}
+    set_a = {m: verdicts.scores_by_seed(dict(sorted(first.items())[:pairs]), directory, m) for m in AA_METRICS}
+    set_b = {m: verdicts.scores_by_seed(dict(sorted(second.items())[:pairs]), directory, m) for m in AA_METRICS}
     return {"pairs": pairs, **paired.aa_calibration(set_a, set_b)}
 
 
@@ -200,7 +193,7 @@ def _pilot_markdown(protocol: dict, v: dict) -> str:
             if "effect" not in c:
                 lines.append(f"| {c['benchmark']} | — | — | — | — | — | — | {c['verdict']} |")
                 continue
-            p = c["p_noninferior"] if c["test"] == "non-inferiority" else c["p"]
+            p = verdicts.p_of(c)
             lines.append(f"| {c['benchmark']} | {c['n']} | {len(c['seeds'])} | {_fmt_interval(c)} | "
                          f"{c.get('margin', '—')} | {p:.3g} | {c['p_adjusted']:.3g} | {c['verdict']} |")
         lines.append("")

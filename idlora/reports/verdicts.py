@@ -28,6 +28,12 @@ def by_seed(records: list[dict]) -> dict[int, dict]:
     return out
 
 
+def scores_by_seed(runs: dict[int, dict], directory: Path, metric: str) -> dict[int, dict]:
+    """seed -> {example id: score} of ``metric`` (runs that did not score it are left out)."""
+    out = {seed: per_example_scores(r, directory, metric) for seed, r in runs.items()}
+    return {seed: scores for seed, scores in out.items() if scores}
+
+
 def _dev(record: dict) -> float | None:
     curve = record.get("train", {}).get("dev_curve") or []
     return curve[-1]["loss"] if curve else None
@@ -60,16 +66,15 @@ def comparison(claim: dict, bench: str, runs_a: list[dict], runs_b: list[dict], 
     if claim.get("params") and runs_a and runs_b and not out["invalid"]:
         out["invalid"] = budget_problem(claim, runs_a[0]["trainable_params"], runs_b[0]["trainable_params"])
     a, b = by_seed(runs_a), by_seed(runs_b)
-    scores = {side: {s: per_example_scores(r, directory, bench) for s, r in arm.items()}
-              for side, arm in (("a", a), ("b", b))}
-    shared = sorted(s for s in set(a) & set(b) if scores["a"][s] and scores["b"][s])
+    scores_a, scores_b = scores_by_seed(a, directory, bench), scores_by_seed(b, directory, bench)
+    shared = sorted(set(scores_a) & set(scores_b))
     out["runs"] = {"a": [a[s]["run_id"] for s in sorted(a)], "b": [b[s]["run_id"] for s in sorted(b)]}
     out["unpaired"] = sorted(map(str, (set(a) ^ set(b))))
     out["lr"] = {side: sorted({r["train"]["lr"] for r in runs if r["train"].get("lr")})
                  for side, runs in (("a", runs_a), ("b", runs_b))}
     if not shared:
         return {**out, "invalid": out["invalid"] or "no seed scored by both arms"}
-    result = paired.paired_bootstrap({s: scores["a"][s] for s in shared}, {s: scores["b"][s] for s in shared},
+    result = paired.paired_bootstrap({s: scores_a[s] for s in shared}, {s: scores_b[s] for s in shared},
                                      margin=margin(claim, bench))
     return {**out, **result}
 

@@ -4,6 +4,7 @@ that scale actually runs (ranks and budgets differ by design, see configs/scale/
 
 from __future__ import annotations
 
+from ... import protocol as fair
 from ...config import compose, effective_lr
 from ...errors import ConfigError
 from .render import Table, paper_numbers
@@ -25,34 +26,35 @@ def config_values(experiment: str, scale: str) -> dict:
             "epochs": cfg.train.epochs if not cfg.train.max_steps else f"{cfg.train.max_steps} steps"}
 
 
-def tuned_values(experiment: str, scale: str) -> dict | None:
-    """ID-LoRA's (lr, warm-up, steps) as the fair protocol's tuning chose them for ``experiment`` at ``scale``
-    (``idlora.protocol.choose`` on the tuning runs' files), or None where it has not tuned that experiment. At mini
-    both paper models map to SmolLM2, so the pilot's LLaMA-3 tuning serves the Mistral row of the same task."""
-    from ...protocol import choose, load_protocol, load_records
+def _task(experiment: str) -> str:
+    """``multitask_llama3`` -> ``multitask``: at mini both paper models map to SmolLM2, so one tuning serves both."""
+    return experiment.rsplit("_", 1)[0]
 
-    protocol = load_protocol()
-    tuned = protocol["pilot"]["experiment"]
-    if scale != "mini" or experiment.rsplit("_", 1)[0] != tuned.rsplit("_", 1)[0]:
+
+def tuned_values(scale: str) -> tuple[str, dict] | None:
+    """(the task tuned, ID-LoRA's lr, warm-up and steps there) as the fair protocol's tuning chose them
+    (``idlora.protocol.choose`` on the tuning runs' files), or None: not at ``scale``, or the tuning incomplete."""
+    if scale != "mini":
         return None
+    protocol = fair.load_protocol()
     try:
-        pick = choose(protocol, load_records(protocol), ["idlora"])["idlora"]
+        pick = fair.choose(protocol, fair.load_records(protocol), ["idlora"])["idlora"]
     except ConfigError:  # tuning incomplete: the table prints the config and says so
         return None
-    return {"lr": pick["lr"], "warmup_steps": protocol["schedule"]["warmup_steps"],
-            "epochs": f"{pick['step']} steps (of {protocol['schedule']['horizon']})"}
+    return _task(protocol["pilot"]["experiment"]), {
+        "lr": pick["lr"], "warmup_steps": protocol["schedule"]["warmup_steps"],
+        "epochs": f"{pick['step']} steps (of {protocol['schedule']['horizon']})"}
 
 
 def build(name: str, scale: str) -> Table:
     paper = paper_numbers()[name]
     table = Table(name=name, title=paper["title"], scale=scale, rows=list(ROWS[name]), columns=COLUMNS,
                   fmt=lambda v: f"{v:g}" if isinstance(v, float) else str(v))
-    tuned_rows = []
+    tuned, tuned_rows = tuned_values(scale), []
     for row, experiment in ROWS[name].items():
         values = config_values(experiment, scale)
-        tuned = tuned_values(experiment, scale)
-        if tuned:
-            values.update(tuned)
+        if tuned and _task(experiment) == tuned[0]:
+            values.update(tuned[1])
             tuned_rows.append(row)
         for col in COLUMNS:
             table.add(row, col, values[col], paper=paper["rows"][row][col], runs=[f"configs/experiment/{experiment}.yaml"])
