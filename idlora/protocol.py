@@ -57,7 +57,7 @@ def _problems(doc: dict) -> list[str]:
     ckpts, horizon = doc["checkpoints"], (doc.get("schedule") or {}).get("horizon")
     if not ckpts or any(c % ckpts[0] for c in ckpts) or sorted(set(ckpts)) != ckpts or ckpts[-1] != horizon:
         out.append("checkpoints must rise, be multiples of the first (train.save_steps) and end at schedule.horizon")
-    grids = [g for g in (doc.get("lr_grid") or {}).values()]
+    grids = list((doc.get("lr_grid") or {}).values())
     if len({len(g) for g in grids}) > 1 or any(sorted(g) != g or min(g) <= 0 for g in grids):
         out.append("every lr_grid list must have as many rising positive candidates (an equal tuning budget)")
     objective = doc["objective"]
@@ -109,17 +109,17 @@ def stage_of(record: dict) -> str | None:
 
 def candidates(protocol: dict, records: list[dict], method: str) -> list[dict]:
     """Every (lr, checkpoint) of ``method``'s tuning runs: {"lr", "step", "dev_loss", "per_task", "run"}; refuses a
-    grid that is not complete (a missing run or checkpoint), since the choice must see the whole budget."""
-    found = {}
-    for r in records:
-        if stage_of(r) == "tune" and r["method"] == method:
-            found[r["train"]["lr"]] = r
-    missing = [lr for lr in grid(protocol, method) if not any(math.isclose(lr, x, rel_tol=1e-9) for x in found)]
+    grid that is not complete (a missing run or checkpoint), since the choice must see the whole budget, and sees
+    only the grid's lrs (a run at any other lr is not part of the budget)."""
+    found = [r for r in records if stage_of(r) == "tune" and r["method"] == method]
+    runs = {lr: next((r for r in found if math.isclose(r["train"]["lr"], lr, rel_tol=1e-9)), None)
+            for lr in grid(protocol, method)}
+    missing = [lr for lr, record in runs.items() if record is None]
     if missing:
         raise ConfigError(f"tuning of {method} is incomplete: no results file for lr {missing}; run "
                           f"`python scripts/protocol.py stage=tune` first.")
     out = []
-    for lr, record in sorted(found.items()):
+    for lr, record in runs.items():
         curve = {p["step"]: p for p in record["train"].get("dev_curve") or []}
         for step in protocol["checkpoints"]:
             if step not in curve:

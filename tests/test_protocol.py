@@ -78,6 +78,9 @@ def test_the_choice_is_the_lowest_dev_loss_ties_to_the_smaller_lr_and_earlier_st
     assert (edge["lr"], edge["step"], edge["edge"]) == (3.16e-3, 32, True)
     with pytest.raises(ConfigError, match=r"tuning of lora is incomplete: no results file for lr \[0.00316\]"):
         choose(shipped, records[:3], ["lora"])
+    # a run at an lr outside the grid is not part of the budget, however low its dev loss
+    outside = choose(shipped, [*records, _tuning_record("lora", 5e-4, [0.1, 0.1, 0.1, 0.1])], ["lora"])["lora"]
+    assert (outside["lr"], outside["step"]) == (3.16e-4, 96)
     assert stage_of(records[0]) == "tune"
 
 
