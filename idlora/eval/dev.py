@@ -46,6 +46,12 @@ def _token_losses(model, batch: dict) -> torch.Tensor:
     return torch.cat([nll.new_zeros(1), nll]).cpu()  # position t's label is predicted at t-1
 
 
+def describe(point: dict) -> str:
+    """One line of a dev point for a log: its loss, each task's, and the seconds it took."""
+    tasks = ", ".join(f"{t} {v:.4f}" for t, v in point["per_task"].items())
+    return f"dev loss {point['loss']:.4f} ({tasks}; {point['seconds']} s)"
+
+
 @torch.no_grad()
 def dev_loss(model, tokenizer, records: list[dict], family: str, max_length: int,
              row_tokens: int = ROW_TOKENS) -> dict:

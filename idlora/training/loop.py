@@ -24,7 +24,7 @@ from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
 from ..data import SFTCollator, load_dataset_for
-from ..eval.dev import dev_loss
+from ..eval.dev import describe, dev_loss
 from ..methods import count_parameters
 from ..results import run_paths
 from . import checkpoint, optim, record, setup
@@ -172,8 +172,7 @@ def _dev_point(cfg: DictConfig, state: TrainState, tokenizer, done: int, total_s
         return
     point = dev_loss(state.model, tokenizer, state.dev_records, cfg.model.family, int(tc.max_length))
     state.dev_curve.append({"step": done, **point})
-    state.accelerator.print(f"step {done}: dev loss {point['loss']:.4f} "
-                            f"({', '.join(f'{t} {v:.4f}' for t, v in point['per_task'].items())}; {point['seconds']} s)")
+    state.accelerator.print(f"step {done}: {describe(point)}")
 
 
 def _reduce(state: TrainState, step_loss: float, stop: bool) -> tuple[float, bool]:

@@ -26,7 +26,7 @@ from safetensors import safe_open
 
 from ..config import effective_lr
 from ..errors import ConfigError
-from ..eval.dev import dev_loss
+from ..eval.dev import describe, dev_loss
 from ..eval.evaluate import eval_device
 from ..methods import BASE, apply_peft_config, count_parameters
 from ..models import load_model_and_tokenizer, precision
@@ -73,9 +73,9 @@ class BaseRecipe(Recipe):
         model, tokenizer = load_model_and_tokenizer(cfg.model)
         model = apply_peft_config(model, cfg.method, None).to(eval_device()).eval()
         if record_it:
+            curve = _base_dev_curve(cfg, model, tokenizer)  # before the clock is read: its seconds count
             summary = {"steps": 0, "lr": None, "examples": 0, "loss_curve": [], "final_loss": None,
-                       "seconds": time.time() - t0, "processes": 1, "adapter_dir": None,
-                       "dev_curve": _base_dev_curve(cfg, model, tokenizer)}
+                       "seconds": time.time() - t0, "processes": 1, "adapter_dir": None, "dev_curve": curve}
             record.write(cfg, plan.config, summary, trainable=0, total=count_parameters(model)[1])
         return {**out, "model": model, "tokenizer": tokenizer}
 
@@ -88,7 +88,7 @@ def _base_dev_curve(cfg: DictConfig, model, tokenizer) -> list[dict]:
         return []
     with precision.autocast(precision.resolve(cfg.train.mixed_precision, next(model.parameters()).device)):
         point = dev_loss(model, tokenizer, records, cfg.model.family, int(cfg.train.max_length))
-    print(f"base: dev loss {point['loss']:.4f} ({', '.join(f'{t} {v:.4f}' for t, v in point['per_task'].items())})")
+    print(f"base: {describe(point)}")
     return [{"step": 0, **point}]
 
 
