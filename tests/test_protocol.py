@@ -177,7 +177,7 @@ def test_the_report_writes_every_file_and_the_aa_waits_for_its_runs(tmp_path, sh
 def test_a_row_of_several_experiments_is_judged_per_benchmark_against_its_own_base(tmp_path, shipped):
     """Table 1's rows hold one run per task: a benchmark is judged on the runs that scored it, gated by the base
     of their experiment; runs made before the protocol (no dev loss) make the verdict invalid, with their names."""
-    from idlora.reports import claims, verdicts
+    from idlora.reports import claims, prereg, verdicts
 
     protocol, records = _pilot(tmp_path, shipped)
     finals = [r for r in records if r["method"] != "base"]
@@ -197,10 +197,45 @@ def test_a_row_of_several_experiments_is_judged_per_benchmark_against_its_own_ba
     assert stale["invalid"].startswith("no dev loss recorded (runs made before the protocol): ")
     tests = verdicts.judge(load_claims(), {"t1_idlora_ni_lora": (a, b, [base], tmp_path)})
     assert {t["claim"] for t in tests} == {c["id"] for c in load_claims() if c["test"] != "count"}
-    md = claims.write([], "mini", tmp_path / "out", tests=tests)[1].read_text()
+    md = claims.write([], "mini", tmp_path / "out", prereg.preregistered_markdown(tests, "mini"))[1].read_text()
     assert md.index("## Pre-registered claims") < md.index("## Earlier verdicts")
     row = next(line for line in md.splitlines() if line.startswith("| t1_idlora_ni_lora | primary | gsm8k |"))
-    assert "3 seed pairs (3 vs 3 runs), paired by seed and example, lr 0.001 vs 0.001" in row
+    assert "tables' runs: at mini, 3 seed pairs (3 vs 3 runs), paired by seed and example, lr 0.001 vs 0.001" in row
+
+
+def test_make_claims_judges_the_pilots_claims_on_its_final_runs_and_prints_the_aa_rate(tmp_path, shipped,
+                                                                                     monkeypatch):
+    """CLAIMS.md opens with the primary claims at a glance and the A/A rate; a claim the pilot covers is judged on
+    its final runs (the pilot report's verdict, the same numbers), the others on the tables' runs; the primary
+    effects' plot is written beside it."""
+    from idlora.reports import prereg
+
+    (tmp_path / "runs").mkdir()
+    protocol, records = _pilot(tmp_path / "runs", shipped)
+    protocol["pilot"]["results_dir"] = str(tmp_path)
+    for seed, r in zip((11, 12, 13), [r for r in records if r["method"] == "lora"]):
+        records.append({**r, "run_id": f"aa{seed}", "config": {"run_tag": f"_aa_s{seed}", "seed": seed}})
+    for r in records:
+        r["scale"] = "mini"
+    monkeypatch.setattr(prereg, "load_protocol", lambda: protocol)
+    monkeypatch.setattr(prereg, "load_records", lambda p: records)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    paths = prereg.make_claims("mini", empty, empty / "efficiency.json", tmp_path / "out")
+    assert [p.name for p in paths] == ["claims.json", "CLAIMS.md", "claims_primary.png"]
+    md, doc = paths[1].read_text(), json.loads(paths[0].read_text())
+    pilot = {(v["claim"], v["benchmark"]): v for v in report.pilot_verdicts(protocol, records)["verdicts"]}
+    for t in doc["preregistered"]:
+        if t["claim"] == "t2_idlora_ni_lora":
+            assert t["under"] == str(tmp_path / "runs") and t["effect"] == pilot[(t["claim"], t["benchmark"])]["effect"]
+            assert t["verdict"] == pilot[(t["claim"], t["benchmark"])]["verdict"]
+        else:
+            assert t["verdict"] == "invalid: no runs"
+    assert md.index("## At a glance") < md.index("## Pre-registered claims") < md.index("## Earlier verdicts")
+    assert "| t2_idlora_ni_lora | 4 | " in md and "fair protocol, 3 seed pairs |" in md
+    aa = doc["aa_calibration"]
+    assert aa["pairs"] == 3 and f"{aa['resolved']} of 4 benchmarks resolved, a false-resolution rate of" in md
+    assert paths[2].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_table5_at_mini_prints_the_tuned_lr_and_steps_and_table4_says_it_is_not_tuned(monkeypatch):
@@ -219,3 +254,27 @@ def test_table5_at_mini_prints_the_tuned_lr_and_steps_and_table4_says_it_is_not_
     assert "| 0.001 / 5e-05 |" in t4 and "Not yet tuned under the fair protocol" in t4
     monkeypatch.setattr(protocol_module, "load_records", lambda protocol: records[:2])  # incomplete: config values
     assert "| 0.001 / 5e-05 |" in hyperparams.build("table5", "mini").to_markdown()
+
+
+def test_the_regeneration_cost_is_counted_per_arm_and_per_method_from_the_pilots_median_times(shipped, monkeypatch):
+    """Hand-counted: 2 arms of table1 (5 and 1 seeds, one experiment) and 1 arm of table2 (3 seeds, a method table1
+    tuned already); a tuning run 100 s (median of 3), a final run 200 s (median of 3: 150 + 50 scoring is 200)."""
+    from idlora.reports import protocol_cost
+
+    arms = {"table1": {("gsm8k", "idlora", ()): 5, ("gsm8k", "lora", ()): 1},
+            "table2": {("multitask", "idlora", ("x=1",)): 3}}
+    monkeypatch.setattr(protocol_cost, "table_arms", lambda scale="mini": arms)
+    records = [{"config": {"run_tag": f"_tune_lr{lr}_s100"}, "train": {"seconds": s}}
+               for lr, s in ((1e-4, 90.0), (1e-3, 100.0), (3e-3, 400.0))]
+    records += [{"config": {"run_tag": f"_final_s{i}"}, "train": {"seconds": s}, "benchmarks": {"gsm8k": {"seconds": e}}}
+                for i, (s, e) in enumerate(((150.0, 50.0), (100.0, 0.0), (900.0, 100.0)))]
+    p = protocol_cost.projection(shipped, records)
+    assert p["unit"] == {"tune_s": 100.0, "final_s": 200.0, "n_tune": 3, "n_final": 3}
+    t1, t2 = p["tables"]
+    assert (t1["arms"], t1["final_runs"], t1["tune_runs_per_arm"], t1["tune_runs_per_method"]) == (2, 7, 8, 8)
+    assert (t2["arms"], t2["final_runs"], t2["tune_runs_per_arm"], t2["tune_runs_per_method"]) == (1, 4, 4, 0)
+    assert t1["wall_h_per_arm"] == pytest.approx((8 * 100 + 7 * 200) / 3600 / 2)
+    assert t2["cpu_h_per_method"] == pytest.approx(4 * 200 / 3600)
+    assert p["total"]["final_runs"] == 11 and "| **total** | 3 | 11 | 12 |" in protocol_cost.markdown(p)
+    assert protocol_cost._seeds("table2", "llama3_8b/idlora", load_claims()) == 5  # t2_idlora_ni_lora: primary
+    assert protocol_cost._seeds("table2", "llama3_8b/vera", load_claims()) == 1  # in no claim

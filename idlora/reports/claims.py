@@ -11,9 +11,8 @@ seeds (``stats.bootstrap_ci``); p from the exact paired sign test (``stats.paire
 the interval lies above 0, ``contradicted`` if below, else ``not resolved``; a claim whose runs are missing or
 unusable is ``not resolved`` with ``"missing"`` naming the runs and why — never a made-up number.
 
-``preregistered`` judges the hypotheses of ``claims/preregistered.yaml`` on the same runs with the fair protocol's
-rule (``verdicts.judge``: seed-paired statistics, validity gates, Holm / Benjamini-Hochberg); CLAIMS.md shows them
-first, the entries above after them as the earlier, not pre-registered verdicts.
+``idlora.reports.prereg`` judges the hypotheses of ``claims/preregistered.yaml`` with the fair protocol's rule and
+writes both: CLAIMS.md shows them first, the entries above after them as the earlier, not pre-registered verdicts.
 """
 
 from __future__ import annotations
@@ -25,8 +24,6 @@ from ..files import atomic_write_json, atomic_write_text
 from ..methods import PEFT_BASELINES
 from ..bench_format import SHAPES, between_runs
 from ..stats import bootstrap_ci, median_difference_ci, paired_test, seed_mean, sign_test_p, t_interval
-from . import verdicts
-from .preregistered import COUNT, load_claims
 from .tables.from_runs import COLUMN_LABELS, LABELS, TableRuns, cell_scores, load_runs
 from .tables.render import paper_numbers
 
@@ -396,23 +393,6 @@ def table_runs(scale: str, results_dir: str | Path) -> dict[str, TableRuns]:
     return {t: load_runs(t, scale, Path(results_dir)) for t in CLAIM_TABLES}
 
 
-def _base_row(tr: TableRuns, arm: str) -> list[dict]:
-    """The untrained base's records beside ``arm`` (``<model>/base`` in Tables 1-2, ``base`` elsewhere)."""
-    return tr.records.get(f"{arm.split('/')[0]}/base" if "/" in arm else "base") or []
-
-
-def preregistered(runs: dict[str, TableRuns], results_dir: str | Path) -> list[dict]:
-    """``claims/preregistered.yaml``'s hypotheses judged on the tables' runs (``verdicts.judge``: seed-paired, the
-    validity gates, Holm / BH in the claims' families)."""
-    claims, arms = load_claims(), {}
-    for c in claims:
-        tr = runs.get(c["table"])
-        if c["test"] != COUNT and tr is not None and tr.records.get(c["arm_a"]) and tr.records.get(c["arm_b"]):
-            arms[c["id"]] = (tr.records[c["arm_a"]], tr.records[c["arm_b"]], _base_row(tr, c["arm_a"]),
-                             Path(results_dir))
-    return verdicts.judge(claims, arms)
-
-
 def build_claims(scale: str = "mini", results_dir: str | Path = "results/runs",
                  bench_file: str | Path = "results/bench/efficiency.json", table6=None,
                  runs: dict[str, TableRuns] | None = None) -> list[dict]:
@@ -470,42 +450,14 @@ def to_markdown(claims: list[dict], scale: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _about(t: dict, scale: str) -> str:
-    """One line on what a verdict is about: the scale, the seeds a side, the pairing, the lrs the runs trained at."""
-    if "effect" not in t:
-        return f"at {scale}"
-    lr = " vs ".join("/".join(f"{x:g}" for x in t["lr"][side]) or "—" for side in ("a", "b"))
-    return (f"at {scale}, {len(t['seeds'])} seed pairs ({len(t['runs']['a'])} vs {len(t['runs']['b'])} runs), "
-            f"paired by seed and example, lr {lr}")
-
-
-def preregistered_markdown(tests: list[dict], scale: str) -> list[str]:
-    lines = ["## Pre-registered claims", "",
-             "The hypotheses of `claims/preregistered.yaml` (written before the runs that judge them; docs/protocol.md), "
-             "one row per claim and benchmark, judged on the tables' runs: a − b in points, the mean over seed pairs "
-             "of the per-seed difference on the same test items, with the 95% bootstrap interval over seed pairs "
-             "then items; p, the larger of the bootstrap's and the t test's over seeds (one-sided at the margin for "
-             "non-inferiority), adjusted by Holm across the primary hypotheses and Benjamini-Hochberg (q = 0.1) "
-             "across the exploratory ones. A comparison is judged only behind the validity gates (both arms beat "
-             "the untrained base on dev loss, no run diverged): runs made before the fair protocol record no dev "
-             "loss, so their comparisons read `invalid` until the regeneration.", "",
-             "| claim | kind | benchmark | about | a − b [95% CI] | p | adjusted | verdict |",
-             "|---|---|---|---|---|---|---|---|"]
-    for t in tests:
-        p = verdicts.p_of(t)
-        effect = f"{t['effect']:+.1f} [{t['low']:+.1f}, {t['high']:+.1f}]" if "effect" in t else "—"
-        lines.append(f"| {t['claim']} | {t['kind']} | {t['benchmark']} | {_about(t, scale)} | {effect} | "
-                     f"{_num(p, '{:.3g}')} | {t['p_adjusted']:.3g} | {t['verdict']} |")
-    return lines + ["", "## Earlier verdicts (not pre-registered: the mini protocol before issue 36)", ""]
-
-
-def write(claims: list[dict], scale: str, out_dir: str | Path = "results",
-          tests: list[dict] | None = None) -> list[Path]:
-    """claims.json and CLAIMS.md; ``tests``: the pre-registered hypotheses judged (``preregistered``), first."""
+def write(claims: list[dict], scale: str, out_dir: str | Path = "results", head: list[str] | None = None,
+          extra: dict | None = None) -> list[Path]:
+    """claims.json and CLAIMS.md: ``head``, the pre-registered section's lines (``prereg``), between the title and
+    these earlier verdicts; ``extra``, its entries in claims.json."""
     out_dir = Path(out_dir)
     md = to_markdown(claims, scale)
-    if tests is not None:
+    if head:
         title, rest = md.split("\n", 1)
-        md = "\n".join([title, "", *preregistered_markdown(tests, scale)]) + rest
-    return [atomic_write_json(out_dir / "claims.json", {"scale": scale, "preregistered": tests, "claims": claims}),
+        md = "\n".join([title, "", *head]) + rest
+    return [atomic_write_json(out_dir / "claims.json", {"scale": scale, **(extra or {}), "claims": claims}),
             atomic_write_text(out_dir / "CLAIMS.md", md)]

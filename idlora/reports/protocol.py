@@ -8,6 +8,8 @@
   judged here keep their place with p = 1, so the adjustment is the one the full regeneration will use), behind the
   validity gates (``paired.validity``: both arms beat the untrained base on dev loss, no run diverged); the A/A
   calibration (LoRA's final seeds against its A/A seeds); each run's CPU time.
+- **Cost** (``cost.{md,json}``): what regenerating every mini table under the protocol costs, projected from the
+  pilot's run times (``protocol_cost``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 from ..errors import ConfigError
 from ..files import atomic_write_json, atomic_write_text
 from ..protocol import choose, grid, load_records, runs_dir, stage_of
-from . import paired, verdicts
+from . import paired, protocol_cost, verdicts
 from .plotting import pyplot, save
 from .preregistered import load_claims
 
@@ -106,9 +108,10 @@ def curves_figure(protocol: dict, records: list[dict], path: Path) -> Path | Non
     return save(fig, path)
 
 
-def write_report(protocol: dict) -> list[Path]:
+def write_report(protocol: dict, out: Path | None = None) -> list[Path]:
+    """The pilot's report from its runs' files, into ``out`` (default: the pilot's results directory)."""
     records = load_records(protocol)
-    out = Path(protocol["pilot"]["results_dir"])
+    out = Path(out or protocol["pilot"]["results_dir"])
     summary = tuning_summary(protocol, records)
     paths = [atomic_write_json(out / "tuning.json", summary),
              atomic_write_text(out / "tuning.md", _tuning_markdown(protocol, summary))]
@@ -117,7 +120,9 @@ def write_report(protocol: dict) -> list[Path]:
     judged = pilot_verdicts(protocol, records)
     paths += [atomic_write_json(out / "pilot.json", judged),
               atomic_write_text(out / "pilot.md", _pilot_markdown(protocol, judged))]
-    return paths
+    cost = protocol_cost.projection(protocol, records)
+    return [*paths, atomic_write_json(out / "cost.json", cost),
+            atomic_write_text(out / "cost.md", protocol_cost.markdown(cost))]
 
 
 def _by_stage(records: list[dict], stage: str, method: str) -> dict[int, dict]:
@@ -130,29 +135,34 @@ def _method_of(row: str) -> str:
     return row.split("/")[-1]
 
 
+def pilot_arms(protocol: dict, records: list[dict]) -> dict[str, tuple]:
+    """The pilot's claims' arms for ``verdicts.judge``: claim id -> (final runs of arm a, of arm b, the base's
+    records, the runs' directory); the rule ``make claims`` uses for the claims the pilot judges."""
+    finals = {m: _by_stage(records, "final", m) for m in protocol["pilot"]["methods"]}
+    bases = [r for r in records if r["method"] == "base"]
+    return {c["id"]: ([r for _, r in sorted(finals[_method_of(c["arm_a"])].items())],
+                      [r for _, r in sorted(finals[_method_of(c["arm_b"])].items())], bases, runs_dir(protocol))
+            for c in load_claims() if c["id"] in protocol["pilot"]["claims"]}
+
+
 def pilot_verdicts(protocol: dict, records: list[dict]) -> dict:
     """The pilot's claims judged on the final runs (``verdicts.judge``, the rule ``make claims`` uses too), among
     the whole primary family; the A/A calibration; each run's time."""
-    directory, methods = runs_dir(protocol), protocol["pilot"]["methods"]
-    finals = {m: _by_stage(records, "final", m) for m in methods}
-    bases = [r for r in records if r["method"] == "base"]
-    claims = load_claims()
-    ours = protocol["pilot"]["claims"]
-    arms = {c["id"]: ([r for _, r in sorted(finals[_method_of(c["arm_a"])].items())],
-                      [r for _, r in sorted(finals[_method_of(c["arm_b"])].items())], bases, directory)
-            for c in claims if c["id"] in ours}
-    judged = verdicts.judge(claims, arms)
+    claims, ours = load_claims(), protocol["pilot"]["claims"]
+    judged = verdicts.judge(claims, pilot_arms(protocol, records))
     return {"claims": [c for c in claims if c["id"] in ours],
             "family_size": sum(c["kind"] == "primary" for c in judged),
-            "verdicts": [c for c in judged if c["claim"] in ours], "aa": _aa(protocol, records, directory),
-            "runs": _run_times(records), "seeds": {m: sorted(finals[m]) for m in methods}}
+            "verdicts": [c for c in judged if c["claim"] in ours], "aa": aa_calibration(protocol, records),
+            "runs": _run_times(records),
+            "seeds": {m: sorted(_by_stage(records, "final", m)) for m in protocol["pilot"]["methods"]}}
 
 
 AA_METRICS = ("gsm8k", "mmlu", "cqa", "humaneval_pass@1")
 
 
-def _aa(protocol: dict, records: list[dict], directory: Path) -> dict | None:
+def aa_calibration(protocol: dict, records: list[dict]) -> dict | None:
     """LoRA's final seeds against its A/A seeds, paired in order; None until both sets have a run."""
+    directory = runs_dir(protocol)
     first, second = _by_stage(records, "final", "lora"), _by_stage(records, "aa", "lora")
     pairs = min(len(first), len(second))
     if not pairs:

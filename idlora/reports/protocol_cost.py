@@ -1,0 +1,103 @@
+"""What regenerating the mini tables under the fair protocol costs on this machine, projected from the pilot's
+measured run times (``results/protocol/pilot/cost.md``, written with the pilot's report).
+
+The unit is an *arm*: a table row's runs without their seed (experiment, method, overrides), counted once over the
+tables (``experiments.served_runs``: a run identical in effect to an earlier table's is that table's). Per arm:
+
+- **tuning**: the protocol's 4 lr candidates on the tuning seed (no scoring), either on the arm's own experiment
+  (plan *per arm*) or once per method (plan *per method*: each method tuned once on the pilot's experiment, every
+  arm of that method trained at its choice);
+- **final runs**: 5 seeds for a row in a primary claim, 3 for a row in any other claim, 1 for a row in none
+  (``claims/preregistered.yaml``), each trained and scored once; plus one untrained base run per experiment.
+
+A tuning run costs the median training time of the pilot's tuning runs, a final run the median training plus scoring
+time of its final and A/A runs (one thread each, two runs at once: wall time is half the CPU time). Every experiment
+is assumed to cost what the pilot's multi-task one does: single-task runs score one benchmark, not four, so their
+projection is an upper bound. The pilot's own runs (Table 2's ID-LoRA and LoRA) are counted as if still to run.
+"""
+
+from __future__ import annotations
+
+from statistics import median
+
+from ..experiments import RUN_TABLES, served_runs
+from ..protocol import grid, stage_of
+from .preregistered import load_claims
+
+PRIMARY_SEEDS, CLAIM_SEEDS, OTHER_SEEDS = 5, 3, 1
+JOBS = 2  # runs at once on this machine, one thread each
+
+
+def _arm(run) -> tuple:
+    return run.experiment, run.method, tuple(o for o in run.overrides if not o.startswith(("seed=", "run_tag=")))
+
+
+def _seeds(table: str, row: str, claims: list[dict]) -> int:
+    kinds = {c["kind"] for c in claims if c["table"] == table and row in (c["arm_a"], c["arm_b"])}
+    return PRIMARY_SEEDS if "primary" in kinds else CLAIM_SEEDS if kinds else OTHER_SEEDS
+
+
+def table_arms(scale: str = "mini") -> dict[str, dict[tuple, int]]:
+    """table -> {arm: seeds} for the arms first trained for that table (an arm served by an earlier table's run is
+    that table's; its seeds are the most any of its rows asks for)."""
+    claims, out, seen = load_claims(), {}, {}
+    for table in RUN_TABLES:
+        for run, serving, where in served_runs(table, scale):
+            arm = _arm(serving)
+            owner = seen.setdefault(arm, where)
+            arms = out.setdefault(owner, {})
+            arms[arm] = max(arms.get(arm, 0), _seeds(table, run.row, claims))
+    return {t: out.get(t, {}) for t in RUN_TABLES}
+
+
+def unit_seconds(records: list[dict]) -> dict:
+    """The pilot's measured seconds: a tuning run (training), a final run (training and scoring), with counts."""
+    tune = [r["train"]["seconds"] for r in records if stage_of(r) == "tune"]
+    final = [r["train"]["seconds"] + sum(b.get("seconds") or 0 for b in (r.get("benchmarks") or {}).values())
+             for r in records if stage_of(r) in ("final", "aa")]
+    return {"tune_s": median(tune) if tune else None, "final_s": median(final) if final else None,
+            "n_tune": len(tune), "n_final": len(final)}
+
+
+def projection(protocol: dict, records: list[dict], scale: str = "mini") -> dict | None:
+    """Per table and in total: arms, tuning runs (both plans), final and base runs, CPU and wall hours."""
+    unit = unit_seconds(records)
+    if unit["tune_s"] is None or unit["final_s"] is None:
+        return None
+    candidates = len(grid(protocol, "lora"))
+    rows, methods_tuned, experiments = [], set(), set()
+    for table, arms in table_arms(scale).items():
+        new_methods = {m for _, m, _ in arms} - methods_tuned
+        new_experiments = {e for e, _, _ in arms} - experiments
+        methods_tuned |= new_methods
+        experiments |= new_experiments
+        finals = sum(arms.values()) + len(new_experiments)  # the base: one per experiment
+        rows.append({"table": table, "arms": len(arms), "final_runs": finals,
+                     "tune_runs_per_arm": candidates * len(arms), "tune_runs_per_method": candidates * len(new_methods)})
+    for row in rows:
+        for plan in ("per_arm", "per_method"):
+            cpu = row[f"tune_runs_{plan}"] * unit["tune_s"] + row["final_runs"] * unit["final_s"]
+            row[f"cpu_h_{plan}"], row[f"wall_h_{plan}"] = cpu / 3600, cpu / 3600 / JOBS
+    total = {k: sum(r[k] for r in rows) for k in rows[0] if k != "table"}
+    return {"unit": unit, "jobs": JOBS, "seeds": [PRIMARY_SEEDS, CLAIM_SEEDS, OTHER_SEEDS], "tables": rows,
+            "total": total}
+
+
+def markdown(p: dict | None) -> str:
+    lines = ["# The regeneration's cost under the fair protocol (projected)", "",
+             "Generated with the pilot's report (`python scripts/protocol.py stage=report`, "
+             "`idlora/reports/protocol_cost.py`, which says what is counted). Measured on this machine by the pilot: ", ""]
+    if p is None:
+        return "\n".join(lines + ["Not yet: the pilot has no tuning or final run."]) + "\n"
+    u = p["unit"]
+    lines += [f"- a tuning run: {u['tune_s']:.0f} s of training (median of {u['n_tune']});",
+              f"- a final run: {u['final_s']:.0f} s of training and scoring (median of {u['n_final']});",
+              f"- one thread a run, {p['jobs']} runs at once: wall hours are half the CPU hours.", "",
+              f"Seeds a row: {p['seeds'][0]} in a primary claim, {p['seeds'][1]} in another claim, {p['seeds'][2]} "
+              "otherwise; each arm counted in the first table that trains it.", "",
+              "| table | arms | final runs (with bases) | tuning runs, per arm | wall h, per arm | tuning runs, per "
+              "method | wall h, per method |", "|---|---|---|---|---|---|---|"]
+    for r in [*p["tables"], {"table": "**total**", **p["total"]}]:
+        lines.append(f"| {r['table']} | {r['arms']} | {r['final_runs']} | {r['tune_runs_per_arm']} | "
+                     f"{r['wall_h_per_arm']:.1f} | {r['tune_runs_per_method']} | {r['wall_h_per_method']:.1f} |")
+    return "\n".join(lines) + "\n"
