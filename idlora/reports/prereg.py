@@ -120,7 +120,7 @@ def preregistered_markdown(tests: list[dict], scale: str) -> list[str]:
 
 def primary_figure(tests: list[dict], path: Path) -> Path:
     """Each primary hypothesis with statistics: its effect and 95% interval, the non-inferiority margin (red) or 0;
-    invalid comparisons grey, labelled so."""
+    invalid comparisons grey; each labelled with its verdict."""
     rows = [t for t in tests if t["kind"] == "primary" and "effect" in t]
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 0.3 * len(rows) + 1.2))
@@ -131,7 +131,7 @@ def primary_figure(tests: list[dict], path: Path) -> Path:
         if t.get("margin"):
             ax.plot(-t["margin"], y, "|", color="red", markersize=10)
     ax.axvline(0, color="k", lw=0.8)
-    labels = [f"{t['claim']} · {t['benchmark']}{' (invalid)' if t['invalid'] else ''}" for t in reversed(rows)]
+    labels = [f"{t['claim']} · {t['benchmark']}: {t['verdict'].split(':')[0]}" for t in reversed(rows)]
     ax.set_yticks(range(len(rows)), labels, fontsize=7)
     ax.set_xlabel("a − b (points), 95% interval; red: non-inferiority margin")
     ax.set_title("Primary hypotheses", fontsize=9)

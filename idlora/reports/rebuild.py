@@ -8,22 +8,19 @@ commands make from the committed runs); the slow test ``tests/test_rebuild.py`` 
 file is built from:
 
 - ``tables/<table>.{md,tex,json}``: ``reports.tables.build_table`` (runs: ``runs/``; Tables 4-5: the configs and the
-  protocol's tuning runs; Table 6: adapters on meta models); ``table_pmrc_cost``: ``bench/pmrc_cost.json``;
-  ``memory_plan.md``: ``bench/memory_plan.json``.
+  protocol's tuning runs; Table 6: adapters on meta models); ``table_pmrc_cost``: ``bench/pmrc_cost.json``.
+  (``memory_plan.md`` is not rebuilt: ``make memory_plan`` computes it with its JSON, from no results file.)
 - ``figures/``: fig3 (``bench/efficiency.json``), fig4 (Table 7's runs), fig_budget (``budget/``), fig_rank
-  (``figures/fig_rank.json``), fig_router (the one file in ``router/``).
+  (``figures/fig_rank.json``), fig_router (the one file in ``router/``): the analysis files behind the last two
+  (their stages load adapters) are read, not rebuilt.
 - ``claims.json``, ``CLAIMS.md``, ``claims_primary.png``: ``make claims``; ``README.md``: ``make results_page``.
 - ``pilot/real_data.*``: the real-data pilot (``pilot/runs/``); ``protocol/pilot/*``: the fair protocol's pilot.
 """
 
 from __future__ import annotations
 
-import json
-import shutil
 from pathlib import Path
 
-from ..bench.memory_plan import markdown as memory_plan_markdown
-from ..files import atomic_write_text
 from ..protocol import load_protocol
 from . import pilot, results_page
 from .effective_rank import fig_rank
@@ -34,17 +31,12 @@ from .router import fig_router
 from .tables import TABLES, build_table
 from .tables.pmrc_cost import rebuild_table
 
-# Generated files that are inputs of others and are copied, not rebuilt: analysis outputs (their stages load adapters)
-COPIED = ("figures/fig_rank.json",)
-
 
 def _tables(src: Path, out: Path, scale: str) -> list[Path]:
     paths = []
     for name in TABLES:
         paths += build_table(name, scale, str(src / "runs")).write(out / "tables")
-    paths += rebuild_table(src / "bench" / "pmrc_cost.json", out / "tables")
-    plan = json.loads((src / "bench" / "memory_plan.json").read_text())
-    return [*map(Path, paths), atomic_write_text(out / "tables" / "memory_plan.md", memory_plan_markdown(plan))]
+    return [*map(Path, paths), *map(Path, rebuild_table(src / "bench" / "pmrc_cost.json", out / "tables"))]
 
 
 def _figures(src: Path, out: Path, scale: str) -> list[Path]:
@@ -67,10 +59,8 @@ def _pilots(src: Path, out: Path) -> list[Path]:
 def rebuild(results: str | Path = "results", out: str | Path = "build/results", scale: str = "mini") -> list[Path]:
     """Every generated file of ``results`` rebuilt into ``out`` from ``results``'s runs and measurement files."""
     src, out = Path(results), Path(out)
-    for rel in COPIED:
-        (out / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(src / rel, out / rel)
-    paths = [*_tables(src, out, scale), *_figures(src, out, scale), make_claims(scale, src / "runs", src / "bench" / "efficiency.json", out), *_pilots(src, out)]
+    paths = [*_tables(src, out, scale), *_figures(src, out, scale),
+             *make_claims(scale, src / "runs", src / "bench" / "efficiency.json", out), *_pilots(src, out)]
     return [*paths, results_page.write(results_page.build(src), out)]  # as `make results_page` reads results/
 
 
