@@ -213,6 +213,21 @@ def git_commit() -> str | None:
     return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
+CODE_PATHS = ("idlora", "scripts", "configs", "experiments", "claims", "pyproject.toml")  # what a run's numbers read
+
+
+def uncommitted_code() -> list[str] | None:
+    """The files of ``CODE_PATHS`` that differ from HEAD, untracked ones included (``git status --porcelain``
+    lines); None without git."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        out = subprocess.run(["git", "status", "--porcelain", "--", *CODE_PATHS], cwd=root, capture_output=True,
+                             text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.splitlines() if out.returncode == 0 else None
+
+
 def git_diff() -> str:
     """The uncommitted changes to tracked files (``git diff HEAD``), "" on a clean tree or without git: a run made
     from a dirty tree keeps them beside its results file (``write_run_record``), so its code can be replayed."""

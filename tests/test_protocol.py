@@ -278,3 +278,50 @@ def test_the_regeneration_cost_is_counted_per_arm_and_per_method_from_the_pilots
     assert p["total"]["final_runs"] == 11 and "| **total** | 3 | 11 | 12 |" in protocol_cost.markdown(p)
     assert protocol_cost._seeds("table2", "llama3_8b/idlora", load_claims()) == 5  # t2_idlora_ni_lora: primary
     assert protocol_cost._seeds("table2", "llama3_8b/vera", load_claims()) == 1  # in no claim
+
+
+def test_the_protocols_runs_are_refused_from_uncommitted_code_before_any_launch(shipped, monkeypatch):
+    """A run's record names its commit: with a changed or untracked code file (or no git) nothing is launched and the
+    message names the files and the fix; with every run complete nothing needs the check."""
+    from idlora.runs import tuning
+
+    launched = []
+    monkeypatch.setattr(tuning, "run_all_locally", lambda *a: launched.append(a) or [])
+    monkeypatch.setattr(tuning, "is_complete", lambda run, directory: False)
+    monkeypatch.setattr(tuning, "uncommitted_code", lambda: [" M idlora/protocol.py", "?? idlora/new.py"])
+    runs = tuning.tuning_runs(shipped)
+    with pytest.raises(ConfigError, match=r"2 file\(s\) differ from HEAD: M idlora/protocol.py; \?\? idlora/new.py"
+                                          r"\. Commit them, or run from a clean worktree"):
+        tuning.run_missing(shipped, runs)
+    monkeypatch.setattr(tuning, "uncommitted_code", lambda: None)
+    with pytest.raises(ConfigError, match="run them in a git checkout"):
+        tuning.run_missing(shipped, runs)
+    assert launched == []
+    monkeypatch.setattr(tuning, "is_complete", lambda run, directory: True)
+    tuning.run_missing(shipped, runs)
+    assert len(launched) == 1
+    monkeypatch.setattr(tuning, "is_complete", lambda run, directory: False)
+    monkeypatch.setattr(tuning, "uncommitted_code", lambda: [])
+    tuning.run_missing(shipped, runs)
+    assert len(launched) == 2
+
+
+def test_uncommitted_code_lists_an_untracked_module_and_ignores_results(tmp_path, monkeypatch):
+    import subprocess
+
+    from idlora import results
+
+    repo = tmp_path / "repo"
+    (repo / "idlora").mkdir(parents=True)
+    (repo / "results").mkdir()
+    (repo / "idlora" / "a.py").write_text("x = 1\n")
+    git = ["git", "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run([*git, "init", "-q"], cwd=repo, check=True)
+    subprocess.run([*git, "add", "."], cwd=repo, check=True)
+    subprocess.run([*git, "commit", "-qm", "c"], cwd=repo, check=True)
+    monkeypatch.setattr(results, "__file__", str(repo / "idlora" / "results.py"))
+    assert results.uncommitted_code() == []
+    (repo / "results" / "run.json").write_text("{}")
+    (repo / "idlora" / "new.py").write_text("y = 2\n")
+    (repo / "idlora" / "a.py").write_text("x = 3\n")
+    assert sorted(results.uncommitted_code()) == [" M idlora/a.py", "?? idlora/new.py"]

@@ -13,8 +13,11 @@ threads.
 
 from __future__ import annotations
 
+from ..errors import ConfigError
 from ..experiments import Run
 from ..protocol import base_overrides, final_overrides, grid, runs_dir, tuning_overrides
+from ..results import uncommitted_code
+from .launch import is_complete
 from .orchestrate import run_all_locally
 
 AA_METHOD = "lora"
@@ -46,10 +49,26 @@ def aa_runs(protocol: dict, choices: dict) -> list[Run]:
                  f"aa/{AA_METHOD}/s{s}") for s in protocol["aa_seeds"]]
 
 
+def require_committed_code() -> None:
+    """The protocol's runs are made from committed code (their records name a commit anyone can check out): refused,
+    before any work, while a file the runs read differs from HEAD or is untracked, or without git."""
+    changed = uncommitted_code()
+    if changed is None:
+        raise ConfigError("the fair protocol's runs record the commit they were made from: run them in a git checkout "
+                          "of this repository.")
+    if changed:
+        raise ConfigError(f"the fair protocol's runs are made from committed code, and {len(changed)} file(s) differ "
+                          f"from HEAD: {'; '.join(line.strip() for line in changed[:5])}. Commit them, or run from a "
+                          "clean worktree (git worktree add ../clean HEAD).")
+
+
 def run_missing(protocol: dict, runs: list[Run], jobs: int = 1) -> None:
     """Train and score each run whose complete results file is missing, ``jobs`` at a time, through the tables'
     launcher (``orchestrate.run_all_locally``: a lock per run, a complete file kept, with ``jobs`` > 1 each run on
-    its share of the cores and its output in ``RunPaths.log``); raises naming the runs that failed."""
+    its share of the cores and its output in ``RunPaths.log``), from committed code (``require_committed_code``);
+    raises naming the runs that failed."""
+    if any(not is_complete(run, runs_dir(protocol)) for run in runs):
+        require_committed_code()
     failed = run_all_locally(runs, runs_dir(protocol), OUTPUT_ROOT, jobs)
     if failed:
         raise RuntimeError(f"{len(failed)} protocol run(s) failed: {', '.join(failed)}; their logs are in "
