@@ -37,8 +37,7 @@ def protocol_evidence(scale: str) -> tuple[dict[str, tuple], dict | None]:
     A/A calibration, at the pilot's scale; nothing at any other scale."""
     protocol = load_protocol()
     records = [r for r in load_records(protocol) if r.get("scale") == scale]
-    arms = {claim: arm for claim, arm in pilot_arms(protocol, records).items() if arm[0] and arm[1]}
-    return arms, aa_calibration(protocol, records)
+    return pilot_arms(protocol, records), aa_calibration(protocol, records)
 
 
 def preregistered(runs: dict[str, TableRuns], results_dir: str | Path, protocol_arms: dict | None = None) -> list[dict]:
