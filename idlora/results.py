@@ -200,43 +200,42 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def git_commit() -> str | None:
+CODE_PATHS = ("idlora", "scripts", "configs", "experiments", "claims", "pyproject.toml")  # what a run's numbers read
+
+
+def _git(*args: str, ok=(0,)) -> str | None:
+    """``git args`` in the repository's root: its output, or None without git or on an exit status not in ``ok``."""
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True,
-                             text=True, timeout=5)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=Path(__file__).resolve().parent, capture_output=True, text=True, timeout=5)
+        out = subprocess.run(["git", *args], cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True,
+                             timeout=30)
     except (OSError, subprocess.SubprocessError):
         return None
-    if out.returncode != 0:
-        return None
-    return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
-
-
-CODE_PATHS = ("idlora", "scripts", "configs", "experiments", "claims", "pyproject.toml")  # what a run's numbers read
+    return out.stdout if out.returncode in ok else None
 
 
 def uncommitted_code() -> list[str] | None:
     """The files of ``CODE_PATHS`` that differ from HEAD, untracked ones included (``git status --porcelain``
-    lines); None without git."""
-    root = Path(__file__).resolve().parents[1]
-    try:
-        out = subprocess.run(["git", "status", "--porcelain", "--", *CODE_PATHS], cwd=root, capture_output=True,
-                             text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
+    lines); None without git. Results, logs and anything else a run writes do not count."""
+    out = _git("status", "--porcelain", "--", *CODE_PATHS)
+    return None if out is None else out.splitlines()
+
+
+def git_commit() -> str | None:
+    """HEAD, with ``-dirty`` when the code a run reads differs from it (``uncommitted_code``); None without git."""
+    head = _git("rev-parse", "HEAD")
+    if not head:
         return None
-    return out.stdout.splitlines() if out.returncode == 0 else None
+    return head.strip() + ("-dirty" if uncommitted_code() else "")
 
 
 def git_diff() -> str:
-    """The uncommitted changes to tracked files (``git diff HEAD``), "" on a clean tree or without git: a run made
-    from a dirty tree keeps them beside its results file (``write_run_record``), so its code can be replayed."""
-    try:
-        out = subprocess.run(["git", "diff", "HEAD", "--binary"], cwd=Path(__file__).resolve().parent,
-                             capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.SubprocessError):
-        return ""
-    return out.stdout if out.returncode == 0 else ""
+    """The uncommitted changes to the code a run reads (``CODE_PATHS``: ``git diff HEAD``, and each untracked file
+    there as a new file), "" on a clean tree or without git: a run made from a dirty tree keeps them beside its
+    results file (``write_run_record``), so its code can be replayed."""
+    tracked = _git("diff", "HEAD", "--binary", "--", *CODE_PATHS) or ""
+    untracked = (_git("ls-files", "--others", "--exclude-standard", "-z", "--", *CODE_PATHS) or "").split("\0")
+    new = [_git("diff", "--no-index", "--binary", "--", "/dev/null", f, ok=(0, 1)) or "" for f in untracked if f]
+    return tracked + "".join(new)
 
 
 def provenance() -> dict:

@@ -327,3 +327,12 @@ def test_uncommitted_code_lists_an_untracked_module_and_ignores_results(tmp_path
     (repo / "idlora" / "new.py").write_text("y = 2\n")
     (repo / "idlora" / "a.py").write_text("x = 3\n")
     assert sorted(results.uncommitted_code()) == [" M idlora/a.py", "?? idlora/new.py"]
+    # the record's -dirty flag and its diff follow the same rule: the code, untracked modules included, not results
+    assert results.git_commit().endswith("-dirty")
+    diff = results.git_diff()
+    assert "b/idlora/a.py" in diff and "+x = 3" in diff and "b/idlora/new.py" in diff and "+y = 2" in diff
+    assert "results/run.json" not in diff
+    subprocess.run([*git, "add", "idlora"], cwd=repo, check=True)
+    subprocess.run([*git, "commit", "-qm", "code"], cwd=repo, check=True)
+    (repo / "results" / "run.json").write_text('{"changed": 1}')
+    assert not results.git_commit().endswith("-dirty") and results.git_diff() == ""
