@@ -146,6 +146,12 @@ def choose(protocol: dict, records: list[dict], methods: list[str]) -> dict[str,
     return out
 
 
+def made_under_protocol(record: dict) -> bool:
+    """A run made under the fair protocol records its dev loss (``train.dev_curve``); the runs made before it, under
+    the mini protocol of one shared lr and a fixed step budget, do not."""
+    return bool((record.get("train") or {}).get("dev_curve"))
+
+
 def runs_dir(protocol: dict) -> Path:
     """Where the pilot's results files are."""
     return Path(protocol["pilot"]["results_dir"]) / "runs"

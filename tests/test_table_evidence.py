@@ -108,3 +108,17 @@ def test_a_column_no_trained_row_moves_from_the_base_gets_a_footnote_with_the_in
     assert len(notes) == 1 and notes[0].startswith("MMLU: no trained row's 95% interval is disjoint")
     assert "Base 40.0 [32.0, 48.0], n = 150" in notes[0] and "farthest from it: ID-LoRA 35.0 [27.0, 43.0]" in notes[0]
     assert from_runs.unmoved_columns(t, skip={"m/base"}) == []
+
+
+def test_a_table_of_runs_made_before_the_fair_protocol_says_so_and_one_made_under_it_does_not(tmp_path, seeded):
+    import json
+
+    ids = [_write_run(tmp_path, run, "tiny", {"gsm8k": ({"gsm8k": 25.0}, _rows(40, 10))}) for run in seeded[:3]]
+    note = next(x for x in build_table("table2", "tiny", str(tmp_path)).notes if x.startswith("Protocol: "))
+    assert note.startswith("Protocol: 3 of this table's runs were made before the fair protocol")
+    for run_id in ids:  # a run under the protocol records its dev loss
+        path = tmp_path / f"{run_id}.json"
+        record = json.loads(path.read_text())
+        record["train"] = {**(record.get("train") or {}), "dev_curve": [{"step": 32, "loss": 1.5}]}
+        path.write_text(json.dumps(record))
+    assert not any(x.startswith("Protocol: ") for x in build_table("table2", "tiny", str(tmp_path)).notes)

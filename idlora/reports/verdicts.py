@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..protocol import made_under_protocol
 from . import paired
 from .preregistered import COUNT, budget_problem, margin
 from .tables.from_runs import per_example_scores
@@ -44,7 +45,7 @@ def gate(runs_a: list[dict], runs_b: list[dict], base: dict | None) -> str | Non
     dev loss), or a missing prerequisite of that check (no base, runs without a dev loss), or None."""
     if base is None or _dev(base) is None:
         return "no untrained base run with a dev loss (the gate's reference)"
-    undeveloped = [r["run_id"] for r in [*runs_a, *runs_b] if _dev(r) is None]
+    undeveloped = [r["run_id"] for r in [*runs_a, *runs_b] if not made_under_protocol(r)]
     if undeveloped:
         return f"no dev loss recorded (runs made before the protocol): {', '.join(undeveloped)}"
     facts = {side: [paired.RunFacts(r["run_id"], r["train"].get("loss_curve") or [], -_dev(r)) for r in runs]

@@ -24,6 +24,7 @@ from ... import experiments
 from ...config import compose
 from ...errors import ConfigError
 from ...methods import BASE, TABLE_ORDER, table_label
+from ...protocol import made_under_protocol
 from ...results import check_record, load_per_example, record_path
 from ...stats import BOOTSTRAP_REPLICATES, LEVEL, bootstrap_ci, paired_test, seed_mean
 from .render import Table, paper_numbers
@@ -294,6 +295,14 @@ def data_sources_note(runs: TableRuns, columns) -> str:
 
 
 def _notes(table: Table, scale: str, runs: TableRuns, sig, tests: list, problems: list[str]) -> None:
+    old = sorted({r["run_id"] for rs in runs.records.values() for r in rs
+                  if r["method"] != "base" and not made_under_protocol(r)})
+    if old:
+        table.notes.append(f"Protocol: {len(old)} of this table's runs were made before the fair protocol "
+                           "(docs/protocol.md), under the mini protocol: one lr for every adapter, chosen on LoRA, a "
+                           "fixed step budget, no dev split, one seed for most comparators. Read them as measurements "
+                           "of that protocol, not verdicts on the methods: results/CLAIMS.md's pre-registered claims "
+                           "judge such runs invalid, and the regeneration under the fair protocol replaces them.")
     if scale != "paper":
         table.notes.append(f"Scale `{scale}`: SmolLM2-135M offline with small step and example budgets. These are "
                            "real measurements of the pipeline, not comparable to the paper's numbers in absolute "
