@@ -16,9 +16,13 @@ from idlora.cli import main_guard, parse_overrides
 @main_guard
 def main() -> None:
     args = parse_overrides(sys.argv[1:], {"results": None, "out": None, "scale": ("mini", "paper", "tiny")})
+    from idlora.errors import ConfigError
     from idlora.reports.rebuild import differences, rebuild
 
     results, out = args.get("results", "results"), Path(args.get("out", "build/results"))
+    if out.resolve() == Path(results).resolve() or out.resolve() in Path(results).resolve().parents:
+        raise ConfigError(f"out={out} would empty the committed {results}/ it compares against: give a scratch "
+                          "directory (default build/results).")
     shutil.rmtree(out, ignore_errors=True)
     rebuilt = rebuild(results, out, args.get("scale", "mini"))
     diff = differences(results, out, rebuilt)

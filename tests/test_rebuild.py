@@ -35,3 +35,14 @@ def test_the_committed_results_are_what_make_rebuild_makes_from_the_committed_ru
     rebuilt = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
     assert {"tables/table1.md", "tables/table8.json", "figures/fig4.png", "CLAIMS.md", "claims.json",
             "claims_primary.png", "README.md", "protocol/pilot/pilot.md", "pilot/real_data.md"} <= rebuilt
+
+
+def test_make_rebuild_refuses_to_empty_the_results_it_compares_against(tmp_path):
+    committed = tmp_path / "results"
+    (committed / "tables").mkdir(parents=True)
+    (committed / "tables" / "t.md").write_text("kept")
+    for out in (committed, tmp_path):
+        done = subprocess.run([sys.executable, "scripts/rebuild.py", f"results={committed}", f"out={out}"], cwd=ROOT,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode != 0 and "would empty the committed" in done.stderr + done.stdout
+    assert (committed / "tables" / "t.md").read_text() == "kept"

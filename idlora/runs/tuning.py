@@ -67,9 +67,10 @@ def run_missing(protocol: dict, runs: list[Run], jobs: int = 1) -> None:
     launcher (``orchestrate.run_all_locally``: a lock per run, a complete file kept, with ``jobs`` > 1 each run on
     its share of the cores and its output in ``RunPaths.log``), from committed code (``require_committed_code``);
     raises naming the runs that failed."""
-    if any(not is_complete(run, runs_dir(protocol)) for run in runs):
+    missing = [run for run in runs if not is_complete(run, runs_dir(protocol))]  # as make_table: composed once
+    if missing:
         require_committed_code()
-    failed = run_all_locally(runs, runs_dir(protocol), OUTPUT_ROOT, jobs)
+    failed = run_all_locally(missing, runs_dir(protocol), OUTPUT_ROOT, jobs)
     if failed:
         raise RuntimeError(f"{len(failed)} protocol run(s) failed: {', '.join(failed)}; their logs are in "
                            f"{OUTPUT_ROOT}/logs/. Fix the cause and run the same stage again (complete runs are kept).")
