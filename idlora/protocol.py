@@ -22,12 +22,14 @@ from .errors import ConfigError
 from .results import record_files
 
 PROTOCOL_FILE = Path(__file__).resolve().parents[1] / "claims" / "protocol.yaml"
-KEYS = {"tuning_seed", "final_seeds", "aa_seeds", "schedule", "checkpoints", "lr_grid", "objective", "pilot"}
+KEYS = {"tuning_seed", "final_seeds", "aa_seeds", "schedule", "checkpoints", "lr_grid", "objective", "pilot",
+        "horizon_check"}
 SCHEDULE_KEYS = {"warmup_steps", "lr_scheduler", "horizon"}
 GRID_KEYS = {"adapters", "fft"}
 OBJECTIVES = {"dev_loss"}
 PILOT_KEYS = {"experiment", "methods", "claims", "overrides", "results_dir"}
-TAGS = {"tune": "_tune", "final": "_final", "aa": "_aa"}  # run_tag prefixes: a run's stage, read back from its file
+HORIZON_KEYS = {"methods", "horizon", "tolerance"}
+TAGS = {"tune": "_tune", "final": "_final", "aa": "_aa", "horizon": "_horizon"}  # run_tag prefixes: a run's stage
 
 
 def load_protocol(path: str | Path = PROTOCOL_FILE) -> dict:
@@ -46,7 +48,8 @@ def _problems(doc: dict) -> list[str]:
     if out:
         return out
     for name, group, known in (("schedule", doc["schedule"], SCHEDULE_KEYS), ("lr_grid", doc["lr_grid"], GRID_KEYS),
-                               ("pilot", doc["pilot"], PILOT_KEYS)):
+                               ("pilot", doc["pilot"], PILOT_KEYS),
+                               ("horizon_check", doc["horizon_check"], HORIZON_KEYS)):
         if not isinstance(group, dict) or set(group) != known:
             out.append(f"{name} must have exactly the keys {', '.join(sorted(known))}")
     seeds = [doc["tuning_seed"], *doc["final_seeds"], *doc["aa_seeds"]]
@@ -60,9 +63,24 @@ def _problems(doc: dict) -> list[str]:
     grids = list((doc.get("lr_grid") or {}).values())
     if len({len(g) for g in grids}) > 1 or any(sorted(g) != g or min(g) <= 0 for g in grids):
         out.append("every lr_grid list must have as many rising positive candidates (an equal tuning budget)")
+    out += _horizon_problems(doc)
     objective = doc["objective"]
     if not isinstance(objective, dict) or objective.get("metric") not in OBJECTIVES or "tie" not in objective:
         out.append(f"objective must be {{metric: one of {sorted(OBJECTIVES)}, tie: <loss difference>}}")
+    return out
+
+
+def _horizon_problems(doc: dict) -> list[str]:
+    check, pilot = doc["horizon_check"], doc["pilot"]
+    if not isinstance(check, dict) or set(check) != HORIZON_KEYS or not isinstance(pilot, dict):
+        return []
+    out = []
+    if len(check["methods"]) != 2 or not set(check["methods"]) <= set(pilot.get("methods") or []):
+        out.append("horizon_check.methods must be two of pilot.methods (the gap a - b is compared)")
+    first, horizon = doc["checkpoints"][0], (doc.get("schedule") or {}).get("horizon")
+    stretched = check["horizon"]
+    if not isinstance(stretched, int) or horizon is None or stretched <= horizon or stretched % first:
+        out.append("horizon_check.horizon must be a multiple of the first checkpoint beyond schedule.horizon")
     return out
 
 
@@ -71,10 +89,10 @@ def grid(protocol: dict, method: str) -> list[float]:
     return list(protocol["lr_grid"]["fft" if method == "fft" else "adapters"])
 
 
-def _schedule(protocol: dict) -> list[str]:
+def _schedule(protocol: dict, horizon: int | None = None) -> list[str]:
     s, ckpts = protocol["schedule"], protocol["checkpoints"]
     return [f"train.warmup_steps={s['warmup_steps']}", f"train.lr_scheduler={s['lr_scheduler']}",
-            f"train.schedule_steps={s['horizon']}", f"scale.save_steps={ckpts[0]}", "train.dev_loss=true",
+            f"train.schedule_steps={horizon or s['horizon']}", f"scale.save_steps={ckpts[0]}", "train.dev_loss=true",
             "train.wandb=false", *protocol["pilot"]["overrides"]]
 
 
@@ -87,6 +105,14 @@ def tuning_overrides(protocol: dict, method: str, lr: float) -> list[str]:
     seed = protocol["tuning_seed"]
     return [*_schedule(protocol), _lr(method, lr), f"scale.max_steps={protocol['schedule']['horizon']}",
             f"seed={seed}", f"run_tag={TAGS['tune']}_lr{lr:g}_s{seed}", "eval.benchmarks=[]"]
+
+
+def horizon_overrides(protocol: dict, method: str, lr: float) -> list[str]:
+    """The horizon check's run (``horizon_check``): a tuning run at ``lr`` with the horizon, and so the decay,
+    stretched to ``horizon_check.horizon``; dev loss at every multiple of the first checkpoint, no test scored."""
+    seed, horizon = protocol["tuning_seed"], protocol["horizon_check"]["horizon"]
+    return [*_schedule(protocol, horizon), _lr(method, lr), f"scale.max_steps={horizon}", f"seed={seed}",
+            f"run_tag={TAGS['horizon']}_{horizon}_lr{lr:g}_s{seed}", "eval.benchmarks=[]"]
 
 
 def final_overrides(protocol: dict, method: str, choice: dict, seed: int, stage: str = "final") -> list[str]:
@@ -102,7 +128,7 @@ def base_overrides(protocol: dict) -> list[str]:
 
 
 def stage_of(record: dict) -> str | None:
-    """'tune', 'final' or 'aa' from a results record's run tag, else None."""
+    """'tune', 'final', 'aa' or 'horizon' from a results record's run tag, else None."""
     tag = record["config"].get("run_tag", "")
     return next((stage for stage, prefix in TAGS.items() if tag.startswith(prefix + "_")), None)
 

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from idlora.errors import ConfigError
-from idlora.protocol import PROTOCOL_FILE, choose, final_overrides, load_protocol, stage_of, tuning_overrides
+from idlora.protocol import PROTOCOL_FILE, choose, final_overrides, grid, load_protocol, stage_of, tuning_overrides
 from idlora.reports import protocol as report
 from idlora.reports.preregistered import hypotheses, load_claims
 
@@ -40,6 +40,9 @@ def test_the_shipped_protocol_gives_every_method_the_same_budget(shipped):
     (lambda d: d["lr_grid"].update(fft=[1e-5, 1e-4]), "as many rising positive candidates"),
     (lambda d: d.update(checkpoints=[32, 48, 128]), "multiples of the first"),
     (lambda d: d.update(objective={"metric": "test_accuracy", "tie": 0}), "objective must be"),
+    (lambda d: d["horizon_check"].update(horizon=200), "horizon_check.horizon must be a multiple"),
+    (lambda d: d["horizon_check"].update(methods=["idlora", "fft"]), "horizon_check.methods must be two of"),
+    (lambda d: d["horizon_check"].update(seeds=[1]), "horizon_check must have exactly the keys"),
 ])
 def test_a_broken_protocol_is_refused_with_the_fix(tmp_path, change, message):
     doc = yaml.safe_load(PROTOCOL_FILE.read_text())
@@ -101,7 +104,8 @@ def _final(tmp_path, method, seed, scores, losses=(1.0, 0.5), dev=1.0, stage="fi
 
 
 def _pilot(tmp_path, shipped, a_dev=1.0, diverge=False):
-    protocol = {**shipped, "pilot": {**shipped["pilot"], "results_dir": str(tmp_path)}}
+    protocol = {**shipped, "final_seeds": [1, 2, 3], "aa_seeds": [11, 12, 13],
+                "pilot": {**shipped["pilot"], "results_dir": str(tmp_path)}}
     rng = np.random.default_rng(0)
     records = []
     for seed in (1, 2, 3):
@@ -126,8 +130,12 @@ def test_pilot_verdicts_are_seed_paired_and_holm_adjusted_over_the_whole_primary
     assert v["family_size"] == family == 26
     by_bench = {c["benchmark"]: c for c in v["verdicts"] if c["claim"] == "t2_idlora_ni_lora"}
     assert set(by_bench) == {"gsm8k", "mmlu", "cqa", "humaneval_pass@1"}
-    # the pilot's other claims (ID-LoRA vs HydraLoRA, vs DoRA) have no final runs here
-    assert {c["verdict"] for c in v["verdicts"] if c["claim"] != "t2_idlora_ni_lora"} == {"invalid: no runs"}
+    # the pilot's other claims (ID-LoRA vs HydraLoRA, vs DoRA) have no final runs here: pending, with p = 1
+    others = [c for c in v["verdicts"] if c["claim"] != "t2_idlora_ni_lora"]
+    assert {c["verdict"] for c in others} == {
+        "pending: hydralora lacks final seed(s) [1, 2, 3] of [1, 2, 3]; judged once all have run",
+        "pending: dora lacks final seed(s) [1, 2, 3] of [1, 2, 3]; judged once all have run"}
+    assert all(c["p_adjusted"] == 1 for c in others)
     for bench, c in by_bench.items():
         key = "humaneval" if bench.startswith("humaneval") else bench
         a = {r["config"]["seed"]: json.loads((tmp_path / "runs" / r["per_example_file"]).read_text())[key]
@@ -231,6 +239,8 @@ def test_make_claims_judges_the_pilots_claims_on_its_final_runs_and_prints_the_a
         if t["claim"] == "t2_idlora_ni_lora":
             assert t["under"] == str(tmp_path / "runs") and t["effect"] == pilot[(t["claim"], t["benchmark"])]["effect"]
             assert t["verdict"] == pilot[(t["claim"], t["benchmark"])]["verdict"]
+        elif t["claim"] in protocol["pilot"]["claims"]:
+            assert t["verdict"].startswith("pending: ") and t["under"] == str(tmp_path / "runs")
         else:
             assert t["verdict"] == "invalid: no runs"
     assert md.index("## At a glance") < md.index("## Pre-registered claims") < md.index("## Earlier verdicts")
@@ -336,3 +346,55 @@ def test_uncommitted_code_lists_an_untracked_module_and_ignores_results(tmp_path
     subprocess.run([*git, "commit", "-qm", "code"], cwd=repo, check=True)
     (repo / "results" / "run.json").write_text('{"changed": 1}')
     assert not results.git_commit().endswith("-dirty") and results.git_diff() == ""
+
+
+def test_a_claim_is_judged_only_once_every_pre_registered_seed_has_run(tmp_path, shipped):
+    """The seeds are fixed in advance: with one seed of one arm missing the claim is pending (p = 1 in the family),
+    not judged on the seeds that happened to land first."""
+    (tmp_path / "runs").mkdir()
+    protocol, records = _pilot(tmp_path / "runs", shipped)
+    short = [r for r in records if not (r["method"] == "idlora" and r["config"]["seed"] == 3)]
+    arms, pending = report.pilot_arms(protocol, short)
+    assert "t2_idlora_ni_lora" not in arms
+    assert pending["t2_idlora_ni_lora"] == "idlora lacks final seed(s) [3] of [1, 2, 3]; judged once all have run"
+    verdicts = [c for c in report.pilot_verdicts(protocol, short)["verdicts"] if c["claim"] == "t2_idlora_ni_lora"]
+    assert len(verdicts) == 4 and all(c["verdict"].startswith("pending: idlora lacks") and "effect" not in c
+                                      for c in verdicts)
+    assert set(report.pilot_arms(protocol, records)[0]) == {"t2_idlora_ni_lora"}
+
+
+def _horizon_record(method, lr, losses, horizon=256):
+    return {"run_id": f"x.{method}_horizon_{horizon}_lr{lr:g}_s100", "method": method,
+            "config": {"run_tag": f"_horizon_{horizon}_lr{lr:g}_s100", "seed": 100},
+            "train": {"lr": lr, "dev_curve": [{"step": 32 * (i + 1), "loss": v} for i, v in enumerate(losses)]}}
+
+
+def test_the_horizon_check_runs_the_chosen_lrs_stretched_and_compares_the_gap(shipped):
+    from idlora.protocol import horizon_overrides
+    from idlora.runs.tuning import stage_runs
+
+    flat = [1.0, 0.9, 0.8, 0.7]
+    records = [_tuning_record(m, lr, [v + (0.1 if m == "idlora" else 0) + (0 if lr == 1e-3 else 0.5) for v in flat])
+               for m in ("idlora", "lora") for lr in grid(shipped, m)]
+    runs = stage_runs(shipped, "horizon", records)
+    assert [r.method for r in runs] == ["idlora", "lora"]  # the check's two methods, at their chosen lrs
+    assert "++scale.lr.idlora=0.001" in runs[0].overrides and "train.schedule_steps=256" in runs[0].overrides
+    overrides = horizon_overrides(shipped, "lora", 1e-3)
+    assert "scale.max_steps=256" in overrides and "seed=100" in overrides and "eval.benchmarks=[]" in overrides
+    assert stage_of({"config": {"run_tag": "_horizon_256_lr0.001_s100"}}) == "horizon"
+    # chosen: 0.8 (idlora) and 0.7 (lora) at step 128, a gap of +0.1
+    assert report.horizon_summary(shipped, records)["verdict"].startswith("not run yet")
+    stretched = [0.6] * 8
+    ok = report.horizon_summary(shipped, [*records, _horizon_record("idlora", 1e-3, [0.64] * 8),
+                                          _horizon_record("lora", 1e-3, stretched)])
+    assert ok["gap"] == {"chosen": 0.1, "stretched": 0.04} and ok["change"] == -0.06 and ok["binds"]
+    assert ok["verdict"].startswith("binds: the gap moved -0.0600, beyond ±0.04")
+    held = report.horizon_summary(shipped, [*records, _horizon_record("idlora", 1e-3, [0.68] * 8),
+                                            _horizon_record("lora", 1e-3, stretched)])
+    assert held["change"] == pytest.approx(-0.02) and not held["binds"]
+    # a stretched run at another lr than the choice is not the check's
+    other = report.horizon_summary(shipped, [*records, _horizon_record("idlora", 3.16e-4, [0.5] * 8),
+                                             _horizon_record("lora", 1e-3, stretched)])
+    assert other["verdict"].startswith("not run yet")
+    # a tuning choice still reads only the tuning runs
+    assert choose(shipped, [*records, _horizon_record("lora", 1e-4, [0.1] * 8)], ["lora"])["lora"]["lr"] == 1e-3

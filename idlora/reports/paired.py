@@ -192,9 +192,10 @@ def noninferiority_verdict(result: dict, p_adjusted: float, alpha: float) -> str
 def judge_family(comparisons: list[dict], family: str) -> list[dict]:
     """Each comparison with ``p_adjusted`` and ``verdict``. A comparison is ``{"test": superiority | non-inferiority,
     "invalid": reason or None, **paired_bootstrap's result}`` (a non-inferiority one run with its margin); an invalid
-    one may lack the result. ``family``: primary (Holm, 0.05) or exploratory (Benjamini-Hochberg, q = 0.1)."""
+    one may lack the result; a ``pending`` one (its runs not all made yet: the reason) has none and keeps its place
+    with p = 1. ``family``: primary (Holm, 0.05) or exploratory (Benjamini-Hochberg, q = 0.1)."""
     adjust, alpha = FAMILIES[family]
-    ps = [1.0 if c.get("invalid") else c[_P_KEY[_test(c)]] for c in comparisons]
+    ps = [1.0 if c.get("invalid") or c.get("pending") else c[_P_KEY[_test(c)]] for c in comparisons]
     return [{**c, "p_adjusted": q, "verdict": _verdict(c, q, alpha)} for c, q in zip(comparisons, adjust(ps))]
 
 
@@ -208,6 +209,8 @@ def _test(comparison: dict) -> str:
 
 
 def _verdict(comparison: dict, p_adjusted: float, alpha: float) -> str:
+    if comparison.get("pending"):
+        return f"pending: {comparison['pending']}"
     if comparison.get("invalid"):
         return f"invalid: {comparison['invalid']}"
     if len(comparison["seeds"]) < MIN_SEEDS:

@@ -21,7 +21,7 @@ from . import claims as earlier
 from . import verdicts
 from .plotting import pyplot, save
 from .preregistered import COUNT, load_claims
-from .protocol import aa_calibration, pilot_arms
+from .protocol import aa_calibration, horizon_summary, pilot_arms
 from .tables.from_runs import TableRuns
 
 FIGURE = "claims_primary.png"
@@ -32,17 +32,24 @@ def _base_row(tr: TableRuns, arm: str) -> list[dict]:
     return tr.records.get(f"{arm.split('/')[0]}/base" if "/" in arm else "base") or []
 
 
-def protocol_evidence(scale: str) -> tuple[dict[str, tuple], dict | None]:
-    """The arms of the claims the fair protocol's pilot judges (those whose two arms both have final runs) and its
-    A/A calibration, at the pilot's scale; nothing at any other scale."""
+def protocol_evidence(scale: str) -> dict:
+    """What the fair protocol's pilot says at ``scale`` (nothing at any other): ``arms`` and ``pending``
+    (``pilot_arms``: the claims whose two arms ran every final seed, and why the others wait), ``aa`` (its A/A
+    calibration) and ``horizon`` (whether the step budget binds the comparison: ``horizon_summary``)."""
     protocol = load_protocol()
     records = [r for r in load_records(protocol) if r.get("scale") == scale]
-    return pilot_arms(protocol, records), aa_calibration(protocol, records)
+    if not records:
+        return {"arms": {}, "pending": {}, "aa": None, "horizon": None}
+    arms, pending = pilot_arms(protocol, records)
+    return {"arms": arms, "pending": pending, "aa": aa_calibration(protocol, records),
+            "horizon": horizon_summary(protocol, records)}
 
 
-def preregistered(runs: dict[str, TableRuns], results_dir: str | Path, protocol_arms: dict | None = None) -> list[dict]:
+def preregistered(runs: dict[str, TableRuns], results_dir: str | Path, protocol_arms: dict | None = None,
+                  pending: dict | None = None) -> list[dict]:
     """``claims/preregistered.yaml``'s hypotheses judged (``verdicts.judge``), each claim on ``protocol_arms`` where
-    it has them (the protocol's runs; entries then carry ``"under": <their directory>``), else on the tables' runs."""
+    it has them (the protocol's runs; entries then carry ``"under": <their directory>``), not yet where the protocol
+    has begun its runs (``pending``: why), else on the tables' runs."""
     claims, arms = load_claims(), {}
     for c in claims:
         tr = runs.get(c["table"])
@@ -50,10 +57,12 @@ def preregistered(runs: dict[str, TableRuns], results_dir: str | Path, protocol_
             arms[c["id"]] = (tr.records[c["arm_a"]], tr.records[c["arm_b"]], _base_row(tr, c["arm_a"]),
                              Path(results_dir))
     arms.update(protocol_arms or {})
-    tests = verdicts.judge(claims, arms)
+    tests = verdicts.judge(claims, arms, pending)
     for t in tests:
         if t["claim"] in (protocol_arms or {}):
             t["under"] = str(protocol_arms[t["claim"]][3])
+        elif t.get("pending"):
+            t["under"] = str(runs_dir(load_protocol()))
     return tests
 
 
@@ -78,7 +87,7 @@ def _aa_line(aa: dict | None) -> str:
             f"{aa['judged']} hypotheses the rate is a coarse check.")
 
 
-def glance(tests: list[dict], aa: dict | None) -> list[str]:
+def glance(tests: list[dict], aa: dict | None, horizon: dict | None = None) -> list[str]:
     """The primary claims at a glance: each claim's verdicts counted over its benchmarks, what judged them."""
     lines = ["## At a glance: the primary claims", "",
              f"![primary effects]({FIGURE}) ({FIGURE}: each primary hypothesis's effect with its 95% interval and, "
@@ -91,10 +100,12 @@ def glance(tests: list[dict], aa: dict | None) -> list[str]:
     for claim, ts in by_claim.items():
         counts = Counter(t["verdict"].split(":")[0] for t in ts)
         how = {f"fair protocol, {len(t['seeds'])} seed pairs" if t.get("under") and "seeds" in t else
-               "runs before the protocol" for t in ts}
+               "fair protocol, runs under way" if t.get("pending") else "runs before the protocol" for t in ts}
         lines.append(f"| {claim} | {len(ts)} | {', '.join(f'{n} {v}' for v, n in sorted(counts.items()))} | "
                      f"{'; '.join(sorted(how))} |")
-    return lines + ["", _aa_line(aa), ""]
+    budget = ([f"**Step budget** (results/protocol/pilot/horizon.md): {horizon['verdict']}.", ""]
+              if horizon else [])
+    return lines + ["", _aa_line(aa), "", *budget]
 
 
 def preregistered_markdown(tests: list[dict], scale: str) -> list[str]:
@@ -143,9 +154,10 @@ def make_claims(scale: str = "mini", results_dir: str | Path = "results/runs",
     where they exist), then the earlier verdicts (``reports.claims``)."""
     runs = earlier.table_runs(scale, results_dir)
     claims = earlier.build_claims(scale, results_dir, bench_file, runs=runs)
-    arms, aa = protocol_evidence(scale)
-    tests = preregistered(runs, results_dir, arms)
-    head = [*glance(tests, aa), *preregistered_markdown(tests, scale)]
-    return [*earlier.write(claims, scale, out_dir, head, {"preregistered": tests, "aa_calibration": aa,
+    evidence = protocol_evidence(scale)
+    tests = preregistered(runs, results_dir, evidence["arms"], evidence["pending"])
+    head = [*glance(tests, evidence["aa"], evidence["horizon"]), *preregistered_markdown(tests, scale)]
+    return [*earlier.write(claims, scale, out_dir, head, {"preregistered": tests, "aa_calibration": evidence["aa"],
+                                                          "horizon_check": evidence["horizon"],
                                                           "protocol_runs": str(runs_dir(load_protocol()))}),
             primary_figure(tests, Path(out_dir) / FIGURE)]

@@ -80,15 +80,19 @@ def comparison(claim: dict, bench: str, runs_a: list[dict], runs_b: list[dict], 
     return {**out, **result}
 
 
-def judge(claims: list[dict], arms: dict[str, tuple]) -> list[dict]:
-    """Every hypothesis of the sampled claims, judged in its family (Holm for primary, BH for exploratory); count
-    claims are left to their own check."""
+def judge(claims: list[dict], arms: dict[str, tuple], pending: dict[str, str] | None = None) -> list[dict]:
+    """Every hypothesis of the sampled claims, judged in its family (Holm for primary, BH for exploratory) on its
+    claim's ``arms``; a claim in ``pending`` (claim id -> why: its pre-registered runs are not all made) is not
+    judged, and keeps its place in the family with p = 1; count claims are left to their own check."""
     out = []
     for family in paired.FAMILIES:
         tests = []
         for claim in (c for c in claims if c["kind"] == family and c["test"] != COUNT):
             for bench in claim["benchmarks"]:
-                if claim["id"] in arms:
+                if claim["id"] in (pending or {}):
+                    tests.append({"claim": claim["id"], "kind": family, "benchmark": bench, "test": claim["test"],
+                                  "invalid": None, "pending": pending[claim["id"]]})
+                elif claim["id"] in arms:
                     tests.append(comparison(claim, bench, *arms[claim["id"]]))
                 else:
                     tests.append({"claim": claim["id"], "kind": family, "benchmark": bench, "test": claim["test"],

@@ -3,6 +3,7 @@
     tuning_runs(protocol)          # every method x every lr of its grid, on the tuning seed, dev loss only
     final_runs(protocol, choices)  # every method x final seed at its chosen (lr, checkpoint), test scored once
     aa_runs(protocol, choices)     # LoRA again on the A/A seeds: the calibration's second set
+    horizon_runs(protocol, choices)  # the horizon check: two methods at their chosen lrs, the horizon stretched
     run_missing(protocol, runs, jobs)  # train (and score) the runs whose complete results file is missing
 
 A run is launched as a table's runs are (``orchestrate.run_all_locally``), into the pilot's own results directory,
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from ..errors import ConfigError
 from ..experiments import Run
-from ..protocol import base_overrides, final_overrides, grid, runs_dir, tuning_overrides
+from ..protocol import base_overrides, choose, final_overrides, grid, horizon_overrides, runs_dir, tuning_overrides
 from ..results import uncommitted_code
 from .launch import is_complete
 from .orchestrate import run_all_locally
@@ -47,6 +48,27 @@ def final_runs(protocol: dict, choices: dict) -> list[Run]:
 def aa_runs(protocol: dict, choices: dict) -> list[Run]:
     return [_run(protocol, AA_METHOD, final_overrides(protocol, AA_METHOD, choices[AA_METHOD], s, stage="aa"),
                  f"aa/{AA_METHOD}/s{s}") for s in protocol["aa_seeds"]]
+
+
+def horizon_runs(protocol: dict, choices: dict) -> list[Run]:
+    """``horizon_check``'s runs: each of its methods on the tuning seed at its chosen lr, the horizon stretched."""
+    horizon = protocol["horizon_check"]["horizon"]
+    return [_run(protocol, m, horizon_overrides(protocol, m, choices[m]["lr"]), f"horizon{horizon}/{m}")
+            for m in protocol["horizon_check"]["methods"]]
+
+
+STAGES = ("tune", "final", "aa", "horizon")
+
+
+def stage_runs(protocol: dict, stage: str, records: list[dict]) -> list[Run]:
+    """The runs of one stage of ``scripts/protocol.py``; every stage after tuning reads the choices from the tuning
+    runs' records (and refuses while the tuning of a method it needs is incomplete)."""
+    if stage == "tune":
+        return tuning_runs(protocol)
+    choices = choose(protocol, records, protocol["horizon_check" if stage == "horizon" else "pilot"]["methods"])
+    if stage == "final":
+        return [base_run(protocol), *final_runs(protocol, choices)]
+    return aa_runs(protocol, choices) if stage == "aa" else horizon_runs(protocol, choices)
 
 
 def require_committed_code() -> None:
