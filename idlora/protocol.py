@@ -22,8 +22,9 @@ from .errors import ConfigError
 from .results import record_files
 
 PROTOCOL_FILE = Path(__file__).resolve().parents[1] / "claims" / "protocol.yaml"
+CLAIMS_FILE = PROTOCOL_FILE.with_name("preregistered.yaml")  # checked by reports.preregistered.load_claims
 KEYS = {"tuning_seed", "final_seeds", "aa_seeds", "schedule", "checkpoints", "lr_grid", "objective", "pilot",
-        "horizon_check"}
+        "horizon_check", "regenerated"}
 SCHEDULE_KEYS = {"warmup_steps", "lr_scheduler", "horizon"}
 GRID_KEYS = {"adapters", "fft"}
 OBJECTIVES = {"dev_loss"}
@@ -64,6 +65,8 @@ def _problems(doc: dict) -> list[str]:
     if len({len(g) for g in grids}) > 1 or any(sorted(g) != g or min(g) <= 0 for g in grids):
         out.append("every lr_grid list must have as many rising positive candidates (an equal tuning budget)")
     out += _horizon_problems(doc)
+    if not isinstance(doc["regenerated"], list) or not all(isinstance(t, str) for t in doc["regenerated"]):
+        out.append("regenerated must be a list of table names (experiments/<table>.yaml)")
     objective = doc["objective"]
     if not isinstance(objective, dict) or objective.get("metric") not in OBJECTIVES or "tie" not in objective:
         out.append(f"objective must be {{metric: one of {sorted(OBJECTIVES)}, tie: <loss difference>}}")
@@ -82,6 +85,15 @@ def _horizon_problems(doc: dict) -> list[str]:
     if not isinstance(stretched, int) or horizon is None or stretched <= horizon or stretched % first:
         out.append("horizon_check.horizon must be a multiple of the first checkpoint beyond schedule.horizon")
     return out
+
+
+def read_claims(path: str | Path = CLAIMS_FILE):
+    """The pre-registered claims file as written (``reports.preregistered.load_claims`` checks it; the seeds rule of
+    the regeneration reads only each claim's table, rows and kind)."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"no claims file {path}: the pre-registered claims live in claims/preregistered.yaml")
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
 def grid(protocol: dict, method: str) -> list[float]:
@@ -179,8 +191,16 @@ def made_under_protocol(record: dict) -> bool:
 
 
 def runs_dir(protocol: dict) -> Path:
-    """Where the pilot's results files are."""
+    """Where the protocol's results files are: the pilot's and the regenerated tables' runs."""
     return Path(protocol["pilot"]["results_dir"]) / "runs"
+
+
+OUTPUT_ROOT = "runs/protocol"  # the protocol runs' adapters, checkpoints and logs
+
+
+def filed_overrides(protocol: dict) -> list[str]:
+    """The overrides that file a protocol run's results in ``runs_dir`` and its adapters under ``OUTPUT_ROOT``."""
+    return [f"results_dir={runs_dir(protocol)}", f"output_root={OUTPUT_ROOT}"]
 
 
 def load_records(protocol: dict) -> list[dict]:

@@ -17,7 +17,7 @@ def _rows(n, correct):
 
 def _table_runs(tmp_path, scores: dict) -> TableRuns:
     """Rows of one run each, ``scores``: row -> number correct of 40 (None: no results file)."""
-    tr = TableRuns(rows=list(scores), records={}, run_ids={})
+    tr = TableRuns(rows=list(scores), records={}, run_ids={}, directory=tmp_path)
     for i, (row, correct) in enumerate(scores.items()):
         run = Run("multitask_llama3", "lora", [f"run_tag=_{i}"], row=row)
         tr.records[row] = []
@@ -32,31 +32,31 @@ def _table_runs(tmp_path, scores: dict) -> TableRuns:
 
 def test_verdicts_follow_the_interval(tmp_path):
     tr = _table_runs(tmp_path, {"good": 36, "poor": 4, "same": 36, "gone": None})
-    up = claims.compare("good >= poor", "table3", tr, "good", "poor", "gsm8k", tmp_path)
+    up = claims.compare("good >= poor", "table3", tr, "good", "poor", "gsm8k")
     assert up["verdict"] == "supported" and up["effect"] == pytest.approx(80.0) and up["ci"][0] > 0
     assert up["p"] == pytest.approx(2 / 2 ** 32) and up["n_pairs"] == 32 and up["test"] == "exact sign test"
-    down = claims.compare("poor >= good", "table3", tr, "poor", "good", "gsm8k", tmp_path)
+    down = claims.compare("poor >= good", "table3", tr, "poor", "good", "gsm8k")
     assert down["verdict"] == "contradicted" and down["ci"][1] < 0
-    tie = claims.compare("good >= same", "table3", tr, "good", "same", "gsm8k", tmp_path)
+    tie = claims.compare("good >= same", "table3", tr, "good", "same", "gsm8k")
     assert tie["verdict"] == "not resolved" and tie["effect"] == 0 and tie["p"] == 1.0
-    gone = claims.compare("good >= gone", "table3", tr, "good", "gone", "gsm8k", tmp_path)
+    gone = claims.compare("good >= gone", "table3", tr, "good", "gone", "gsm8k")
     assert gone["verdict"] == "not resolved" and gone["effect"] is None and gone["ci"] is None
     assert gone["missing"][0]["run"] == "missing_gone" and "no usable results file" in gone["missing"][0]["why"]
 
 
 def test_k4_is_best_only_if_it_beats_every_other_k(tmp_path, monkeypatch):
     monkeypatch.setattr(claims, "ABLATION_COLUMNS", ("gsm8k",))
-    best = claims.table8_claims(_table_runs(tmp_path / "a", {"k2": 4, "k4": 36, "k6": 6}), tmp_path / "a")[0]
+    best = claims.table8_claims(_table_runs(tmp_path / "a", {"k2": 4, "k4": 36, "k6": 6}))[0]
     assert best["verdict"] == "supported" and best["effect"] == pytest.approx(75.0)  # against k6, the best other
     (tmp_path / "d").mkdir()  # the untrained base row of the list is not one of the k's
-    above_base = claims.table8_claims(_table_runs(tmp_path / "d", {"base": 38, "k2": 4, "k4": 36}), tmp_path / "d")[0]
+    above_base = claims.table8_claims(_table_runs(tmp_path / "d", {"base": 38, "k2": 4, "k4": 36}))[0]
     assert above_base["verdict"] == "supported" and [x["claim"] for x in above_base["each"]] == ["k4 beats k2"]
     assert above_base["seeds"] == [1, 1]
     (tmp_path / "b").mkdir()
-    tie = claims.table8_claims(_table_runs(tmp_path / "b", {"k2": 4, "k4": 36, "k6": 36}), tmp_path / "b")[0]
+    tie = claims.table8_claims(_table_runs(tmp_path / "b", {"k2": 4, "k4": 36, "k6": 36}))[0]
     assert tie["verdict"] == "not resolved" and tie["effect"] == 0
     (tmp_path / "c").mkdir()
-    gone = claims.table8_claims(_table_runs(tmp_path / "c", {"k2": None, "k4": 36}), tmp_path / "c")[0]
+    gone = claims.table8_claims(_table_runs(tmp_path / "c", {"k2": None, "k4": 36}))[0]
     assert gone["verdict"] == "not resolved" and gone["missing"][0]["run"] == "missing_k2"
 
 
@@ -174,14 +174,14 @@ def test_lr_sensitivity_claims_compare_table_lr_rows_and_name_missing_runs(tmp_p
     init = load_runs("table_init", "tiny", tmp_path)
     assert all(r in init.rows for _, row, against in claims.init_pairs() for r in (row, against))
     assert [(row, against) for _, row, against in lr_pairs()] == [("idlora_lr3e-4", "lora"), ("idlora_lr1e-4", "lora")]
-    out = pairwise_claims("table_lr", load_runs("table_lr", "tiny", tmp_path), lr_pairs(), tmp_path)
+    out = pairwise_claims("table_lr", load_runs("table_lr", "tiny", tmp_path), lr_pairs())
     assert len(out) == 8 and all(e["table"] == "table_lr" for e in out)
     assert all(e["verdict"] == "not resolved" and e["missing"] and e["effect"] is None for e in out)
 
 
 def test_table7_pairs_name_their_trainable_counts(tmp_path):
     tr = _table_runs(tmp_path, {"lora_r4": 10, "idlora_r32": 30})  # each written with 1,234 trainable parameters
-    out = claims.table7_claims(tr, tmp_path)
+    out = claims.table7_claims(tr)
     assert [e["claim"].split(" on ")[1].split(" (")[0] for e in out] == ["GSM8K", "MMLU", "CQA", "HumanEval P@1"]
     gsm8k = out[0]
     assert "ID-LoRA 1,234, LoRA 1,234, ratio 1.00" in gsm8k["claim"]

@@ -295,17 +295,17 @@ def test_the_regeneration_cost_is_counted_per_arm_and_per_method_from_the_pilots
 def test_the_protocols_runs_are_refused_from_uncommitted_code_before_any_launch(shipped, monkeypatch):
     """A run's record names its commit: with a changed or untracked code file (or no git) nothing is launched and the
     message names the files and the fix; with every run complete nothing needs the check."""
-    from idlora.runs import tuning
+    from idlora.runs import launch, tuning
 
     launched = []
     monkeypatch.setattr(tuning, "run_all_locally", lambda *a: launched.append(a) or [])
     monkeypatch.setattr(tuning, "is_complete", lambda run, directory: False)
-    monkeypatch.setattr(tuning, "uncommitted_code", lambda: [" M idlora/protocol.py", "?? idlora/new.py"])
+    monkeypatch.setattr(launch, "uncommitted_code", lambda: [" M idlora/protocol.py", "?? idlora/new.py"])
     runs = tuning.tuning_runs(shipped)
     with pytest.raises(ConfigError, match=r"2 file\(s\) differ from HEAD: M idlora/protocol.py; \?\? idlora/new.py"
                                           r"\. Commit them, or run from a clean worktree"):
         tuning.run_missing(shipped, runs)
-    monkeypatch.setattr(tuning, "uncommitted_code", lambda: None)
+    monkeypatch.setattr(launch, "uncommitted_code", lambda: None)
     with pytest.raises(ConfigError, match="run them in a git checkout"):
         tuning.run_missing(shipped, runs)
     assert launched == []
@@ -313,7 +313,7 @@ def test_the_protocols_runs_are_refused_from_uncommitted_code_before_any_launch(
     tuning.run_missing(shipped, runs)
     assert len(launched) == 1
     monkeypatch.setattr(tuning, "is_complete", lambda run, directory: False)
-    monkeypatch.setattr(tuning, "uncommitted_code", lambda: [])
+    monkeypatch.setattr(launch, "uncommitted_code", lambda: [])
     tuning.run_missing(shipped, runs)
     assert len(launched) == 2
 

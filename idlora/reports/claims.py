@@ -52,12 +52,12 @@ def _why(tr: TableRuns, row: str, col: str) -> list[dict]:
             for r in tr.run_ids[row]]
 
 
-def compare(claim: str, table: str, tr: TableRuns, row: str, against: str, col: str, results_dir: Path) -> dict:
+def compare(claim: str, table: str, tr: TableRuns, row: str, against: str, col: str) -> dict:
     """``row`` minus ``against`` on ``col``, in points, with its paired interval and sign test."""
     entry = _entry(claim, table, [*tr.run_ids.get(row, []), *tr.run_ids.get(against, [])])
     sides, missing = [], []
     for r in (row, against):
-        scores = cell_scores(tr.records[r], col, results_dir)[1] if r in tr.records else None
+        scores = cell_scores(tr.records[r], col, tr.directory)[1] if r in tr.records else None
         sides.append(scores)
         missing += [] if scores else _why(tr, r, col)
     if missing:
@@ -107,7 +107,7 @@ def reviewer_claim(label: str, other: str, setting: str, col: str) -> str:
             f"{COLUMN_LABELS[col]}")
 
 
-def table1_claims(tr: TableRuns, results_dir: Path) -> list[dict]:
+def table1_claims(tr: TableRuns) -> list[dict]:
     out = []
     for model, label in _models(tr):
         for other in ("lora", *PEFT_BASELINES):
@@ -116,12 +116,12 @@ def table1_claims(tr: TableRuns, results_dir: Path) -> list[dict]:
                 counts, params = _counts(tr, a, b, col)
                 text = (f"{label}: ID-LoRA >= LoRA single-task on {COLUMN_LABELS[col]}, with fewer trainable "
                         f"parameters" if other == "lora" else reviewer_claim(label, other, "single-task", col))
-                e = compare(text + counts, "table1", tr, a, b, col, results_dir)
+                e = compare(text + counts, "table1", tr, a, b, col)
                 out.append({**e, "params": params})
     return out
 
 
-def table2_claims(tr: TableRuns, results_dir: Path) -> list[dict]:
+def table2_claims(tr: TableRuns) -> list[dict]:
     paper = paper_numbers()["table2"]["rows"]
     out = []
     for model, label in _models(tr):
@@ -131,7 +131,7 @@ def table2_claims(tr: TableRuns, results_dir: Path) -> list[dict]:
                 text = (f"{label}: ID-LoRA >= {LABELS[other]} multi-task on {COLUMN_LABELS[col]}"
                         if other not in PEFT_BASELINES else
                         reviewer_claim(label, other, "multi-task", col) + _counts(tr, a, b, col)[0])
-                out.append(compare(text, "table2", tr, a, b, col, results_dir))
+                out.append(compare(text, "table2", tr, a, b, col))
         share = 100 * paper[model]["idlora"]["params_pct"] / paper[model]["lora"]["params_pct"]
         a, b = f"{model}/idlora", f"{model}/lora"
         e = _entry(f"{label}: ID-LoRA trains fewer parameters than LoRA (the paper's Table 2: ~{share:.0f}% of "
@@ -148,9 +148,9 @@ def table2_claims(tr: TableRuns, results_dir: Path) -> list[dict]:
     return out
 
 
-def pairwise_claims(table: str, tr: TableRuns, pairs: list[tuple[str, str, str]], results_dir: Path) -> list[dict]:
+def pairwise_claims(table: str, tr: TableRuns, pairs: list[tuple[str, str, str]]) -> list[dict]:
     """One entry per (claim, row, against) and benchmark of ``ABLATION_COLUMNS``."""
-    return [compare(f"{text} on {COLUMN_LABELS[col]}", table, tr, row, against, col, results_dir)
+    return [compare(f"{text} on {COLUMN_LABELS[col]}", table, tr, row, against, col)
             for text, row, against in pairs for col in ABLATION_COLUMNS]
 
 
@@ -198,7 +198,7 @@ def table7_pairs(tr: TableRuns) -> list[tuple[str, str, str]]:
             for lo, i in zip(ranked("lora_r"), ranked("idlora_r"))]
 
 
-def table7_claims(tr: TableRuns, results_dir: Path) -> list[dict]:
+def table7_claims(tr: TableRuns) -> list[dict]:
     """Table 7's pairs on every benchmark, each naming both rows' trainable counts and their ratio: the pairs are
     the paper's, equal in budget on LLaMA-3-8B, not necessarily at this scale (at mini ID-LoRA's routers weigh more)."""
     out = []
@@ -206,17 +206,17 @@ def table7_claims(tr: TableRuns, results_dir: Path) -> list[dict]:
         pa, pb = _trainable(tr, row), _trainable(tr, against)
         counts = (f" (trainable parameters here: ID-LoRA {pa:,}, LoRA {pb:,}, ratio {pa / pb:.2f})"
                   if pa is not None and pb is not None else "")
-        for e in pairwise_claims("table7", tr, [(text + counts, row, against)], results_dir):
+        for e in pairwise_claims("table7", tr, [(text + counts, row, against)]):
             out.append({**e, "params": {"idlora": pa, "lora": pb}})
     return out
 
 
-def table8_claims(tr: TableRuns, results_dir: Path, best: str = "k4") -> list[dict]:
+def table8_claims(tr: TableRuns, best: str = "k4") -> list[dict]:
     """k = 4 is best: per benchmark, k4 minus the best other k; supported only if k4 beats every other k."""
     out = []
     for col in ABLATION_COLUMNS:
         others = [k for k in tr.rows if k != best and k != "base"]  # the untrained row is no k
-        each = [compare(f"{best} beats {k}", "table8", tr, best, k, col, results_dir) for k in others]
+        each = [compare(f"{best} beats {k}", "table8", tr, best, k, col) for k in others]
         e = _entry(f"k = {best[1:]} is best on {COLUMN_LABELS[col]} (k4 minus the best other k)", "table8",
                    sorted({r for x in each for r in x["runs"]}))
         missing = [m for x in each for m in x.get("missing", [])]
@@ -396,16 +396,15 @@ def table_runs(scale: str, results_dir: str | Path) -> dict[str, TableRuns]:
 def build_claims(scale: str = "mini", results_dir: str | Path = "results/runs",
                  bench_file: str | Path = "results/bench/efficiency.json", table6=None,
                  runs: dict[str, TableRuns] | None = None) -> list[dict]:
-    results_dir = Path(results_dir)
     runs = runs or table_runs(scale, results_dir)
-    return [*table1_claims(runs["table1"], results_dir), *table2_claims(runs["table2"], results_dir),
-            *pairwise_claims("table_lr", runs["table_lr"], lr_pairs(), results_dir),
-            *pairwise_claims("table3", runs["table3"], table3_pairs(), results_dir),
-            *pairwise_claims("table_init", runs["table_init"], init_pairs(), results_dir),
-            *pairwise_claims("table_rb", runs["table_rb"], rb_pairs(), results_dir),
-            *pairwise_claims("table_router", runs["table_router"], router_pairs(), results_dir),
-            *table7_claims(runs["table7"], results_dir),
-            *table8_claims(runs["table8"], results_dir), *efficiency_claims(Path(bench_file)), table6_claim(table6)]
+    return [*table1_claims(runs["table1"]), *table2_claims(runs["table2"]),
+            *pairwise_claims("table_lr", runs["table_lr"], lr_pairs()),
+            *pairwise_claims("table3", runs["table3"], table3_pairs()),
+            *pairwise_claims("table_init", runs["table_init"], init_pairs()),
+            *pairwise_claims("table_rb", runs["table_rb"], rb_pairs()),
+            *pairwise_claims("table_router", runs["table_router"], router_pairs()),
+            *table7_claims(runs["table7"]),
+            *table8_claims(runs["table8"]), *efficiency_claims(Path(bench_file)), table6_claim(table6)]
 
 
 def _num(x, fmt="{:.1f}") -> str:

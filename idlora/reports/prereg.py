@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+from .. import regeneration
 from ..protocol import load_protocol, load_records, runs_dir
 from . import claims as earlier
 from . import verdicts
@@ -45,25 +46,37 @@ def protocol_evidence(scale: str) -> dict:
             "horizon": horizon_summary(protocol, records)}
 
 
-def preregistered(runs: dict[str, TableRuns], results_dir: str | Path, protocol_arms: dict | None = None,
+def preregistered(runs: dict[str, TableRuns], protocol_arms: dict | None = None,
                   pending: dict | None = None) -> list[dict]:
     """``claims/preregistered.yaml``'s hypotheses judged (``verdicts.judge``), each claim on ``protocol_arms`` where
     it has them (the protocol's runs; entries then carry ``"under": <their directory>``), not yet where the protocol
     has begun its runs (``pending``: why), else on the tables' runs."""
-    claims, arms = load_claims(), {}
+    claims, arms, pending = load_claims(), {}, dict(pending or {})
+    protocol = load_protocol()
     for c in claims:
         tr = runs.get(c["table"])
         if c["test"] != COUNT and tr is not None and tr.records.get(c["arm_a"]) and tr.records.get(c["arm_b"]):
             arms[c["id"]] = (tr.records[c["arm_a"]], tr.records[c["arm_b"]], _base_row(tr, c["arm_a"]),
-                             Path(results_dir))
+                             tr.directory)
+            if tr.directory == runs_dir(protocol):  # a regenerated table: judged once, on every seed it fixes
+                why = _missing_seeds(protocol, c, tr)
+                pending.update({c["id"]: why} if why else {})
     arms.update(protocol_arms or {})
     tests = verdicts.judge(claims, arms, pending)
     for t in tests:
-        if t["claim"] in (protocol_arms or {}):
-            t["under"] = str(protocol_arms[t["claim"]][3])
-        elif t.get("pending"):
-            t["under"] = str(runs_dir(load_protocol()))
+        if t.get("pending") or Path(arms.get(t["claim"], (None,) * 3 + ("",))[3]) == runs_dir(protocol):
+            t["under"] = str(runs_dir(protocol))
     return tests
+
+
+def _missing_seeds(protocol: dict, claim: dict, tr: TableRuns) -> str | None:
+    """Why a claim of a regenerated table is not judged yet: an arm lacks a seed the protocol fixes for its row."""
+    short = {}
+    for row in (claim["arm_a"], claim["arm_b"]):
+        have = {r["config"]["seed"] for r in tr.records.get(row, [])}
+        short[row] = [s for s in regeneration.seeds_of(protocol, claim["table"], row, load_claims()) if s not in have]
+    lacking = [f"{row} lacks final seed(s) {s}" for row, s in short.items() if s]
+    return "; ".join(lacking) + "; judged once all have run" if lacking else None
 
 
 def _about(t: dict, scale: str) -> str:
@@ -155,7 +168,7 @@ def make_claims(scale: str = "mini", results_dir: str | Path = "results/runs",
     runs = earlier.table_runs(scale, results_dir)
     claims = earlier.build_claims(scale, results_dir, bench_file, runs=runs)
     evidence = protocol_evidence(scale)
-    tests = preregistered(runs, results_dir, evidence["arms"], evidence["pending"])
+    tests = preregistered(runs, evidence["arms"], evidence["pending"])
     head = [*glance(tests, evidence["aa"], evidence["horizon"]), *preregistered_markdown(tests, scale)]
     return [*earlier.write(claims, scale, out_dir, head, {"preregistered": tests, "aa_calibration": evidence["aa"],
                                                           "horizon_check": evidence["horizon"],

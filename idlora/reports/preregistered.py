@@ -16,12 +16,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
 from ..errors import ConfigError
+from ..protocol import CLAIMS_FILE, read_claims
 from .paired import FAMILIES, NON_INFERIORITY, SUPERIORITY
-
-CLAIMS_FILE = Path(__file__).resolve().parents[2] / "claims" / "preregistered.yaml"
 MAX_PRIMARY = 8
 MAX_MATCH = 0.10  # "matched" trainable counts: within 10% of each other at this scale
 KINDS = tuple(FAMILIES)  # primary, exploratory
@@ -35,10 +32,7 @@ OPTIONAL = {SUPERIORITY: ("params", "reading"), NON_INFERIORITY: ("params", "rea
 
 def load_claims(path: str | Path = CLAIMS_FILE) -> list[dict]:
     """The claims of ``path``, checked (``check_claims``)."""
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"no claims file {path}: the pre-registered claims live in claims/preregistered.yaml")
-    return check_claims(yaml.safe_load(path.read_text(encoding="utf-8")), str(path))
+    return check_claims(read_claims(path), str(path))
 
 
 def check_claims(doc, source: str = "claims file") -> list[dict]:

@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 from ..errors import ConfigError
 from ..experiments import Run
 from ..methods import needs_pmrc
-from ..results import record_path, usable_record
+from ..results import record_path, uncommitted_code, usable_record
 
 REPO = Path(__file__).resolve().parents[2]
 SBATCH_TEMPLATE = REPO / "experiments" / "slurm" / "train.sbatch"
@@ -28,6 +28,19 @@ def is_complete(run: Run, results_dir: Path | None = None) -> bool:
     cfg = run.config()
     path = record_path(results_dir or cfg.results_dir, cfg.run_id)
     return usable_record(path, OmegaConf.to_container(cfg, resolve=True), cfg.eval.benchmarks) is not None
+
+
+def require_committed_code() -> None:
+    """The protocol's runs are made from committed code (their records name a commit anyone can check out): refused,
+    before any work, while a file the runs read differs from HEAD or is untracked, or without git."""
+    changed = uncommitted_code()
+    if changed is None:
+        raise ConfigError("the fair protocol's runs record the commit they were made from: run them in a git checkout "
+                          "of this repository.")
+    if changed:
+        raise ConfigError(f"the fair protocol's runs are made from committed code, and {len(changed)} file(s) differ "
+                          f"from HEAD: {'; '.join(line.strip() for line in changed[:5])}. Commit them, or run from a "
+                          "clean worktree (git worktree add ../clean HEAD).")
 
 
 # The shipped Accelerate file per method where it is not ZeRO-2's: ZeRO-3 for full fine-tuning (the weights must be

@@ -18,16 +18,20 @@ import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from filelock import FileLock
 
+from .. import regeneration
 from ..errors import ConfigError
 from ..experiments import RUN_TABLES, Run, served_runs
+from ..protocol import OUTPUT_ROOT, load_protocol, load_records, runs_dir
+from ..reports.preregistered import load_claims
 from ..reports.tables import TABLES, build_table
 from ..results import run_paths
-from .launch import (REPO, accelerate_launcher, is_complete, pmrc_command, slurm_options, submit,
-                     train_command)
+from .launch import (REPO, accelerate_launcher, is_complete, pmrc_command, require_committed_code, slurm_options,
+                     submit, train_command)
 
 SCALES = ("mini", "paper", "tiny")
 CLUSTERS = ("local", "slurm")
@@ -115,6 +119,34 @@ def run_all_locally(runs: list[Run], results_dir: Path, output_root: str | None,
     return failed
 
 
+class TablePlan(NamedTuple):
+    runs: list[Run]  # distinct in effect: what is trained
+    served: int  # the table's runs, each served by one of ``runs``
+    results: Path
+    output_root: str | None
+    protocol: bool  # the fair protocol's runs (a regenerated table): made from committed code only
+
+
+def _table_plan(table: str, scale: str, results: Path, output_root: str | None,
+                overrides: list[str] | None) -> TablePlan:
+    """What the table trains, where its results files and outputs go. Runs identical in effect
+    (at mini, the Mistral half of Tables 1-2; Table 3's rows that are Table 2's) are trained once, as the first of
+    them: perhaps a run of an earlier table, which then fills both. A regenerated table's runs are the fair
+    protocol's (``regeneration.distinct_runs``), filed in its runs directory, and take no extra overrides."""
+    protocol = load_protocol()
+    regenerated = regeneration.is_regenerated(protocol, table, scale)
+    if regenerated:
+        if overrides:
+            raise ConfigError(f"{table} is built from the fair protocol's runs (claims/protocol.yaml: regenerated), "
+                              f"which take no extra overrides; drop {' '.join(overrides)}")
+        served = regeneration.served_final_runs(protocol, table, load_records(protocol), load_claims(), scale)
+        results, output_root = (REPO / runs_dir(protocol)).resolve(), str(REPO / OUTPUT_ROOT)
+    else:
+        served = served_runs(table, scale, overrides)
+    distinct = list({tuple(serving.args()): serving for _, serving, _ in served}.values())
+    return TablePlan(distinct, len(served), results, output_root, regenerated)
+
+
 def make_table(table: str, scale: str = "mini", cluster: str = "local", results_dir: str = "results/runs",
                out_dir: str = "results/tables", output_root: str | None = None, jobs: int | str | None = 1,
                overrides: list[str] | None = None, slurm: dict | None = None) -> int:
@@ -134,13 +166,13 @@ def make_table(table: str, scale: str = "mini", cluster: str = "local", results_
     output_root = str(Path(output_root).resolve()) if output_root else None
     status = 0
     if table in RUN_TABLES:
-        served = served_runs(table, scale, overrides)
-        # runs identical in effect (at mini, the Mistral half of Tables 1-2; Table 3's rows that are Table 2's) are
-        # trained once, as the first of them: perhaps a run of an earlier table, which then fills both
-        distinct = list({tuple(serving.args()): serving for _, serving, _ in served}.values())
-        missing = [r for r in distinct if not is_complete(r, results)]  # composes every run: a bad override fails here
-        print(f"{table} at scale {scale}: {len(served)} runs ({len(distinct)} distinct in effect), {len(missing)} to "
-              "do", flush=True)
+        plan = _table_plan(table, scale, results, output_root, overrides)
+        results, output_root = plan.results, plan.output_root
+        missing = [r for r in plan.runs if not is_complete(r, results)]  # composes every run: a bad override fails
+        print(f"{table} at scale {scale}: {plan.served} runs ({len(plan.runs)} distinct in effect), {len(missing)} "
+              "to do" + (f" (the fair protocol's, in {results})" if plan.protocol else ""), flush=True)
+        if missing and plan.protocol:
+            require_committed_code()
         if cluster == "slurm" and missing:
             submit(missing, slurm=slurm)
             print(f"submitted {len(missing)} runs; run `make {table} SCALE={scale}` again when they finish.")

@@ -14,25 +14,30 @@ threads.
 
 from __future__ import annotations
 
+from .. import regeneration
 from ..errors import ConfigError
 from ..experiments import Run
-from ..protocol import base_overrides, choose, final_overrides, grid, horizon_overrides, runs_dir, tuning_overrides
-from ..results import uncommitted_code
-from .launch import is_complete
+from ..protocol import (OUTPUT_ROOT, base_overrides, candidates, choose, filed_overrides, final_overrides, grid,
+                        horizon_overrides, runs_dir, tuning_overrides)
+from ..reports.preregistered import load_claims
+from .launch import is_complete, require_committed_code
 from .orchestrate import run_all_locally
 
 AA_METHOD = "lora"
-OUTPUT_ROOT = "runs/protocol"  # the pilot runs' adapters, checkpoints and logs
 
 
 def _run(protocol: dict, method: str, overrides: list[str], row: str) -> Run:
-    return Run(protocol["pilot"]["experiment"], method,
-               [*overrides, f"results_dir={runs_dir(protocol)}", f"output_root={OUTPUT_ROOT}"], row=row)
+    return _filed(protocol, Run(protocol["pilot"]["experiment"], method, overrides, row=row))
 
 
-def tuning_runs(protocol: dict) -> list[Run]:
+def _filed(protocol: dict, run: Run) -> Run:
+    return run.at(run.scale, filed_overrides(protocol))
+
+
+def tuning_runs(protocol: dict, methods: list[str] | None = None) -> list[Run]:
+    """Every lr of the grid for each of ``methods`` (default: the pilot's) on the pilot's experiment."""
     return [_run(protocol, m, tuning_overrides(protocol, m, lr), f"tune/{m}/lr{lr:g}")
-            for m in protocol["pilot"]["methods"] for lr in grid(protocol, m)]
+            for m in methods or protocol["pilot"]["methods"] for lr in grid(protocol, m)]
 
 
 def base_run(protocol: dict) -> Run:
@@ -60,9 +65,12 @@ def horizon_runs(protocol: dict, choices: dict) -> list[Run]:
 STAGES = ("tune", "final", "aa", "horizon")
 
 
-def stage_runs(protocol: dict, stage: str, records: list[dict]) -> list[Run]:
-    """The runs of one stage of ``scripts/protocol.py``; every stage after tuning reads the choices from the tuning
-    runs' records (and refuses while the tuning of a method it needs is incomplete)."""
+def stage_runs(protocol: dict, stage: str, records: list[dict], table: str | None = None) -> list[Run]:
+    """The runs of one stage of ``scripts/protocol.py``, the pilot's or, with ``table``, that table's
+    (``table_runs``); every stage after tuning reads the choices from the tuning runs' records (and refuses while the
+    tuning of a method it needs is incomplete)."""
+    if table is not None:
+        return table_runs(protocol, stage, records, table)
     if stage == "tune":
         return tuning_runs(protocol)
     choices = choose(protocol, records, protocol["horizon_check" if stage == "horizon" else "pilot"]["methods"])
@@ -71,17 +79,29 @@ def stage_runs(protocol: dict, stage: str, records: list[dict]) -> list[Run]:
     return aa_runs(protocol, choices) if stage == "aa" else horizon_runs(protocol, choices)
 
 
-def require_committed_code() -> None:
-    """The protocol's runs are made from committed code (their records name a commit anyone can check out): refused,
-    before any work, while a file the runs read differs from HEAD or is untracked, or without git."""
-    changed = uncommitted_code()
-    if changed is None:
-        raise ConfigError("the fair protocol's runs record the commit they were made from: run them in a git checkout "
-                          "of this repository.")
-    if changed:
-        raise ConfigError(f"the fair protocol's runs are made from committed code, and {len(changed)} file(s) differ "
-                          f"from HEAD: {'; '.join(line.strip() for line in changed[:5])}. Commit them, or run from a "
-                          "clean worktree (git worktree add ../clean HEAD).")
+def table_runs(protocol: dict, stage: str, records: list[dict], table: str) -> list[Run]:
+    """A table's regeneration (``idlora.regeneration``): ``tune``, the grid of each of its methods (each method is
+    tuned once, on the pilot's experiment, whatever tables it serves); ``final``, the bases and every arm on its seeds
+    at its method's choice, each run trained once (a run identical in effect to an earlier table's or the pilot's is
+    that run, its file already there)."""
+    methods = regeneration.methods_of(table)
+    if stage == "tune":
+        return tuning_runs(protocol, methods)
+    if stage != "final":
+        raise ConfigError(f"stage={stage} is the pilot's; a table's regeneration has stage=tune and stage=final")
+    untuned = [m for m in methods if not _tuned(protocol, records, m)]
+    if untuned:
+        raise ConfigError(f"{table}'s methods {untuned} are not tuned yet (a tuning run is missing); run `python "
+                          f"scripts/protocol.py table={table} stage=tune` first.")
+    return regeneration.distinct_runs(protocol, table, records, load_claims())
+
+
+def _tuned(protocol: dict, records: list[dict], method: str) -> bool:
+    try:
+        candidates(protocol, records, method)
+    except ConfigError:
+        return False
+    return True
 
 
 def run_missing(protocol: dict, runs: list[Run], jobs: int = 1) -> None:

@@ -20,11 +20,11 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from ... import experiments
+from ... import experiments, regeneration
 from ...config import compose
 from ...errors import ConfigError
 from ...methods import BASE, TABLE_ORDER, table_label
-from ...protocol import made_under_protocol
+from ...protocol import load_protocol, load_records, made_under_protocol, read_claims, runs_dir
 from ...results import check_record, load_per_example, record_path
 from ...stats import BOOTSTRAP_REPLICATES, LEVEL, bootstrap_ci, paired_test, seed_mean
 from .render import Table, paper_numbers
@@ -72,6 +72,7 @@ class TableRuns:
     problems: list[str] = field(default_factory=list)
     served: dict[str, str] = field(default_factory=dict)  # row -> the row whose run serves one of its runs
     borrowed: dict[str, list[str]] = field(default_factory=dict)  # row -> runs of earlier tables serving it
+    directory: Path = Path("results/runs")  # where the records and their per-example files are
 
 
 def order_rows(rows: list[str], nested: bool) -> list[str]:
@@ -86,14 +87,22 @@ def order_rows(rows: list[str], nested: bool) -> list[str]:
 def load_runs(table_name: str, scale: str, results_dir: str | Path = "results/runs",
               overrides: list[str] | None = None) -> TableRuns:
     """The usable record of each run of the table (the results files' one rule, ``results.check_record``), each read
-    from the file of the run that serves it (``served_runs``) and checked against that run's config."""
-    results_dir = Path(results_dir)
+    from the file of the run that serves it and checked against that run's config: the fair protocol's runs for a
+    regenerated table (``regeneration.served_final_runs``, in the protocol's runs directory, never mixed with older
+    runs), else the experiment list's (``experiments.served_runs``, in ``results_dir``)."""
+    protocol = load_protocol()
+    if regeneration.is_regenerated(protocol, table_name, scale):
+        results_dir = runs_dir(protocol)
+        claims = read_claims()["claims"]  # only the seeds rule reads them: their table, rows and kind
+        served = regeneration.served_final_runs(protocol, table_name, load_records(protocol), claims, scale)
+    else:
+        results_dir, served = Path(results_dir), experiments.served_runs(table_name, scale, overrides)
     spec = experiments.experiment_list(table_name)
     nested = table_name in ("table1", "table2")
     rows = order_rows(list(dict.fromkeys(r.row for r in spec["runs"])), nested)
-    out = TableRuns(rows=rows, records={r: [] for r in rows}, run_ids={r: [] for r in rows})
+    out = TableRuns(rows=rows, records={r: [] for r in rows}, run_ids={r: [] for r in rows}, directory=results_dir)
     composed: dict[tuple, object] = {}
-    for run, canonical, table in experiments.served_runs(table_name, scale, overrides):
+    for run, canonical, table in served:
         key = tuple(canonical.args())
         if key not in composed:
             composed[key] = compose(canonical.args())
@@ -161,12 +170,12 @@ def paired_cell_test(a_records: list[dict], b_records: list[dict], col: str, res
 def build(table_name: str, scale: str, results_dir: str | Path = "results/runs",
           overrides: list[str] | None = None) -> Table:
     """The table from results files; ``overrides`` are those its runs were trained with (e.g. local copies)."""
-    results_dir = Path(results_dir)
     spec = experiments.experiment_list(table_name)
     # the paper's tables take title and columns from paper_numbers.json; a table beyond the paper names its own
     paper = paper_numbers().get(table_name) or {"title": spec["title"], "columns": spec["columns"], "rows": {}}
     nested = table_name in ("table1", "table2")  # rows keyed <model>/<method>
     runs = load_runs(table_name, scale, results_dir, overrides)
+    results_dir = runs.directory  # the protocol's runs directory for a regenerated table
 
     def paper_value(row: str, col: str):
         if nested:
