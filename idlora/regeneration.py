@@ -28,6 +28,7 @@ from .experiments import RUN_TABLES, Run, canonical_runs, experiment_list
 from .protocol import base_overrides, choose, filed_overrides, final_overrides
 
 PRIMARY_SEEDS, CLAIM_SEEDS, OTHER_SEEDS = 5, 3, 1
+SEEDS = (PRIMARY_SEEDS, CLAIM_SEEDS, OTHER_SEEDS)  # a row in a primary claim, in another claim, in none
 _SEED_TAG = re.compile(r"_s\d+$")
 
 

@@ -275,7 +275,7 @@ def test_the_regeneration_cost_is_counted_per_arm_and_per_method_from_the_pilots
 
     arms = {"table1": {("gsm8k", "idlora", ()): 5, ("gsm8k", "lora", ()): 1},
             "table2": {("multitask", "idlora", ("x=1",)): 3}}
-    monkeypatch.setattr(protocol_cost, "table_arms", lambda scale="mini": arms)
+    monkeypatch.setattr(protocol_cost, "table_arms", lambda protocol, scale="mini": arms)
     records = [{"config": {"run_tag": f"_tune_lr{lr}_s100"}, "train": {"seconds": s}}
                for lr, s in ((1e-4, 90.0), (1e-3, 100.0), (3e-3, 400.0))]
     records += [{"config": {"run_tag": f"_final_s{i}"}, "train": {"seconds": s}, "benchmarks": {"gsm8k": {"seconds": e}}}
@@ -288,8 +288,10 @@ def test_the_regeneration_cost_is_counted_per_arm_and_per_method_from_the_pilots
     assert t1["wall_h_per_arm"] == pytest.approx((8 * 100 + 7 * 200) / 3600 / 2)
     assert t2["cpu_h_per_method"] == pytest.approx(4 * 200 / 3600)
     assert p["total"]["final_runs"] == 11 and "| **total** | 3 | 11 | 12 |" in protocol_cost.markdown(p)
-    assert protocol_cost._seeds("table2", "llama3_8b/idlora", load_claims()) == 5  # t2_idlora_ni_lora: primary
-    assert protocol_cost._seeds("table2", "llama3_8b/vera", load_claims()) == 1  # in no claim
+    from idlora.regeneration import seeds_of
+
+    assert seeds_of(shipped, "table2", "llama3_8b/idlora", load_claims()) == [1, 2, 3, 4, 5]  # a primary claim's
+    assert seeds_of(shipped, "table2", "llama3_8b/vera", load_claims()) == [1]  # in no claim
 
 
 def test_the_protocols_runs_are_refused_from_uncommitted_code_before_any_launch(shipped, monkeypatch):

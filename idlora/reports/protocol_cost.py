@@ -20,11 +20,11 @@ from __future__ import annotations
 
 from statistics import median
 
+from .. import regeneration
 from ..experiments import RUN_TABLES, served_runs
 from ..protocol import grid, stage_of
 from .preregistered import load_claims
 
-PRIMARY_SEEDS, CLAIM_SEEDS, OTHER_SEEDS = 5, 3, 1
 JOBS = 2  # runs at once on this machine, one thread each
 
 
@@ -32,21 +32,16 @@ def _arm(run) -> tuple:
     return run.experiment, run.method, tuple(o for o in run.overrides if not o.startswith(("seed=", "run_tag=")))
 
 
-def _seeds(table: str, row: str, claims: list[dict]) -> int:
-    kinds = {c["kind"] for c in claims if c["table"] == table and row in (c["arm_a"], c["arm_b"])}
-    return PRIMARY_SEEDS if "primary" in kinds else CLAIM_SEEDS if kinds else OTHER_SEEDS
-
-
-def table_arms(scale: str = "mini") -> dict[str, dict[tuple, int]]:
+def table_arms(protocol: dict, scale: str = "mini") -> dict[str, dict[tuple, int]]:
     """table -> {arm: seeds} for the arms first trained for that table (an arm served by an earlier table's run is
-    that table's; its seeds are the most any of its rows asks for)."""
+    that table's; its seeds are the most any of its rows asks for: ``regeneration.seeds_of``)."""
     claims, out, seen = load_claims(), {}, {}
     for table in RUN_TABLES:
         for run, serving, where in served_runs(table, scale):
             arm = _arm(serving)
             owner = seen.setdefault(arm, where)
             arms = out.setdefault(owner, {})
-            arms[arm] = max(arms.get(arm, 0), _seeds(table, run.row, claims))
+            arms[arm] = max(arms.get(arm, 0), len(regeneration.seeds_of(protocol, table, run.row, claims)))
     return {t: out.get(t, {}) for t in RUN_TABLES}
 
 
@@ -66,7 +61,7 @@ def projection(protocol: dict, records: list[dict], scale: str = "mini") -> dict
         return None
     candidates = len(grid(protocol, "lora"))
     rows, methods_tuned, experiments = [], set(), set()
-    for table, arms in table_arms(scale).items():
+    for table, arms in table_arms(protocol, scale).items():
         new_methods = {m for _, m, _ in arms} - methods_tuned
         new_experiments = {e for e, _, _ in arms} - experiments
         methods_tuned |= new_methods
@@ -79,7 +74,7 @@ def projection(protocol: dict, records: list[dict], scale: str = "mini") -> dict
             cpu = row[f"tune_runs_{plan}"] * unit["tune_s"] + row["final_runs"] * unit["final_s"]
             row[f"cpu_h_{plan}"], row[f"wall_h_{plan}"] = cpu / 3600, cpu / 3600 / JOBS
     total = {k: sum(r[k] for r in rows) for k in rows[0] if k != "table"}
-    return {"unit": unit, "jobs": JOBS, "seeds": [PRIMARY_SEEDS, CLAIM_SEEDS, OTHER_SEEDS], "tables": rows,
+    return {"unit": unit, "jobs": JOBS, "seeds": list(regeneration.SEEDS), "tables": rows,
             "total": total}
 
 
