@@ -8,6 +8,7 @@
 
     python scripts/protocol.py table=table3 stage=tune jobs=2    # a table's regeneration: its methods' tuning,
     python scripts/protocol.py table=table3 stage=final jobs=2   # then its bases and every arm on its seeds
+    python scripts/protocol.py stage=archive     # move the old runs that only regenerated tables read to the archive
 
 Each stage launches only runs whose complete results file is missing; stage=final reads the choice from the tuning
 runs' files (the report shows it) and refuses while the tuning is incomplete.
@@ -25,8 +26,15 @@ def main() -> None:
     from idlora.reports.protocol import write_report
     from idlora.runs.tuning import STAGES, run_missing, stage_runs
 
-    args = parse_overrides(sys.argv[1:], {"stage": (*STAGES, "report"), "jobs": ("1", "2"), "table": RUN_TABLES})
+    args = parse_overrides(sys.argv[1:], {"stage": (*STAGES, "archive", "report"), "jobs": ("1", "2"),
+                                          "table": RUN_TABLES})
     protocol, stage = load_protocol(), args.get("stage", "report")
+    if stage == "archive":
+        from idlora.runs.archive import archive
+
+        moved = archive(protocol)
+        print(f"{len(moved)} file(s) moved or copied into results/archive/mini-protocol-v2/")
+        return
     if stage != "report":
         runs = stage_runs(protocol, stage, load_records(protocol), args.get("table"))
         run_missing(protocol, runs, int(args.get("jobs", 1)))

@@ -128,3 +128,32 @@ def test_make_table_refuses_extra_overrides_for_a_regenerated_table(shipped, mon
     monkeypatch.setattr(orchestrate, "load_protocol", lambda: {**shipped, "regenerated": ["table3"]})
     with pytest.raises(ConfigError, match="built from the fair protocol's runs .* drop local_data.x=1"):
         orchestrate.make_table("table3", "mini", overrides=["local_data.x=1"])
+
+
+def test_an_old_run_is_archived_once_every_table_reading_it_is_regenerated(shipped, tmp_path, monkeypatch):
+    """Moved with its per-example file, never deleted; a run a table not regenerated yet still reads stays; the
+    regenerated table's files and the claims as they were are copied beside them."""
+    from idlora.runs import archive
+
+    monkeypatch.setattr(archive, "readers", lambda scale="mini": {"only3": {"table3"}, "shared": {"table3", "table_rb"},
+                                                                   "other": {"table2"}})
+    runs, tables = tmp_path / "runs", tmp_path / "tables"
+    runs.mkdir()
+    tables.mkdir()
+    for run_id in ("only3", "shared", "other"):
+        (runs / f"{run_id}.json").write_text("{}")
+        (runs / f"{run_id}.examples.json").write_text("{}")
+    (tables / "table3.md").write_text("old table 3")
+    (tmp_path / "CLAIMS.md").write_text("old claims")
+    protocol = {**shipped, "regenerated": ["table3"]}
+    moved = archive.archive(protocol, tmp_path)
+    target = tmp_path / archive.ARCHIVE
+    assert sorted(p.name for p in (target / "runs").iterdir()) == ["only3.examples.json", "only3.json"]
+    assert sorted(p.name for p in runs.iterdir()) == ["other.examples.json", "other.json", "shared.examples.json",
+                                                     "shared.json"]
+    assert (target / "tables" / "table3.md").read_text() == "old table 3" and (tables / "table3.md").exists()
+    assert (target / "CLAIMS.md").read_text() == "old claims" and "fair protocol" in (target / "README.md").read_text()
+    assert len(moved) == 5
+    (tmp_path / "CLAIMS.md").write_text("new claims")  # a second archive keeps the first copies
+    archive.archive({**protocol, "regenerated": ["table3", "table_rb"]}, tmp_path)
+    assert (target / "CLAIMS.md").read_text() == "old claims" and (target / "runs" / "shared.json").exists()
