@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import yaml
@@ -204,5 +205,16 @@ def filed_overrides(protocol: dict) -> list[str]:
 
 
 def load_records(protocol: dict) -> list[dict]:
-    """Every results record of the pilot (tuning, final, A/A and base runs)."""
+    """Every results record of the protocol's runs directory: the pilot's (tuning, final, A/A, horizon and base runs)
+    and the regenerated tables'."""
     return [json.loads(p.read_text()) for p in record_files(runs_dir(protocol))]
+
+
+_PILOT_TAG = re.compile(r"_(tune_lr[^_]+_s\d+|final_s\d+|aa_s\d+|horizon_\d+_lr[^_]+_s\d+|protocol)")
+
+
+def pilot_records(protocol: dict, records: list[dict]) -> list[dict]:
+    """The pilot's own runs among ``records``: its experiment, and a run tag without an arm of its own (a regenerated
+    table's ablation arm, e.g. ``_final_s1_norb`` of ID-LoRA, is a final run of ID-LoRA but not the pilot's)."""
+    return [r for r in records if r.get("experiment") == protocol["pilot"]["experiment"]
+            and _PILOT_TAG.fullmatch(r["config"].get("run_tag", ""))]

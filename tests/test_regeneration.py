@@ -157,3 +157,18 @@ def test_an_old_run_is_archived_once_every_table_reading_it_is_regenerated(shipp
     (tmp_path / "CLAIMS.md").write_text("new claims")  # a second archive keeps the first copies
     archive.archive({**protocol, "regenerated": ["table3", "table_rb"]}, tmp_path)
     assert (target / "CLAIMS.md").read_text() == "old claims" and (target / "runs" / "shared.json").exists()
+
+
+def test_the_pilots_report_reads_only_the_pilots_runs_not_a_tables_ablation_arms(shipped):
+    """Table 3's ID-LoRA without Rank Boosting is a final run of ID-LoRA on seed 1 in the same directory: the pilot's
+    verdicts must not take it for the pilot's ID-LoRA seed 1."""
+    from idlora.protocol import pilot_records
+
+    def record(experiment, tag):
+        return {"experiment": experiment, "config": {"run_tag": tag}}
+
+    kept = [record("multitask_llama3", t) for t in ("_final_s1", "_aa_s11", "_tune_lr0.001_s100", "_protocol",
+                                                    "_horizon_256_lr0.001_s100")]
+    dropped = [record("multitask_llama3", "_final_s1_norb"), record("multitask_llama32", "_final_s1"),
+               record("gsm8k_llama3", "_final_s1"), record("multitask_llama3", "_s1")]
+    assert pilot_records(shipped, [*kept, *dropped]) == kept

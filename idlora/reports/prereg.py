@@ -17,7 +17,7 @@ from collections import Counter
 from pathlib import Path
 
 from .. import regeneration
-from ..protocol import load_protocol, load_records, runs_dir
+from ..protocol import load_protocol, load_records, pilot_records, runs_dir
 from . import claims as earlier
 from . import verdicts
 from .plotting import pyplot, save
@@ -38,7 +38,7 @@ def protocol_evidence(scale: str) -> dict:
     (``pilot_arms``: the claims whose two arms ran every final seed, and why the others wait), ``aa`` (its A/A
     calibration) and ``horizon`` (whether the step budget binds the comparison: ``horizon_summary``)."""
     protocol = load_protocol()
-    records = [r for r in load_records(protocol) if r.get("scale") == scale]
+    records = [r for r in pilot_records(protocol, load_records(protocol)) if r.get("scale") == scale]
     if not records:
         return {"arms": {}, "pending": {}, "aa": None, "horizon": None}
     arms, pending = pilot_arms(protocol, records)

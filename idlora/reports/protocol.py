@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..files import atomic_write_json, atomic_write_text
-from ..protocol import choose, grid, load_records, runs_dir, stage_of
+from ..protocol import choose, grid, load_records, pilot_records, runs_dir, stage_of
 from . import paired, protocol_cost, verdicts
 from .plotting import pyplot, save
 from .preregistered import load_claims
@@ -169,7 +169,7 @@ def curves_figure(protocol: dict, records: list[dict], path: Path) -> Path | Non
 
 def write_report(protocol: dict, out: Path | None = None) -> list[Path]:
     """The pilot's report from its runs' files, into ``out`` (default: the pilot's results directory)."""
-    records = load_records(protocol)
+    records = pilot_records(protocol, load_records(protocol))
     out = Path(out or protocol["pilot"]["results_dir"])
     summary = tuning_summary(protocol, records)
     paths = [atomic_write_json(out / "tuning.json", summary),
