@@ -2,6 +2,8 @@
 method's choice on the seeds the claims fix, runs shared across tables and with the pilot, and a regenerated table
 read only from the protocol's runs."""
 
+from pathlib import Path
+
 import pytest
 from omegaconf import OmegaConf
 
@@ -172,3 +174,20 @@ def test_the_pilots_report_reads_only_the_pilots_runs_not_a_tables_ablation_arms
     dropped = [record("multitask_llama3", "_final_s1_norb"), record("multitask_llama32", "_final_s1"),
                record("gsm8k_llama3", "_final_s1"), record("multitask_llama3", "_s1")]
     assert pilot_records(shipped, [*kept, *dropped]) == kept
+
+
+def test_a_table_of_protocol_runs_says_what_the_protocol_fixed():
+    from idlora.reports.tables.from_runs import TableRuns, protocol_note
+    from idlora.reports.tables.render import Table
+
+    def run(method, seed, lr=1e-3, steps=96):
+        return {"method": method, "config": {"seed": seed}, "train": {"lr": lr, "steps": steps}}
+
+    runs = TableRuns(rows=["base", "lora", "idlora"], records={
+        "base": [run("base", 100, None, 0)], "lora": [run("lora", 1, 3.16e-3, 128)],
+        "idlora": [run("idlora", s) for s in (1, 2, 3, 4, 5)]}, run_ids={}, directory=Path("results/x"))
+    table = Table(name="t", title="t", scale="mini", rows=runs.rows, columns=[], row_labels={"idlora": "ID-LoRA"})
+    note = protocol_note(table, runs)
+    assert "in results/x: each method at the lr and step count its dev loss chose" in note
+    assert "(ID-LoRA 0.001 for 96 steps; LoRA 0.00316 for 128 steps)" in note
+    assert note.endswith("(seeds a row: base 1; lora 1; ID-LoRA 5).")

@@ -303,9 +303,25 @@ def data_sources_note(runs: TableRuns, columns) -> str:
     return "Data: " + "; ".join(f"{', '.join(cols)}: {label}" for label, cols in by_source.items()) + "."
 
 
+def protocol_note(table: Table, runs: TableRuns) -> str:
+    """What the fair protocol fixed for a table made of its runs: each method's dev-chosen lr and steps, and the
+    seeds of each row."""
+    chosen = sorted({(r["method"], r["train"]["lr"], r["train"]["steps"]) for rs in runs.records.values() for r in rs
+                     if r["method"] != "base"})
+    seeds = "; ".join(f"{table.row_labels.get(row, row)} {len(runs.records[row])}" for row in runs.rows
+                      if runs.records[row])
+    return ("Protocol: every run was made under the fair protocol (docs/protocol.md), in " + str(runs.directory)
+            + ": each method at the lr and step count its dev loss chose on the tuning seed ("
+            + "; ".join(f"{table_label(m)} {lr:g} for {steps} steps" for m, lr, steps in chosen)
+            + "), its final seeds fixed in advance by the pre-registered claims (seeds a row: " + seeds + ").")
+
+
 def _notes(table: Table, scale: str, runs: TableRuns, sig, tests: list, problems: list[str]) -> None:
     old = sorted({r["run_id"] for rs in runs.records.values() for r in rs
                   if r["method"] != "base" and not made_under_protocol(r)})
+    trained = [r for rs in runs.records.values() for r in rs if r["method"] != "base"]
+    if trained and not old:
+        table.notes.append(protocol_note(table, runs))
     if old:
         table.notes.append(f"Protocol: {len(old)} of this table's runs were made before the fair protocol "
                            "(docs/protocol.md), under the mini protocol: one lr for every adapter, chosen on LoRA, a "
