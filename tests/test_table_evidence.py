@@ -119,6 +119,7 @@ def test_a_table_of_runs_made_before_the_fair_protocol_says_so_and_one_made_unde
     for run_id in ids:  # a run under the protocol records its dev loss
         path = tmp_path / f"{run_id}.json"
         record = json.loads(path.read_text())
-        record["train"] = {**(record.get("train") or {}), "dev_curve": [{"step": 32, "loss": 1.5}]}
+        record["train"] = {**(record.get("train") or {}), "dev_curve": [{"step": 32, "loss": 1.5}], "steps": 32}
         path.write_text(json.dumps(record))
-    assert not any(x.startswith("Protocol: ") for x in build_table("table2", "tiny", str(tmp_path)).notes)
+    notes = [x for x in build_table("table2", "tiny", str(tmp_path)).notes if x.startswith("Protocol: ")]
+    assert len(notes) == 1 and notes[0].startswith("Protocol: every run was made under the fair protocol")

@@ -306,8 +306,8 @@ def data_sources_note(runs: TableRuns, columns) -> str:
 def protocol_note(table: Table, runs: TableRuns) -> str:
     """What the fair protocol fixed for a table made of its runs: each method's dev-chosen lr and steps, and the
     seeds of each row."""
-    chosen = sorted({(r["method"], r["train"]["lr"], r["train"]["steps"]) for rs in runs.records.values() for r in rs
-                     if r["method"] != "base"})
+    chosen = sorted({(r["method"], r["train"].get("lr") or 0.0, r["train"].get("steps") or 0)
+                     for rs in runs.records.values() for r in rs if r["method"] != "base"})
     seeds = "; ".join(f"{table.row_labels.get(row, row)} {len(runs.records[row])}" for row in runs.rows
                       if runs.records[row])
     return ("Protocol: every run was made under the fair protocol (docs/protocol.md), in " + str(runs.directory)
