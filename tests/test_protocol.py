@@ -26,9 +26,9 @@ def _write(tmp_path, doc):
 
 def test_the_shipped_protocol_gives_every_method_the_same_budget(shipped):
     grids = shipped["lr_grid"]
-    assert len(grids["adapters"]) == len(grids["fft"]) == 4
+    assert len(grids["adapters"]) == len(grids["fft"]) == 5  # 4, then one more for every method (the amendment)
     ratios = np.diff(np.log10(grids["adapters"]))
-    assert ratios == pytest.approx([0.5] * 3, abs=0.001)  # x sqrt(10)
+    assert ratios == pytest.approx([0.5] * 4, abs=0.001)  # x sqrt(10)
     assert shipped["tuning_seed"] not in shipped["final_seeds"] + shipped["aa_seeds"]
     assert len(shipped["final_seeds"]) == 5  # the primary ID-LoRA vs LoRA pairs (issue 36)
     assert set(shipped["pilot"]["claims"]) <= {c["id"] for c in load_claims() if c["kind"] == "primary"}
@@ -73,13 +73,16 @@ def test_the_choice_is_the_lowest_dev_loss_ties_to_the_smaller_lr_and_earlier_st
     records = [_tuning_record("lora", 1e-4, [2.0, 1.9, 1.8, 1.7]),
                _tuning_record("lora", 3.16e-4, [1.6, 1.5, 1.45005, 1.45]),   # 1.45005 is within the tie of 1.45
                _tuning_record("lora", 1e-3, [1.5, 1.45, 1.46, 1.47]),
-               _tuning_record("lora", 3.16e-3, [3.0, float("nan"), 9.0, 9.0])]
+               _tuning_record("lora", 3.16e-3, [3.0, float("nan"), 9.0, 9.0]),
+               _tuning_record("lora", 1e-2, [float("nan")] * 4)]  # a diverged run is no candidate
     pick = choose(shipped, records, ["lora"])["lora"]
     # lowest: 1.45 (3.16e-4 @ 128, 1e-3 @ 64); tied within 1e-4: 3.16e-4 @ 96 too; smaller lr, then earlier step
     assert (pick["lr"], pick["step"], pick["edge"]) == (3.16e-4, 96, False)
-    edge = choose(shipped, [*records[:3], _tuning_record("lora", 3.16e-3, [1.0, 1.0, 1.0, 1.0])], ["lora"])["lora"]
-    assert (edge["lr"], edge["step"], edge["edge"]) == (3.16e-3, 32, True)
-    with pytest.raises(ConfigError, match=r"tuning of lora is incomplete: no results file for lr \[0.00316\]"):
+    edge = choose(shipped, [*records[:4], _tuning_record("lora", 1e-2, [1.0, 1.0, 1.0, 1.0])], ["lora"])["lora"]
+    assert (edge["lr"], edge["step"], edge["edge"]) == (1e-2, 32, True)
+    inner = choose(shipped, [*records[:4], _tuning_record("lora", 1e-2, [2.0] * 4)], ["lora"])["lora"]
+    assert (inner["lr"], inner["edge"]) == (3.16e-4, False)  # the old top, 3.16e-3, is no edge any more
+    with pytest.raises(ConfigError, match=r"tuning of lora is incomplete: no results file for lr \[0.00316, 0.01\]"):
         choose(shipped, records[:3], ["lora"])
     # a run at an lr outside the grid is not part of the budget, however low its dev loss
     outside = choose(shipped, [*records, _tuning_record("lora", 5e-4, [0.1, 0.1, 0.1, 0.1])], ["lora"])["lora"]
@@ -256,7 +259,7 @@ def test_table5_at_mini_prints_the_tuned_lr_and_steps_and_table4_says_it_is_not_
 
     records = [_tuning_record("idlora", lr, losses) for lr, losses in
                ((1e-4, [2.0, 1.9, 1.8, 1.7]), (3.16e-4, [1.6, 1.2, 1.3, 1.4]), (1e-3, [1.5, 1.45, 1.46, 1.47]),
-                (3.16e-3, [3.0, 3.0, 3.0, 3.0]))]
+                (3.16e-3, [3.0, 3.0, 3.0, 3.0]), (1e-2, [4.0, 4.0, 4.0, 4.0]))]
     monkeypatch.setattr(protocol_module, "load_records", lambda protocol: records)
     t5 = hyperparams.build("table5", "mini")
     md = t5.to_markdown()
@@ -283,11 +286,11 @@ def test_the_regeneration_cost_is_counted_per_arm_and_per_method_from_the_pilots
     p = protocol_cost.projection(shipped, records)
     assert p["unit"] == {"tune_s": 100.0, "final_s": 200.0, "n_tune": 3, "n_final": 3}
     t1, t2 = p["tables"]
-    assert (t1["arms"], t1["final_runs"], t1["tune_runs_per_arm"], t1["tune_runs_per_method"]) == (2, 7, 8, 8)
-    assert (t2["arms"], t2["final_runs"], t2["tune_runs_per_arm"], t2["tune_runs_per_method"]) == (1, 4, 4, 0)
-    assert t1["wall_h_per_arm"] == pytest.approx((8 * 100 + 7 * 200) / 3600 / 2)
+    assert (t1["arms"], t1["final_runs"], t1["tune_runs_per_arm"], t1["tune_runs_per_method"]) == (2, 7, 10, 10)
+    assert (t2["arms"], t2["final_runs"], t2["tune_runs_per_arm"], t2["tune_runs_per_method"]) == (1, 4, 5, 0)
+    assert t1["wall_h_per_arm"] == pytest.approx((10 * 100 + 7 * 200) / 3600 / 2)
     assert t2["cpu_h_per_method"] == pytest.approx(4 * 200 / 3600)
-    assert p["total"]["final_runs"] == 11 and "| **total** | 3 | 11 | 12 |" in protocol_cost.markdown(p)
+    assert p["total"]["final_runs"] == 11 and "| **total** | 3 | 11 | 15 |" in protocol_cost.markdown(p)
     from idlora.regeneration import seeds_of
 
     assert seeds_of(shipped, "table2", "llama3_8b/idlora", load_claims()) == [1, 2, 3, 4, 5]  # a primary claim's
