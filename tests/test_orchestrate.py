@@ -9,6 +9,7 @@ import time
 import pytest
 
 from idlora.errors import ConfigError
+from idlora.eval.evaluate import SCORING_LOCK
 from idlora.experiments import Run
 from idlora.runs import orchestrate
 
@@ -26,7 +27,7 @@ def test_parallel_runs_each_once_at_most_jobs_at_a_time(tmp_path, monkeypatch, c
         with lock:
             active[0] += 1
             peak[0] = max(peak[0], active[0])
-            calls.append((run_id, env["OMP_NUM_THREADS"], env["MKL_NUM_THREADS"]))
+            calls.append((run_id, env["OMP_NUM_THREADS"], env["MKL_NUM_THREADS"], env[SCORING_LOCK]))
         stdout.write(f"training {run_id}\nlast line of {run_id}\n")
         deadline = time.time() + 60  # the first run waits for the second to start (a loaded machine is slow)
         while len(calls) < 2 and time.time() < deadline:
@@ -42,7 +43,8 @@ def test_parallel_runs_each_once_at_most_jobs_at_a_time(tmp_path, monkeypatch, c
 
     assert sorted(c[0] for c in calls) == sorted(["lora", "dora", "idlora", "hydralora", "moelora"])
     assert peak[0] == 2  # two at once, never more
-    assert {c[1:] for c in calls} == {("2", "2")}  # 4 cores / 2 jobs
+    # 4 cores / 2 jobs; their benchmarks scored one at a time, under one lock beside the logs
+    assert {c[1:] for c in calls} == {("2", "2", str(tmp_path / "runs" / "logs" / ".scoring.lock"))}
     assert failed == ["gsm8k_llama3.tiny.dora"]
     logs = sorted(p.name for p in (tmp_path / "runs" / "logs").iterdir())
     assert logs == sorted(f"gsm8k_llama3.tiny.{m}.log" for m in ("lora", "dora", "idlora", "hydralora", "moelora"))
@@ -57,13 +59,46 @@ def test_one_job_streams_to_the_terminal_without_capping_threads(tmp_path, monke
     seen = []
 
     def fake_run(args, cwd=None, env=None, stdout=None, stderr=None):
-        seen.append((stdout, env.get("OMP_NUM_THREADS")))
+        seen.append((stdout, env.get("OMP_NUM_THREADS"), env.get(SCORING_LOCK)))
         return type("Done", (), {"returncode": 0})()
 
     monkeypatch.setattr(orchestrate.subprocess, "run", fake_run)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv(SCORING_LOCK, raising=False)
     assert orchestrate.run_all_locally(_runs()[:2], tmp_path / "results", None, jobs=1) == []
-    assert seen == [(None, None), (None, None)]
+    assert seen == [(None, None, None), (None, None, None)]
+
+
+def test_a_benchmark_is_scored_holding_the_launchers_lock_and_the_wait_is_no_benchmarks_time(tmp_path, monkeypatch):
+    """With the launcher's lock set, each benchmark is scored while holding it (another process's scoring waits:
+    two MMLU scorings at once were killed for memory); without it nothing is locked."""
+    from filelock import FileLock, Timeout
+
+    from idlora.eval import evaluate
+
+    lock_path, held = tmp_path / ".scoring.lock", []
+
+    def fake_score(name, cfg, model, tokenizer, scoring, results_path):
+        try:
+            FileLock(str(lock_path)).acquire(timeout=0)  # a second holder, as another run's process would be
+            held.append((name, False))
+        except Timeout:
+            held.append((name, True))
+        return {name: 1.0}
+
+    monkeypatch.setattr(evaluate, "_score_one", fake_score)
+    monkeypatch.setattr(evaluate, "check_eval_config", lambda eval_cfg, benchmarks=None: ["gsm8k", "mmlu"])
+    monkeypatch.setattr(evaluate, "_scoring_precision", lambda cfg, model: {"used": "fp32"})
+    model = type("M", (), {"eval": lambda self: self})()
+    monkeypatch.setattr(evaluate, "inference_model", lambda m: m)
+    monkeypatch.setenv(SCORING_LOCK, str(lock_path))
+    summary = evaluate.evaluate_run(type("C", (), {"eval": None})(), model, None, results_path=tmp_path / "r.json")
+    assert summary == {"gsm8k": {"gsm8k": 1.0}, "mmlu": {"mmlu": 1.0}} and held == [("gsm8k", True), ("mmlu", True)]
+    FileLock(str(lock_path)).acquire(timeout=0)  # released after scoring
+    monkeypatch.delenv(SCORING_LOCK)
+    held.clear()
+    evaluate.evaluate_run(type("C", (), {"eval": None})(), model, None, results_path=tmp_path / "r2.json")
+    assert held == [("gsm8k", False), ("mmlu", False)]
 
 
 @pytest.mark.parametrize("value,scale,cuda,cpus,expected", [

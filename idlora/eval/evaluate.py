@@ -13,11 +13,14 @@ a benchmark that crashes is recorded as an error and the others still run, so no
 from __future__ import annotations
 
 import json
+import os
 import time
+from contextlib import contextmanager, nullcontext
 import traceback
 from pathlib import Path
 
 import torch
+from filelock import FileLock
 from omegaconf import DictConfig, OmegaConf
 from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -89,6 +92,19 @@ def run_benchmark(name: str, model, tokenizer, eval_cfg: DictConfig, family: str
     return metrics, per_example, {**bench.info, "data_source": benchmark_source(eval_cfg, name)}
 
 
+# A lock file's path, set by the launcher running several runs at once: each benchmark is then scored while holding
+# it, one at a time across those runs (a benchmark's memory peak, not its numbers, depends on what runs beside it).
+SCORING_LOCK = "IDLORA_SCORING_LOCK"
+
+
+@contextmanager
+def one_scoring_at_a_time():
+    """Hold the machine's scoring lock if the launcher set one (``SCORING_LOCK``); otherwise nothing."""
+    path = os.environ.get(SCORING_LOCK)
+    with FileLock(path) if path else nullcontext():
+        yield
+
+
 JUDGES = ("keyword", "model")
 CHOICES = {"judge": JUDGES, "mc_form": MC_FORMS, "humaneval_set": HUMANEVAL_SETS}  # eval keys with fixed values
 
@@ -148,21 +164,26 @@ def evaluate_run(cfg: DictConfig, model=None, tokenizer=None, benchmarks: list[s
     scoring = _scoring_precision(cfg, model)
     summary = {}
     for name in names:
-        start = time.time()
-        try:
-            with scoring_in(scoring["used"], model):
-                metrics, per_example, info = run_benchmark(name, model, tokenizer, cfg.eval, cfg.model.family,
-                                                           seed=cfg.seed)
-            info = {**info, "precision": scoring}
-        except ConfigError:
-            raise
-        except Exception as e:  # one benchmark's crash must not lose the others' results
-            summary[name] = {"error": f"{type(e).__name__}: {e}"}
-            update_metrics(results_path, name, {}, [], time.time() - start,
-                           error=f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=5)}")
-            print(f"{name}: FAILED ({type(e).__name__}: {e})")
-            continue
-        update_metrics(results_path, name, metrics, per_example, time.time() - start, info=info)
-        summary[name] = metrics
-        print(f"{name}: " + ", ".join(f"{k}={v:.2f}" for k, v in metrics.items()))
+        with one_scoring_at_a_time():  # the wait for it is no benchmark's time
+            summary[name] = _score_one(name, cfg, model, tokenizer, scoring, results_path)
     return summary
+
+
+def _score_one(name: str, cfg: DictConfig, model, tokenizer, scoring: dict, results_path: Path) -> dict:
+    """Score one benchmark and merge it into the results file; a crash is recorded as the benchmark's error."""
+    start = time.time()
+    try:
+        with scoring_in(scoring["used"], model):
+            metrics, per_example, info = run_benchmark(name, model, tokenizer, cfg.eval, cfg.model.family,
+                                                       seed=cfg.seed)
+        info = {**info, "precision": scoring}
+    except ConfigError:
+        raise
+    except Exception as e:  # one benchmark's crash must not lose the others' results
+        update_metrics(results_path, name, {}, [], time.time() - start,
+                       error=f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=5)}")
+        print(f"{name}: FAILED ({type(e).__name__}: {e})")
+        return {"error": f"{type(e).__name__}: {e}"}
+    update_metrics(results_path, name, metrics, per_example, time.time() - start, info=info)
+    print(f"{name}: " + ", ".join(f"{k}={v:.2f}" for k, v in metrics.items()))
+    return metrics

@@ -8,7 +8,9 @@ idle (a run's numbers do not depend on its thread count: tested), and one at a t
 each run takes every GPU through Accelerate). A run whose results file is
 complete and holds the same config is skipped, so an interrupted ``make tableN`` redoes only what is missing.
 Each run holds a file lock while it trains, so two table targets started at once never train the same run
-twice or write one results file together.
+twice or write one results file together. Runs launched together train at once but score one benchmark at a time
+(``evaluate.SCORING_LOCK``): one run's MMLU scoring through lm-eval holds up to 13 GB (its batch's full-vocabulary
+log-probabilities), and two of them at once were killed for memory on a 24 GB machine.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from filelock import FileLock
 
 from .. import regeneration
 from ..errors import ConfigError
+from ..eval.evaluate import SCORING_LOCK
 from ..experiments import RUN_TABLES, Run, served_runs
 from ..protocol import OUTPUT_ROOT, load_protocol, load_records, runs_dir
 from ..reports.preregistered import load_claims
@@ -71,6 +74,8 @@ def run_locally(run: Run, results_dir: Path, output_root: str | None = None, thr
         env = dict(os.environ)
         if threads:
             env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+        if log is not None:  # runs at once: their benchmarks are scored one at a time (evaluate.SCORING_LOCK)
+            env[SCORING_LOCK] = str(log.parent / ".scoring.lock")
         return all(_run_command(cmd, run_id, env, log) for cmd in _commands(placed))
 
 
