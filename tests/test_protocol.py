@@ -230,6 +230,10 @@ def test_make_claims_judges_the_pilots_claims_on_its_final_runs_and_prints_the_a
         records.append({**r, "run_id": f"aa{seed}", "config": {"run_tag": f"_aa_s{seed}", "seed": seed}})
     for r in records:
         r["scale"] = "mini"
+    protocol["regenerated"] = []  # every other claim on the (empty) tables' runs, whatever the repository has run
+    from idlora.reports.tables import from_runs
+
+    monkeypatch.setattr(from_runs, "load_protocol", lambda: protocol)
     monkeypatch.setattr(prereg, "load_protocol", lambda: protocol)
     monkeypatch.setattr(prereg, "load_records", lambda p: records)
     empty = tmp_path / "empty"
