@@ -301,6 +301,24 @@ def test_the_regeneration_cost_is_counted_per_arm_and_per_method_from_the_pilots
     assert seeds_of(shipped, "table2", "llama3_8b/vera", load_claims()) == [1]  # in no claim
 
 
+def test_the_measured_cost_of_a_regenerated_table_sums_only_the_runs_trained_for_it(shipped, monkeypatch):
+    """Hand-counted: table3 trains x and y (y has no results file yet) and borrows table2's z: 1 of 2 found,
+    100 s of training + 50 s of scoring = 150 s."""
+    from idlora.reports import protocol_cost
+
+    def run(run_id):
+        return type("R", (), {"config": lambda self: type("C", (), {"run_id": run_id})()})()
+
+    served = [(None, run("x"), "table3"), (None, run("y"), "table3"), (None, run("z"), "table2")]
+    monkeypatch.setattr(protocol_cost.regeneration, "served_final_runs", lambda *a, **k: served)
+    records = [{"run_id": "x", "train": {"seconds": 100.0}, "benchmarks": {"mmlu": {"seconds": 50.0}}},
+               {"run_id": "z", "train": {"seconds": 999.0}}]
+    rows = protocol_cost.measured({**shipped, "regenerated": ["table3"]}, records)
+    assert rows == [{"table": "table3", "runs": 2, "found": 1, "cpu_h": 150 / 3600, "median_s": 150.0,
+                     "served_by_earlier": 1}]
+    assert "| table3 | 2 | 1 | 1 | 0.0 | 150 | 0.0 |" in "\n".join(protocol_cost._measured_markdown(rows))
+
+
 def test_the_protocols_runs_are_refused_from_uncommitted_code_before_any_launch(shipped, monkeypatch):
     """A run's record names its commit: with a changed or untracked code file (or no git) nothing is launched and the
     message names the files and the fix; with every run complete nothing needs the check."""

@@ -183,6 +183,8 @@ def write_report(protocol: dict, out: Path | None = None) -> list[Path]:
     paths += [atomic_write_json(out / "pilot.json", judged),
               atomic_write_text(out / "pilot.md", _pilot_markdown(protocol, judged))]
     cost = protocol_cost.projection(protocol, records)
+    if cost is not None:
+        cost["measured"] = protocol_cost.measured(protocol, load_records(protocol))
     return [*paths, atomic_write_json(out / "cost.json", cost),
             atomic_write_text(out / "cost.md", protocol_cost.markdown(cost))]
 

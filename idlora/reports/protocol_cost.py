@@ -4,7 +4,7 @@ measured run times (``results/protocol/pilot/cost.md``, written with the pilot's
 The unit is an *arm*: a table row's runs without their seed (experiment, method, overrides), counted once over the
 tables (``experiments.served_runs``: a run identical in effect to an earlier table's is that table's). Per arm:
 
-- **tuning**: the protocol's 4 lr candidates on the tuning seed (no scoring), either on the arm's own experiment
+- **tuning**: the protocol's lr candidates (``lr_grid``) on the tuning seed (no scoring), either on the arm's own experiment
   (plan *per arm*) or once per method (plan *per method*: each method tuned once on the pilot's experiment, every
   arm of that method trained at its choice);
 - **final runs**: 5 seeds for a row in a primary claim, 3 for a row in any other claim, 1 for a row in none
@@ -14,6 +14,9 @@ A tuning run costs the median training time of the pilot's tuning runs, a final 
 time of its final and A/A runs (one thread each, two runs at once: wall time is half the CPU time). Every experiment
 is assumed to cost what the pilot's multi-task one does: single-task runs score one benchmark, not four, so their
 projection is an upper bound. The pilot's own runs (Table 2's ID-LoRA and LoRA) are counted as if still to run.
+
+Beside the projection, ``measured``: for each table already regenerated, the seconds its runs took (training and
+scoring, from their results files), counting the runs trained for that table, not those an earlier table's serve.
 """
 
 from __future__ import annotations
@@ -48,10 +51,28 @@ def table_arms(protocol: dict, scale: str = "mini") -> dict[str, dict[tuple, int
 def unit_seconds(records: list[dict]) -> dict:
     """The pilot's measured seconds: a tuning run (training), a final run (training and scoring), with counts."""
     tune = [r["train"]["seconds"] for r in records if stage_of(r) == "tune"]
-    final = [r["train"]["seconds"] + sum(b.get("seconds") or 0 for b in (r.get("benchmarks") or {}).values())
-             for r in records if stage_of(r) in ("final", "aa")]
+    final = [_seconds(r) for r in records if stage_of(r) in ("final", "aa")]
     return {"tune_s": median(tune) if tune else None, "final_s": median(final) if final else None,
             "n_tune": len(tune), "n_final": len(final)}
+
+
+def _seconds(record: dict) -> float:
+    """A run's measured seconds: its training and each benchmark's scoring."""
+    return record["train"]["seconds"] + sum(b.get("seconds") or 0 for b in (record.get("benchmarks") or {}).values())
+
+
+def measured(protocol: dict, records: list[dict], scale: str = "mini") -> list[dict]:
+    """Per regenerated table: the protocol runs trained for it (``regeneration.served_final_runs``: not those an
+    earlier table's run serves), how many have a results file, and their measured CPU hours (one thread a run)."""
+    by_id, claims, out = {r["run_id"]: r for r in records}, load_claims(), []
+    for table in protocol.get("regenerated") or []:
+        served = regeneration.served_final_runs(protocol, table, records, claims, scale)
+        own = {s.config().run_id for _, s, where in served if where == table}
+        seconds = [_seconds(by_id[i]) for i in sorted(own) if i in by_id]
+        out.append({"table": table, "runs": len(own), "found": len(seconds), "cpu_h": sum(seconds) / 3600,
+                    "median_s": median(seconds) if seconds else None,
+                    "served_by_earlier": len({s.config().run_id for _, s, where in served if where != table})})
+    return out
 
 
 def projection(protocol: dict, records: list[dict], scale: str = "mini") -> dict | None:
@@ -95,4 +116,19 @@ def markdown(p: dict | None) -> str:
     for r in [*p["tables"], {"table": "**total**", **p["total"]}]:
         lines.append(f"| {r['table']} | {r['arms']} | {r['final_runs']} | {r['tune_runs_per_arm']} | "
                      f"{r['wall_h_per_arm']:.1f} | {r['tune_runs_per_method']} | {r['wall_h_per_method']:.1f} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _measured_markdown(p.get("measured") or [])) + "\n"
+
+
+def _measured_markdown(rows: list[dict]) -> list[str]:
+    if not rows:
+        return []
+    lines = ["", "## Measured: the regenerated tables", "",
+             "The runs each regenerated table trained (runs an earlier table's serve are that table's), their seconds "
+             "of training and scoring summed from their results files; one thread a run.", "",
+             "| table | runs trained for it | with a results file | served by an earlier table's | CPU h | "
+             "median s a run | wall h, 2 at once |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        median_s = "—" if r["median_s"] is None else f"{r['median_s']:.0f}"
+        lines.append(f"| {r['table']} | {r['runs']} | {r['found']} | {r['served_by_earlier']} | {r['cpu_h']:.1f} | "
+                     f"{median_s} | {r['cpu_h'] / JOBS:.1f} |")
+    return lines
