@@ -99,3 +99,13 @@ def test_readme_peft_section_shows_several_adapters_and_the_lm_eval_command(monk
     monkeypatch.setattr(sys, "argv", ["lm_eval", *argv[3:]])
     args = HarnessCLI().parse_args()
     assert args.model == "hf" and "peft" in args.model_args and args.tasks  # model_args: a dict of key=value
+
+
+def test_every_code_path_the_docs_name_exists():
+    """A doc that names ``idlora/…py``, ``scripts/…py`` or ``tests/…py`` names a file that is there (two docs named
+    modules under their old paths after a move)."""
+    path = re.compile(r"(?<![\w/.])((?:idlora|scripts|tests)/[\w/]+\.py)\b")
+    docs = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    missing = [f"{doc.relative_to(REPO)}: {p}" for doc in docs
+               for p in sorted(set(path.findall(doc.read_text(encoding="utf-8")))) if not (REPO / p).is_file()]
+    assert not missing, "docs name files that do not exist:\n" + "\n".join(missing)
