@@ -106,6 +106,7 @@ def test_every_code_path_the_docs_name_exists():
     modules under their old paths after a move)."""
     path = re.compile(r"(?<![\w/.])((?:idlora|scripts|tests)/[\w/]+\.py)\b")
     docs = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
-    missing = [f"{doc.relative_to(REPO)}: {p}" for doc in docs
-               for p in sorted(set(path.findall(doc.read_text(encoding="utf-8")))) if not (REPO / p).is_file()]
+    named = {doc: sorted(set(path.findall(doc.read_text(encoding="utf-8")))) for doc in docs}
+    missing = [f"{doc.relative_to(REPO)}: {p}" for doc, paths in named.items() for p in paths
+               if not (REPO / p).is_file()]
     assert not missing, "docs name files that do not exist:\n" + "\n".join(missing)

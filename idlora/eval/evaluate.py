@@ -15,8 +15,8 @@ from __future__ import annotations
 import json
 import os
 import time
-from contextlib import contextmanager, nullcontext
 import traceback
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import torch

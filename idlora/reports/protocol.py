@@ -169,7 +169,8 @@ def curves_figure(protocol: dict, records: list[dict], path: Path) -> Path | Non
 
 def write_report(protocol: dict, out: Path | None = None) -> list[Path]:
     """The pilot's report from its runs' files, into ``out`` (default: the pilot's results directory)."""
-    records = pilot_records(protocol, load_records(protocol))
+    every = load_records(protocol)  # the pilot's runs and the regenerated tables' (their measured cost)
+    records = pilot_records(protocol, every)
     out = Path(out or protocol["pilot"]["results_dir"])
     summary = tuning_summary(protocol, records)
     paths = [atomic_write_json(out / "tuning.json", summary),
@@ -184,7 +185,7 @@ def write_report(protocol: dict, out: Path | None = None) -> list[Path]:
               atomic_write_text(out / "pilot.md", _pilot_markdown(protocol, judged))]
     cost = protocol_cost.projection(protocol, records)
     if cost is not None:
-        cost["measured"] = protocol_cost.measured(protocol, load_records(protocol))
+        cost["measured"] = protocol_cost.measured(protocol, every)
     return [*paths, atomic_write_json(out / "cost.json", cost),
             atomic_write_text(out / "cost.md", protocol_cost.markdown(cost))]
 
@@ -252,7 +253,7 @@ def _run_times(records: list[dict]) -> list[dict]:
     """Each run's CPU time: training (with its dev points) and scoring, in seconds."""
     return [{"run": r["run_id"], "stage": stage_of(r) or "base", "seed": r["config"]["seed"],
              "lr": r["train"]["lr"], "steps": r["train"]["steps"], "train_s": round(r["train"]["seconds"], 1),
-             "eval_s": round(sum(b.get("seconds") or 0 for b in (r.get("benchmarks") or {}).values()), 1),
+             "eval_s": round(protocol_cost.scoring_seconds(r), 1),
              "threads": r["provenance"]["hardware"].get("torch_threads")} for r in records]
 
 

@@ -4,9 +4,9 @@ measured run times (``results/protocol/pilot/cost.md``, written with the pilot's
 The unit is an *arm*: a table row's runs without their seed (experiment, method, overrides), counted once over the
 tables (``experiments.served_runs``: a run identical in effect to an earlier table's is that table's). Per arm:
 
-- **tuning**: the protocol's lr candidates (``lr_grid``) on the tuning seed (no scoring), either on the arm's own experiment
-  (plan *per arm*) or once per method (plan *per method*: each method tuned once on the pilot's experiment, every
-  arm of that method trained at its choice);
+- **tuning**: the protocol's lr candidates (``lr_grid``) on the tuning seed (no scoring), either on the arm's own
+  experiment (plan *per arm*) or once per method (plan *per method*: each method tuned once on the pilot's
+  experiment, every arm of that method trained at its choice);
 - **final runs**: 5 seeds for a row in a primary claim, 3 for a row in any other claim, 1 for a row in none
   (``claims/preregistered.yaml``), each trained and scored once; plus one untrained base run per experiment.
 
@@ -56,9 +56,14 @@ def unit_seconds(records: list[dict]) -> dict:
             "n_tune": len(tune), "n_final": len(final)}
 
 
+def scoring_seconds(record: dict) -> float:
+    """A run's measured seconds of scoring: each benchmark's."""
+    return sum(b.get("seconds") or 0 for b in (record.get("benchmarks") or {}).values())
+
+
 def _seconds(record: dict) -> float:
-    """A run's measured seconds: its training and each benchmark's scoring."""
-    return record["train"]["seconds"] + sum(b.get("seconds") or 0 for b in (record.get("benchmarks") or {}).values())
+    """A run's measured seconds: its training and its scoring."""
+    return record["train"]["seconds"] + scoring_seconds(record)
 
 
 def measured(protocol: dict, records: list[dict], scale: str = "mini") -> list[dict]:
@@ -67,11 +72,11 @@ def measured(protocol: dict, records: list[dict], scale: str = "mini") -> list[d
     by_id, claims, out = {r["run_id"]: r for r in records}, load_claims(), []
     for table in protocol.get("regenerated") or []:
         served = regeneration.served_final_runs(protocol, table, records, claims, scale)
-        own = {s.config().run_id for _, s, where in served if where == table}
-        seconds = [_seconds(by_id[i]) for i in sorted(own) if i in by_id]
+        owner = {s.config().run_id: where for _, s, where in served}  # composed once a serving run
+        own = sorted(i for i, where in owner.items() if where == table)
+        seconds = [_seconds(by_id[i]) for i in own if i in by_id]
         out.append({"table": table, "runs": len(own), "found": len(seconds), "cpu_h": sum(seconds) / 3600,
-                    "median_s": median(seconds) if seconds else None,
-                    "served_by_earlier": len({s.config().run_id for _, s, where in served if where != table})})
+                    "median_s": median(seconds) if seconds else None, "served_by_earlier": len(owner) - len(own)})
     return out
 
 
